@@ -1,0 +1,258 @@
+// Package abi is the versioned contract between the connhost host and its
+// WebAssembly plugins: export and import names, the result envelope, error
+// kinds, wire types and the plugin manifest. SPEC.md in this directory is the
+// normative description; this package is its Go rendering, shared by the host
+// and the Go guest SDK. It has no dependencies outside the standard library so
+// that it compiles for GOOS=wasip1.
+package abi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Version is the ABI version this package describes. A guest reports the
+// version it was built for from ExportABIVersion; the host refuses guests
+// whose version it does not serve.
+const Version = 1
+
+// ImportModule is the name of the wasm import module that holds every host
+// function of ABI version 1. A later ABI version gets a new module name so a
+// host can serve both at once.
+const ImportModule = "connhost_v1"
+
+// Names of the functions a guest exports.
+const (
+	ExportMemory     = "memory"
+	ExportInitialize = "_initialize" // WASI reactor initialiser; optional
+	ExportABIVersion = "connhost_abi_version"
+	ExportConfigure  = "connhost_configure"
+	ExportCall       = "connhost_call"
+	ExportHTTP       = "connhost_http" // optional; required when the manifest sets longRunningHTTP
+)
+
+// Names of the host functions in ImportModule.
+const (
+	ImportBufferRead               = "buffer_read"
+	ImportOutput                   = "output"
+	ImportLog                      = "log"
+	ImportSleep                    = "sleep"
+	ImportShouldStop               = "should_stop"
+	ImportIntegrationContextGet    = "integration_context_get"
+	ImportIntegrationContextSet    = "integration_context_set"
+	ImportCacheGet                 = "cache_get"
+	ImportCacheSet                 = "cache_set"
+	ImportCacheDelete              = "cache_delete"
+	ImportLastRunGet               = "last_run_get"
+	ImportLastRunSet               = "last_run_set"
+	ImportLastMirrorRunGet         = "last_mirror_run_get"
+	ImportLastMirrorRunSet         = "last_mirror_run_set"
+	ImportAddEntry                 = "add_entry"
+	ImportCreateIncidents          = "create_incidents"
+	ImportFindUser                 = "find_user"
+	ImportHandleEntitlementForUser = "handle_entitlement_for_user"
+	ImportUpdateModuleHealth       = "update_module_health"
+	ImportMirrorInvestigation      = "mirror_investigation"
+	ImportDirectMessage            = "direct_message"
+	ImportHTTPRequest              = "http_request"
+)
+
+// RPCImports lists the host functions that take a JSON request and stage a
+// JSON envelope as their response (SPEC.md, "RPC host functions").
+var RPCImports = []string{
+	ImportIntegrationContextGet, ImportIntegrationContextSet,
+	ImportCacheGet, ImportCacheSet, ImportCacheDelete,
+	ImportLastRunGet, ImportLastRunSet,
+	ImportLastMirrorRunGet, ImportLastMirrorRunSet,
+	ImportAddEntry, ImportCreateIncidents, ImportFindUser,
+	ImportHandleEntitlementForUser, ImportUpdateModuleHealth,
+	ImportMirrorInvestigation, ImportDirectMessage, ImportHTTPRequest,
+}
+
+// Status codes returned by connhost_configure, connhost_call and
+// connhost_http. Anything but StatusOK means the guest broke the ABI; the
+// envelope passed to output carries command failures.
+const (
+	StatusOK = 0
+)
+
+// Return values of the output host function.
+const (
+	OutputOK      = 0
+	OutputTooLong = 1
+)
+
+// Return values of the sleep host function.
+const (
+	SleepCompleted   = 0
+	SleepInterrupted = 1
+)
+
+// Log levels accepted by the log host function.
+const (
+	LogDebug = 0
+	LogInfo  = 1
+	LogWarn  = 2
+	LogError = 3
+)
+
+// Reserved command names, as in XSOAR.
+const (
+	CommandTestModule            = "test-module"
+	CommandFetchIncidents        = "fetch-incidents"
+	CommandGetRemoteData         = "get-remote-data"
+	CommandGetModifiedRemoteData = "get-modified-remote-data"
+	CommandUpdateRemoteSystem    = "update-remote-system"
+	CommandGetMappingFields      = "get-mapping-fields"
+	CommandLongRunningExecution  = "long-running-execution"
+	CommandSendNotification      = "send-notification"
+)
+
+// Sentinel substrings that XSOAR connectors put in error messages. The host
+// treats a failed error whose message contains one of them as the matching
+// kind, so connectors ported from Python behave the same.
+const (
+	SentinelRateLimit  = "API rate limit"
+	SentinelSkipUpdate = "skip update"
+)
+
+// ErrorKind classifies an error in an envelope. Guests produce the first
+// five; the host produces the rest for faults it detects itself.
+type ErrorKind string
+
+// Error kinds. See SPEC.md, "Error kinds", for who produces which.
+const (
+	KindNotImplemented ErrorKind = "not_implemented"
+	KindRateLimited    ErrorKind = "rate_limited"
+	KindSkipUpdate     ErrorKind = "skip_update"
+	KindBadRequest     ErrorKind = "bad_request"
+	KindFailed         ErrorKind = "failed"
+
+	KindConflict      ErrorKind = "conflict"
+	KindNotFound      ErrorKind = "not_found"
+	KindDenied        ErrorKind = "denied"
+	KindTimeout       ErrorKind = "timeout"
+	KindCanceled      ErrorKind = "canceled"
+	KindTrap          ErrorKind = "trap"
+	KindMemoryLimit   ErrorKind = "memory_limit"
+	KindOutputLimit   ErrorKind = "output_limit"
+	KindABIViolation  ErrorKind = "abi_violation"
+	KindIncompatible  ErrorKind = "incompatible"
+	KindUnavailable   ErrorKind = "unavailable"
+	KindInternalError ErrorKind = "internal"
+)
+
+var knownKinds = map[ErrorKind]bool{
+	KindNotImplemented: true, KindRateLimited: true, KindSkipUpdate: true,
+	KindBadRequest: true, KindFailed: true, KindConflict: true, KindNotFound: true,
+	KindDenied: true, KindTimeout: true, KindCanceled: true, KindTrap: true,
+	KindMemoryLimit: true, KindOutputLimit: true, KindABIViolation: true,
+	KindIncompatible: true, KindUnavailable: true, KindInternalError: true,
+}
+
+// Known reports whether k is an error kind of this ABI version.
+func (k ErrorKind) Known() bool { return knownKinds[k] }
+
+// Error is the typed error carried in an envelope. It implements error.
+type Error struct {
+	Kind    ErrorKind `json:"kind"`
+	Message string    `json:"message"`
+}
+
+// Error returns "kind: message".
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return string(e.Kind)
+	}
+	return string(e.Kind) + ": " + e.Message
+}
+
+// Is makes errors.Is(err, &abi.Error{Kind: k}) match on kind alone.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Kind == e.Kind && (t.Message == "" || t.Message == e.Message)
+}
+
+// Errorf returns an *Error of the given kind with a formatted message.
+func Errorf(kind ErrorKind, format string, args ...any) *Error {
+	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
+}
+
+// KindOf returns the kind of err: the kind of the first *Error in its chain,
+// or KindFailed for any other non-nil error, or "" for nil.
+func KindOf(err error) ErrorKind {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return KindFailed
+}
+
+// Normalize applies the XSOAR sentinel rule: an error of kind failed (or with
+// no or an unknown kind) whose message contains "API rate limit" becomes
+// rate_limited, one containing "skip update" becomes skip_update. Matching is
+// case-sensitive, as in XSOAR. Unknown kinds become failed.
+func Normalize(e *Error) *Error {
+	if e == nil {
+		return nil
+	}
+	out := *e
+	if !out.Kind.Known() {
+		out.Kind = KindFailed
+	}
+	if out.Kind == KindFailed {
+		switch {
+		case strings.Contains(out.Message, SentinelRateLimit):
+			out.Kind = KindRateLimited
+		case strings.Contains(out.Message, SentinelSkipUpdate):
+			out.Kind = KindSkipUpdate
+		}
+	}
+	return &out
+}
+
+// Envelope is what every entry point and RPC host function returns: exactly
+// one of Result or Error is set. A null or absent result with no error is a
+// successful empty result.
+type Envelope struct {
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  *Error          `json:"error,omitempty"`
+}
+
+// DecodeEnvelope parses an envelope strictly: it must be a JSON object, may
+// not carry both result and error, and an error needs a kind.
+func DecodeEnvelope(b []byte) (Envelope, error) {
+	var env Envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return Envelope{}, fmt.Errorf("malformed result envelope: %w", err)
+	}
+	if env.Error != nil {
+		if len(env.Result) > 0 && string(env.Result) != "null" {
+			return Envelope{}, errors.New("malformed result envelope: both result and error set")
+		}
+		if env.Error.Kind == "" {
+			return Envelope{}, errors.New("malformed result envelope: error without kind")
+		}
+	}
+	return env, nil
+}
+
+// OK builds a success envelope around v.
+func OK(v any) ([]byte, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(Envelope{Result: raw})
+}
+
+// Fail builds an error envelope.
+func Fail(e *Error) []byte {
+	b, _ := json.Marshal(Envelope{Error: e}) // an Error always marshals
+	return b
+}
