@@ -15,6 +15,10 @@ import (
 // plugin manifest as UTF-8 JSON.
 const ManifestSection = "connhost.manifest"
 
+// EgressParamPrefix marks a manifest egress entry that names a parameter
+// holding a URL: "param:url" allows the host of that URL.
+const EgressParamPrefix = "param:"
+
 // ParamType is the type of a configuration parameter.
 type ParamType string
 
@@ -72,7 +76,10 @@ type Manifest struct {
 	IsRemoteSyncOut bool      `json:"isremotesyncout,omitempty"`
 	LongRunning     bool      `json:"longRunning,omitempty"`
 	LongRunningHTTP bool      `json:"longRunningHTTP,omitempty"`
-	Egress          []string  `json:"egress,omitempty"` // host or host:port patterns; "*.example.com" allowed
+	// Egress lists the hosts the plugin needs to reach: "host", "host:port",
+	// "*.domain", or "param:NAME" for the host of the URL in parameter NAME
+	// (for connectors whose server address is configured per instance).
+	Egress []string `json:"egress,omitempty"`
 }
 
 var (
@@ -136,8 +143,14 @@ func (m *Manifest) Validate() error {
 		bad("longRunningHTTP needs longRunning")
 	}
 	for _, h := range m.Egress {
+		if name, ok := strings.CutPrefix(h, EgressParamPrefix); ok {
+			if _, declared := m.Param(name); !declared {
+				bad("egress %q: no param %q", h, name)
+			}
+			continue
+		}
 		if h == "" || strings.ContainsAny(h, "/ ") {
-			bad("egress %q: want a host name, host:port or *.domain", h)
+			bad("egress %q: want a host name, host:port, *.domain or param:NAME", h)
 		}
 	}
 	return errors.Join(errs...)
