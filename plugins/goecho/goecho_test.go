@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/sdk-guest/sdktest"
+	"github.com/connhost/connhost/sdk-guest/sdktest/wasmrun"
+)
+
+var wasmPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "goecho")
+	if err != nil {
+		panic(err)
+	}
+	wasmPath = filepath.Join(dir, "goecho.wasm")
+	if err := wasmrun.Build(context.Background(), ".", wasmPath); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// hosts returns the connector run natively and as the built wasm module.
+func hosts(t *testing.T) map[string]*sdktest.Host {
+	t.Helper()
+	ctx := context.Background()
+	rt, err := wasmrun.NewRuntime(ctx, filepath.Join(os.TempDir(), "connhost-test-wazero-cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(ctx) })
+	wasm, err := os.ReadFile(wasmPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := rt.Compile(ctx, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wh, err := rt.NewHost(ctx, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]*sdktest.Host{"native": sdktest.New(connector, nil), "wasm": wh}
+}
+
+func TestEcho(t *testing.T) {
+	ctx := context.Background()
+	for name, h := range hosts(t) {
+		t.Run(name, func(t *testing.T) {
+			if err := h.TestModule(ctx); err != nil {
+				t.Fatalf("test-module: %v", err)
+			}
+			for _, args := range []string{`{}`, `{"a":"1","b":"x y"}`, `{"n":1.5,"o":{"k":[true,null]}}`} {
+				got, err := h.Call(ctx, "echo", json.RawMessage(args))
+				if err != nil {
+					t.Fatalf("echo %s: %v", args, err)
+				}
+				if string(got) != args {
+					t.Errorf("echo %s = %s", args, got)
+				}
+			}
+			_, err := h.Call(ctx, "nope", nil)
+			if abi.KindOf(err) != abi.KindNotImplemented {
+				t.Errorf("unknown command: err = %v, want kind not_implemented", err)
+			}
+			logs := h.Logs()
+			if len(logs) != 1 || logs[0].Message != "echo: configured" || logs[0].Level != abi.LogInfo {
+				t.Errorf("logs = %+v, want one info line", logs)
+			}
+		})
+	}
+}
+
+// BenchmarkWasm measures a whole connhost_call through the wasm guest:
+// staging, the SDK's dispatch and codec compiled for wasip1, and output.
+func BenchmarkWasm(b *testing.B) {
+	ctx := context.Background()
+	rt, err := wasmrun.NewRuntime(ctx, filepath.Join(os.TempDir(), "connhost-test-wazero-cache"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	wasm, err := os.ReadFile(wasmPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := rt.Compile(ctx, wasm)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, err := rt.NewHost(ctx, p, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct{ name, cmd, args string }{
+		{"test-module", abi.CommandTestModule, `{}`},
+		{"echo-small", "echo", `{"id":"TD-1","body":"hello"}`},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			args := json.RawMessage(tc.args)
+			for b.Loop() {
+				if _, err := h.Call(ctx, tc.cmd, args); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

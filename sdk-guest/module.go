@@ -1,0 +1,270 @@
+package sdk
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/connhost/connhost/abi"
+)
+
+// Imports are the connhost_v1 host functions as the SDK calls them. In a
+// wasip1 build the SDK binds them to the real imports; package sdktest
+// implements them in memory for native tests.
+type Imports interface {
+	// RPC calls the RPC host function name (abi.Import*) with a JSON request
+	// and returns the envelope it staged. The returned bytes are valid until
+	// the next call on Imports.
+	RPC(ctx context.Context, name string, req []byte) []byte
+	// Log writes a message at an abi.Log* level.
+	Log(level int32, msg []byte)
+	// Sleep sleeps ms milliseconds and returns abi.SleepCompleted, or
+	// abi.SleepInterrupted when the host interrupted it.
+	Sleep(ctx context.Context, ms int64) int32
+	// ShouldStop reports whether the host wants the current call to return.
+	ShouldStop() bool
+}
+
+// retainLimit bounds the capacity of the buffers a Module keeps between
+// calls, so that one huge result does not pin memory for the module's life.
+const retainLimit = 64 << 10
+
+// Module is one module instance of a connector bound to host imports: the
+// three ABI entry points as Go methods. The wasm exports call the Module of
+// the registered connector; sdktest calls one natively. A Module is not safe
+// for concurrent use, like a module instance.
+type Module struct {
+	conn       *Connector
+	host       Host
+	configured bool
+
+	out bytes.Buffer // envelope of the current call, reused
+	enc *json.Encoder
+}
+
+// NewModule returns a Module serving c over imp. It panics if c is invalid,
+// as Register does.
+func NewModule(c Connector, imp Imports) *Module {
+	if err := c.validate(); err != nil {
+		panic(err)
+	}
+	m := &Module{conn: &c}
+	m.host.imp = imp
+	m.enc = json.NewEncoder(&m.out)
+	m.enc.SetEscapeHTML(false)
+	return m
+}
+
+// Configure handles connhost_configure: req is a ConfigureRequest. It
+// returns the envelope to output, valid until the next call on m.
+func (m *Module) Configure(ctx context.Context, req []byte) []byte {
+	var cr abi.ConfigureRequest
+	if err := json.Unmarshal(req, &cr); err != nil {
+		return m.fail(BadRequest("configure request: %v", err))
+	}
+	if cr.ABIVersion != abi.Version {
+		return m.fail(BadRequest("configure request: ABI version %d, this SDK speaks %d", cr.ABIVersion, abi.Version))
+	}
+	m.host.inst = cr.Instance
+	m.host.pluginVersion = cr.PluginVersion
+	m.host.params = Params{vals: cr.Params}
+	if m.conn.Configure != nil {
+		if err := m.conn.Configure(ctx, &m.host); err != nil {
+			return m.fail(err)
+		}
+	}
+	m.configured = true
+	return m.result(nil)
+}
+
+// Call handles connhost_call: the command name and its JSON arguments. It
+// decodes args before running any handler, so the caller may reuse args once
+// a handler makes a host call. It returns the envelope to output, valid
+// until the next call on m.
+func (m *Module) Call(ctx context.Context, cmd string, args []byte) []byte {
+	if !m.configured {
+		return m.fail(fmt.Errorf("command %s called before connhost_configure succeeded", cmd))
+	}
+	res, err := m.dispatch(ctx, cmd, args)
+	if err != nil {
+		return m.fail(err)
+	}
+	return m.result(res)
+}
+
+// HTTP handles connhost_http: req is an abi.HTTPRequest. It returns the
+// envelope to output (result an abi.HTTPResponse), valid until the next
+// call on m.
+func (m *Module) HTTP(ctx context.Context, req []byte) []byte {
+	if !m.configured {
+		return m.fail(fmt.Errorf("connhost_http called before connhost_configure succeeded"))
+	}
+	if m.conn.HTTP == nil {
+		return m.fail(abi.Errorf(abi.KindNotImplemented, "plugin %s has no HTTP handler", m.host.inst.Brand))
+	}
+	var hr abi.HTTPRequest
+	if err := json.Unmarshal(req, &hr); err != nil {
+		return m.fail(BadRequest("http request: %v", err))
+	}
+	resp, err := serveHTTP(ctx, &m.host, m.conn.HTTP, &hr)
+	if err != nil {
+		return m.fail(err)
+	}
+	return m.result(resp)
+}
+
+// decodeArgs decodes the arguments of a reserved command; bad JSON is the
+// host's fault or a test's, reported as bad_request naming the command.
+func decodeArgs(args []byte, v any, cmd string) error {
+	if err := json.Unmarshal(args, v); err != nil {
+		return BadRequest("arguments of %s: %v", cmd, err)
+	}
+	return nil
+}
+
+func (m *Module) dispatch(ctx context.Context, cmd string, args []byte) (any, error) {
+	c, h := m.conn, &m.host
+	switch cmd {
+	case abi.CommandTestModule:
+		if c.TestModule != nil {
+			if err := c.TestModule(ctx, h); err != nil {
+				return nil, err
+			}
+		}
+		return okResult, nil
+	case abi.CommandFetchIncidents:
+		if c.FetchIncidents == nil {
+			break
+		}
+		var a abi.FetchIncidentsArgs
+		if err := decodeArgs(args, &a, cmd); err != nil {
+			return nil, err
+		}
+		if a.LastRun == nil {
+			a.LastRun = map[string]any{}
+		}
+		incs, next, err := c.FetchIncidents(ctx, h, a.LastRun)
+		if err != nil {
+			return nil, err
+		}
+		if incs == nil {
+			incs = []abi.Incident{}
+		}
+		return abi.FetchIncidentsResult{Incidents: incs, LastRun: next}, nil
+	case abi.CommandGetRemoteData:
+		if c.GetRemoteData == nil {
+			break
+		}
+		var a abi.GetRemoteDataArgs
+		if err := decodeArgs(args, &a, cmd); err != nil {
+			return nil, err
+		}
+		res, err := c.GetRemoteData(ctx, h, a)
+		if err != nil {
+			return nil, err
+		}
+		if res.Entries == nil {
+			res.Entries = []abi.Entry{}
+		}
+		return res, nil
+	case abi.CommandGetModifiedRemoteData:
+		if c.GetModifiedRemoteData == nil {
+			break
+		}
+		var a abi.GetModifiedRemoteDataArgs
+		if err := decodeArgs(args, &a, cmd); err != nil {
+			return nil, err
+		}
+		res, err := c.GetModifiedRemoteData(ctx, h, a)
+		if err != nil {
+			return nil, err
+		}
+		if res.ModifiedIncidentIDs == nil {
+			res.ModifiedIncidentIDs = []string{}
+		}
+		return res, nil
+	case abi.CommandUpdateRemoteSystem:
+		if c.UpdateRemoteSystem == nil {
+			break
+		}
+		var a abi.UpdateRemoteSystemArgs
+		if err := decodeArgs(args, &a, cmd); err != nil {
+			return nil, err
+		}
+		return c.UpdateRemoteSystem(ctx, h, a)
+	case abi.CommandGetMappingFields:
+		if c.GetMappingFields == nil {
+			break
+		}
+		return c.GetMappingFields(ctx, h)
+	case abi.CommandLongRunningExecution:
+		if c.LongRunningExecution == nil {
+			break
+		}
+		return nil, c.LongRunningExecution(ctx, h)
+	case abi.CommandSendNotification:
+		if c.SendNotification == nil {
+			break
+		}
+		var a map[string]any
+		if err := decodeArgs(args, &a, cmd); err != nil {
+			return nil, err
+		}
+		return nil, c.SendNotification(ctx, h, a)
+	default:
+		fn := c.Commands[cmd]
+		if fn == nil {
+			break
+		}
+		a, err := parseArgs(args)
+		if err != nil {
+			return nil, err
+		}
+		return fn(ctx, h, a)
+	}
+	return nil, abi.Errorf(abi.KindNotImplemented, "command %s is not implemented by plugin %s", cmd, h.inst.Brand)
+}
+
+// okResult marks the test-module answer so result can write it without
+// going through encoding/json.
+var okResult = &struct{}{}
+
+var (
+	envOK   = []byte(`{"result":"ok"}`)
+	envNull = []byte(`{"result":null}`)
+)
+
+// result encodes a success envelope into the reused output buffer.
+func (m *Module) result(v any) []byte {
+	switch v {
+	case okResult:
+		return envOK
+	case nil:
+		return envNull
+	}
+	m.reset()
+	m.out.WriteString(`{"result":`)
+	if err := m.enc.Encode(v); err != nil {
+		return m.fail(fmt.Errorf("encode result: %w", err))
+	}
+	m.out.WriteByte('}')
+	return m.out.Bytes()
+}
+
+func (m *Module) fail(err error) []byte {
+	return abi.Fail(toABIError(err))
+}
+
+func (m *Module) reset() {
+	m.trim()
+	m.out.Reset()
+}
+
+// trim drops an output buffer grown past retainLimit. The wasm exports call
+// it as soon as output has returned, since the host has copied the bytes.
+func (m *Module) trim() {
+	if m.out.Cap() > retainLimit {
+		m.out = bytes.Buffer{}
+	}
+}
