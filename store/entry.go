@@ -1,0 +1,166 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/connhost/connhost/abi"
+)
+
+// Origins of entries. Mirrored and plugin entries carry the instance name
+// after the prefix: "mirror:<instance>", "plugin:<instance>".
+const (
+	OriginUser         = "user"
+	OriginAPI          = "api"
+	OriginMirrorPrefix = "mirror:"
+	OriginPluginPrefix = "plugin:"
+)
+
+// Entry is a war-room entry of an incident. JSON names are XSOAR's server
+// entry keys where XSOAR has the field.
+type Entry struct {
+	ID         string        `json:"id"`
+	IncidentID string        `json:"investigationId"`
+	Type       abi.EntryType `json:"type"`
+	Contents   any           `json:"contents"`
+	Format     string        `json:"format,omitempty"`
+	Tags       []string      `json:"tags,omitempty"`
+	Note       bool          `json:"note,omitempty"`
+	User       string        `json:"user,omitempty"`
+	Created    time.Time     `json:"created"`
+	// Origin says where the entry came from: OriginUser, OriginAPI, or a
+	// prefix plus an instance name.
+	Origin string `json:"origin,omitempty"`
+	// ExternalID makes mirrored entries idempotent: a second entry with the
+	// same IncidentID and ExternalID is not added.
+	ExternalID string `json:"externalId,omitempty"`
+	Footer     string `json:"footer,omitempty"`
+
+	// New is set by AddEntries: false when the entry was already stored
+	// under its ExternalID. Not stored.
+	New bool `json:"-"`
+}
+
+// EntryQuery pages through an incident's entries for ListEntries.
+type EntryQuery struct {
+	// After continues after the entry with this id (the previous page's
+	// next cursor).
+	After string
+	// Since keeps entries added to the store at or after this time.
+	Since time.Time
+	// Limit is the page size: 0 means 50, at most 1000.
+	Limit int
+}
+
+func entKey(incidentID, id string) []byte { return key(pEnt, incidentID, "/", id) }
+
+func entExtKey(incidentID, ext string) []byte { return key(pIdxEntExt, incidentID, sep, ext) }
+
+// AddEntries stores entries, possibly of several incidents, in one
+// transaction and returns them with ids and creation times. Each incident
+// must exist. An entry whose (IncidentID, ExternalID) is already stored, or
+// appears earlier in the batch, is returned as stored with New false.
+func (s *Store) AddEntries(ctx context.Context, entries []Entry) ([]Entry, error) {
+	var out []Entry
+	err := s.update(ctx, func(txn *badger.Txn) error {
+		out = make([]Entry, len(entries))
+		now := s.now().UTC()
+		checked := map[string]bool{}
+		for i, e := range entries {
+			if !checked[e.IncidentID] {
+				if err := checkPart("entry", "incident id", e.IncidentID); err != nil {
+					return err
+				}
+				if ok, err := exists(txn, incKey(e.IncidentID)); err != nil || !ok {
+					return errors.Join(err, fmt.Errorf("incident %s: %w", e.IncidentID, ErrNotFound))
+				}
+				checked[e.IncidentID] = true
+			}
+			if e.ExternalID != "" {
+				id, err := getString(txn, entExtKey(e.IncidentID, e.ExternalID))
+				if err == nil {
+					var ex Entry
+					if err := getJSON(txn, entKey(e.IncidentID, id), &ex); err != nil {
+						return fmt.Errorf("entry %s of incident %s: %w", id, e.IncidentID, err)
+					}
+					out[i] = ex
+					continue
+				}
+				if !errors.Is(err, ErrNotFound) {
+					return err
+				}
+			}
+			e.ID = s.ids.next(now)
+			e.New = true
+			if e.Created.IsZero() {
+				e.Created = now
+			}
+			if e.ExternalID != "" {
+				if err := txn.Set(entExtKey(e.IncidentID, e.ExternalID), []byte(e.ID)); err != nil {
+					return err
+				}
+			}
+			if err := setJSON(txn, entKey(e.IncidentID, e.ID), e); err != nil {
+				return err
+			}
+			out[i] = e
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("add entries: %w", err)
+	}
+	return out, nil
+}
+
+// ListEntries returns a page of the incident's entries in the order they
+// were added, and the cursor of the next page (empty at the end).
+func (s *Store) ListEntries(ctx context.Context, incidentID string, q EntryQuery) ([]Entry, string, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = defaultPageSize
+	}
+	limit = min(limit, maxPageSize)
+	prefix := entKey(incidentID, "")
+	start := prefix
+	if !q.Since.IsZero() {
+		start = entKey(incidentID, idPrefixAt(q.Since))
+	}
+	if q.After != "" {
+		if after := entKey(incidentID, q.After+sep); string(after) > string(start) {
+			start = after
+		}
+	}
+	var (
+		page []Entry
+		next string
+	)
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		if ok, err := exists(txn, incKey(incidentID)); err != nil || !ok {
+			return errors.Join(err, ErrNotFound)
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: min(limit, 100)})
+		defer it.Close()
+		for it.Seek(start); it.Valid(); it.Next() {
+			item := it.Item()
+			var e Entry
+			if err := item.Value(func(b []byte) error { return decode(item.Key(), b, &e) }); err != nil {
+				return err
+			}
+			page = append(page, e)
+			if len(page) == limit {
+				next = e.ID
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list entries of incident %s: %w", incidentID, err)
+	}
+	return page, next, nil
+}

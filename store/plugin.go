@@ -1,0 +1,282 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// PluginVersion is one installed version of a plugin; its module is the
+// blob with the SHA256 hash.
+type PluginVersion struct {
+	Name        string          `json:"name"`
+	Version     string          `json:"version"`
+	SHA256      string          `json:"sha256"`
+	Manifest    json.RawMessage `json:"manifest,omitempty"`
+	InstalledAt time.Time       `json:"installedAt"`
+	InstalledBy string          `json:"installedBy,omitempty"`
+}
+
+func blobKey(sha string) []byte { return key(pBlob, sha) }
+
+func pvKey(name, version string) []byte { return key(pPV, name, sep, version) }
+
+func pvBlobKey(sha, name, version string) []byte {
+	return key(pIdxPVBlob, sha, "/", name, sep, version)
+}
+
+// checkSHA normalises a hex SHA-256 or refuses it.
+func checkSHA(sha string) (string, error) {
+	sha = strings.ToLower(sha)
+	if b, err := hex.DecodeString(sha); err != nil || len(b) != sha256.Size {
+		return "", fmt.Errorf("plugin blob %q: not a hex SHA-256: %w", sha, ErrInvalid)
+	}
+	return sha, nil
+}
+
+// PutPluginBlob stores a plugin module under its SHA-256 (hex). data must
+// hash to sha, else nothing is stored and the error wraps ErrCorrupt.
+// Storing the same blob twice is harmless.
+func (s *Store) PutPluginBlob(ctx context.Context, sha string, data []byte) error {
+	sha, err := checkSHA(sha)
+	if err != nil {
+		return err
+	}
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != sha {
+		return fmt.Errorf("plugin blob %s: data hashes to %x: %w", sha, sum, ErrCorrupt)
+	}
+	err = s.update(ctx, func(txn *badger.Txn) error { return txn.Set(blobKey(sha), data) })
+	if err != nil {
+		return fmt.Errorf("plugin blob %s: %w", sha, err)
+	}
+	return nil
+}
+
+// GetPluginBlob returns the module stored under sha, checking its hash: a
+// mismatch (disk corruption, tampering) wraps ErrCorrupt.
+func (s *Store) GetPluginBlob(ctx context.Context, sha string) ([]byte, error) {
+	sha, err := checkSHA(sha)
+	if err != nil {
+		return nil, err
+	}
+	var data []byte
+	err = s.view(ctx, func(txn *badger.Txn) error {
+		item, err := txn.Get(blobKey(sha))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		data, err = item.ValueCopy(nil)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("plugin blob %s: %w", sha, err)
+	}
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != sha {
+		return nil, fmt.Errorf("plugin blob %s: stored data hashes to %x: %w", sha, sum, ErrCorrupt)
+	}
+	return data, nil
+}
+
+// PutPluginVersion records an installed version. Its blob must be stored
+// first; a version already installed fails with ErrExists (versions are
+// immutable: install a new one instead).
+func (s *Store) PutPluginVersion(ctx context.Context, pv PluginVersion) (PluginVersion, error) {
+	what := "plugin " + pv.Name + " version " + pv.Version
+	if pv.Name == "" || pv.Version == "" {
+		return PluginVersion{}, fmt.Errorf("%s: empty name or version: %w", what, ErrInvalid)
+	}
+	for f, v := range map[string]string{"name": pv.Name, "version": pv.Version} {
+		if err := checkPart("plugin", f, v); err != nil {
+			return PluginVersion{}, err
+		}
+	}
+	sha, err := checkSHA(pv.SHA256)
+	if err != nil {
+		return PluginVersion{}, fmt.Errorf("%s: %w", what, err)
+	}
+	pv.SHA256 = sha
+	if pv.InstalledAt.IsZero() {
+		pv.InstalledAt = s.now().UTC()
+	}
+	err = s.update(ctx, func(txn *badger.Txn) error {
+		if ok, err := exists(txn, blobKey(sha)); err != nil || !ok {
+			return errors.Join(err, fmt.Errorf("blob %s: %w", sha, ErrNotFound))
+		}
+		if ok, err := exists(txn, pvKey(pv.Name, pv.Version)); err != nil || ok {
+			return errors.Join(err, ErrExists)
+		}
+		if err := txn.Set(pvBlobKey(sha, pv.Name, pv.Version), nil); err != nil {
+			return err
+		}
+		return setJSON(txn, pvKey(pv.Name, pv.Version), pv)
+	})
+	if err != nil {
+		return PluginVersion{}, fmt.Errorf("%s: %w", what, err)
+	}
+	return pv, nil
+}
+
+// GetPluginVersion returns one installed version.
+func (s *Store) GetPluginVersion(ctx context.Context, name, version string) (PluginVersion, error) {
+	var pv PluginVersion
+	err := s.view(ctx, func(txn *badger.Txn) error { return getJSON(txn, pvKey(name, version), &pv) })
+	if err != nil {
+		return PluginVersion{}, fmt.Errorf("plugin %s version %s: %w", name, version, err)
+	}
+	return pv, nil
+}
+
+// ListPluginVersions returns the installed versions of a plugin, newest
+// (by semantic version) first.
+func (s *Store) ListPluginVersions(ctx context.Context, name string) ([]PluginVersion, error) {
+	var out []PluginVersion
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		return scanJSON(txn, pPV+name+sep, func() any { out = append(out, PluginVersion{}); return &out[len(out)-1] })
+	})
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: list versions: %w", name, err)
+	}
+	slices.SortFunc(out, func(a, b PluginVersion) int { return compareSemver(b.Version, a.Version) })
+	return out, nil
+}
+
+// ListPlugins returns the newest installed version of every plugin, by
+// name.
+func (s *Store) ListPlugins(ctx context.Context) ([]PluginVersion, error) {
+	var all []PluginVersion
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		return scanJSON(txn, pPV, func() any { all = append(all, PluginVersion{}); return &all[len(all)-1] })
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list plugins: %w", err)
+	}
+	// Keys sort by name, so the versions of one plugin are adjacent.
+	var out []PluginVersion
+	for _, pv := range all {
+		n := len(out)
+		switch {
+		case n == 0 || out[n-1].Name != pv.Name:
+			out = append(out, pv)
+		case compareSemver(pv.Version, out[n-1].Version) > 0:
+			out[n-1] = pv
+		}
+	}
+	return out, nil
+}
+
+// DeletePluginVersion removes an installed version, and its blob when no
+// other version uses it.
+func (s *Store) DeletePluginVersion(ctx context.Context, name, version string) error {
+	err := s.update(ctx, func(txn *badger.Txn) error {
+		var pv PluginVersion
+		if err := getJSON(txn, pvKey(name, version), &pv); err != nil {
+			return err
+		}
+		if err := txn.Delete(pvKey(name, version)); err != nil {
+			return err
+		}
+		if err := txn.Delete(pvBlobKey(pv.SHA256, name, version)); err != nil {
+			return err
+		}
+		// The iterator sees this transaction's delete above, so it finds
+		// only the other versions' references.
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: key(pIdxPVBlob, pv.SHA256, "/")})
+		it.Rewind()
+		used := it.Valid()
+		it.Close()
+		if used {
+			return nil
+		}
+		return txn.Delete(blobKey(pv.SHA256))
+	})
+	if err != nil {
+		return fmt.Errorf("delete plugin %s version %s: %w", name, version, err)
+	}
+	return nil
+}
+
+// compareSemver orders semantic versions as semver.org says, treating
+// anything unparsable as lower than any valid version and comparing such
+// strings lexically.
+func compareSemver(a, b string) int {
+	pa, oka := parseSemver(a)
+	pb, okb := parseSemver(b)
+	switch {
+	case !oka && !okb:
+		return strings.Compare(a, b)
+	case !oka:
+		return -1
+	case !okb:
+		return 1
+	}
+	for i := range 3 {
+		if c := cmp.Compare(pa.nums[i], pb.nums[i]); c != 0 {
+			return c
+		}
+	}
+	switch {
+	case pa.pre == "" && pb.pre == "":
+		return 0
+	case pa.pre == "":
+		return 1
+	case pb.pre == "":
+		return -1
+	}
+	as, bs := strings.Split(pa.pre, "."), strings.Split(pb.pre, ".")
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		an, aerr := strconv.ParseUint(as[i], 10, 64)
+		bn, berr := strconv.ParseUint(bs[i], 10, 64)
+		var c int
+		switch {
+		case aerr == nil && berr == nil:
+			c = cmp.Compare(an, bn)
+		case aerr == nil:
+			c = -1 // numeric identifiers sort before alphanumeric ones
+		case berr == nil:
+			c = 1
+		default:
+			c = strings.Compare(as[i], bs[i])
+		}
+		if c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(len(as), len(bs))
+}
+
+type semver struct {
+	nums [3]uint64
+	pre  string
+}
+
+func parseSemver(v string) (semver, bool) {
+	v, _, _ = strings.Cut(v, "+")
+	core, pre, _ := strings.Cut(v, "-")
+	parts := strings.Split(core, ".")
+	if len(parts) != 3 {
+		return semver{}, false
+	}
+	var s semver
+	for i, p := range parts {
+		n, err := strconv.ParseUint(p, 10, 64)
+		if err != nil {
+			return semver{}, false
+		}
+		s.nums[i] = n
+	}
+	s.pre = pre
+	return s, true
+}
