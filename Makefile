@@ -1,0 +1,77 @@
+# connhost build. `make run` builds everything and runs a plugin locally;
+# `make test` is what CI runs (.ci/run).
+
+SHELL    := /bin/bash
+GO       ?= go
+BIN      := bin
+CONNHOST := $(BIN)/connhost
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+
+# Every plugins/<name>/ with a manifest.json is a plugin, except plugins/faulty
+# (its guests are built by the host tests themselves).
+PLUGIN_NAMES := $(filter-out faulty,$(patsubst plugins/%/manifest.json,%,$(wildcard plugins/*/manifest.json)))
+# Go plugins (a main package next to the manifest), for the wasip1 vet.
+GO_PLUGIN_PKGS := $(foreach n,$(PLUGIN_NAMES),$(if $(shell grep -ls '^package main' plugins/$(n)/*.go),./plugins/$(n)))
+
+.PHONY: build plugins test bench run lint clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(CONNHOST) ./cmd/connhost
+
+# Each plugin: <name>.wat → wat2wasm, else a Go main package → wasip1
+# c-shared (a WASI reactor); then `connhost plugin pack` embeds the manifest.
+plugins: build
+	@mkdir -p $(BIN)/plugins/raw
+	@set -e; for n in $(PLUGIN_NAMES); do \
+		d=plugins/$$n; raw=$(BIN)/plugins/raw/$$n.wasm; \
+		if [ -f $$d/$$n.wat ]; then \
+			echo "wat2wasm $$d/$$n.wat"; wat2wasm $$d/$$n.wat -o $$raw; \
+		elif grep -qs '^package main' $$d/*.go; then \
+			echo "go build $$d (wasip1)"; \
+			GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 $(GO) build -trimpath -buildmode=c-shared -o $$raw ./$$d; \
+		else \
+			echo "$$d: neither $$n.wat nor a Go main package" >&2; exit 1; \
+		fi; \
+		$(CONNHOST) plugin pack --manifest $$d/manifest.json -o $(BIN)/plugins/$$n.wasm $$raw; \
+	done
+
+test: build plugins
+	$(GO) test ./...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk-guest/... $(GO_PLUGIN_PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The local runner end to end: a TicketDesk test server on loopback
+# (cmd/tdserver) and the ticketdesk plugin run against it, command by command.
+# The server (`connhost serve`) replaces this target in the next milestone.
+TD_ADDR ?= 127.0.0.1:8081
+TD_KEY  ?= demo-key
+TD_RUN  := $(CONNHOST) run $(BIN)/plugins/ticketdesk.wasm --param url=http://$(TD_ADDR) --param api_key=$(TD_KEY)
+
+run: plugins
+	$(GO) build -o $(BIN)/tdserver ./cmd/tdserver
+	@set -e; \
+	$(BIN)/tdserver --listen $(TD_ADDR) --api-key $(TD_KEY) & td=$$!; \
+	trap 'kill $$td 2>/dev/null' EXIT; \
+	for i in $$(seq 100); do \
+		(exec 3<>/dev/tcp/$(word 1,$(subst :, ,$(TD_ADDR)))/$(word 2,$(subst :, ,$(TD_ADDR)))) 2>/dev/null && break; sleep 0.1; \
+	done; \
+	rm -f $(BIN)/run-last-run.json; \
+	set -x; \
+	$(CONNHOST) version; \
+	$(CONNHOST) plugin inspect $(BIN)/plugins/ticketdesk.wasm; \
+	$(TD_RUN) test-module; \
+	$(TD_RUN) fetch-incidents --last-run $(BIN)/run-last-run.json; \
+	$(TD_RUN) fetch-incidents --last-run $(BIN)/run-last-run.json; \
+	$(TD_RUN) get-remote-data --args-json '{"remote_incident_id":"TD-2","last_update":"2000-01-01T00:00:00Z"}'; \
+	$(TD_RUN) ticketdesk-add-comment --arg id=TD-1 --arg body="Escalated to tier 2."; \
+	$(TD_RUN) ticketdesk-get-ticket --arg id=TD-1
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk-guest/... $(GO_PLUGIN_PKGS)
+
+clean:
+	rm -rf $(BIN)

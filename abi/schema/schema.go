@@ -1,0 +1,259 @@
+// Package schema generates the JSON Schemas (draft 2020-12) of the ABI v1
+// manifest and wire types from the Go types of package abi, and checks JSON
+// documents against them. The generated files live in this directory; run
+// `go generate ./abi/schema` after changing a type in abi, and
+// abi/schema_test.go fails while they are stale.
+package schema
+
+//go:generate go run ./internal/gen -abi .. -out .
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"path"
+	"path/filepath"
+	"reflect"
+	"strings"
+
+	"github.com/connhost/connhost/abi"
+	"github.com/invopop/jsonschema"
+)
+
+// BaseID prefixes the $id of every schema; the file name completes it.
+const BaseID = "https://github.com/connhost/connhost/abi/schema/"
+
+// Type pairs a schema file with the abi type it describes.
+type Type struct {
+	File  string // e.g. "manifest.schema.json"
+	Value any    // a zero value of the type
+}
+
+// Types lists every generated schema: the manifest, the envelope and every
+// wire type of abi/wire.go.
+var Types = []Type{
+	{"manifest.schema.json", abi.Manifest{}},
+	{"envelope.schema.json", abi.Envelope{}},
+	{"error.schema.json", abi.Error{}},
+	{"label.schema.json", abi.Label{}},
+	{"incident.schema.json", abi.Incident{}},
+	{"entry.schema.json", abi.Entry{}},
+	{"server-entry.schema.json", abi.ServerEntry{}},
+	{"fetch-incidents-args.schema.json", abi.FetchIncidentsArgs{}},
+	{"fetch-incidents-result.schema.json", abi.FetchIncidentsResult{}},
+	{"get-remote-data-args.schema.json", abi.GetRemoteDataArgs{}},
+	{"get-remote-data-response.schema.json", abi.GetRemoteDataResponse{}},
+	{"get-modified-remote-data-args.schema.json", abi.GetModifiedRemoteDataArgs{}},
+	{"get-modified-remote-data-response.schema.json", abi.GetModifiedRemoteDataResponse{}},
+	{"update-remote-system-args.schema.json", abi.UpdateRemoteSystemArgs{}},
+	{"get-mapping-fields-response.schema.json", abi.GetMappingFieldsResponse{}},
+	{"command-results.schema.json", abi.CommandResults{}},
+	{"instance-info.schema.json", abi.InstanceInfo{}},
+	{"configure-request.schema.json", abi.ConfigureRequest{}},
+	{"context-get-result.schema.json", abi.ContextGetResult{}},
+	{"context-set-request.schema.json", abi.ContextSetRequest{}},
+	{"cache-get-request.schema.json", abi.CacheGetRequest{}},
+	{"cache-get-result.schema.json", abi.CacheGetResult{}},
+	{"cache-set-request.schema.json", abi.CacheSetRequest{}},
+	{"cache-delete-request.schema.json", abi.CacheDeleteRequest{}},
+	{"run-value.schema.json", abi.RunValue{}},
+	{"add-entry-request.schema.json", abi.AddEntryRequest{}},
+	{"add-entry-result.schema.json", abi.AddEntryResult{}},
+	{"create-incidents-request.schema.json", abi.CreateIncidentsRequest{}},
+	{"create-incidents-result.schema.json", abi.CreateIncidentsResult{}},
+	{"find-user-request.schema.json", abi.FindUserRequest{}},
+	{"user.schema.json", abi.User{}},
+	{"entitlement-request.schema.json", abi.EntitlementRequest{}},
+	{"module-health.schema.json", abi.ModuleHealth{}},
+	{"mirror-investigation-request.schema.json", abi.MirrorInvestigationRequest{}},
+	{"direct-message-request.schema.json", abi.DirectMessageRequest{}},
+	{"direct-message-result.schema.json", abi.DirectMessageResult{}},
+	{"http-request.schema.json", abi.HTTPRequest{}},
+	{"http-response.schema.json", abi.HTTPResponse{}},
+}
+
+const abiImportPath = "github.com/connhost/connhost/abi"
+
+// Generate renders every schema of Types, keyed by file name. abiDir is the
+// source directory of package abi; its doc comments become descriptions.
+func Generate(abiDir string) (map[string][]byte, error) {
+	comments, err := abiComments(abiDir)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(Types))
+	for _, t := range Types {
+		r := &jsonschema.Reflector{
+			ExpandedStruct: true,
+			Mapper:         mapType,
+			CommentMap:     comments,
+		}
+		s := r.Reflect(t.Value)
+		s.ID = jsonschema.ID(BaseID + t.File)
+		rt := reflect.TypeOf(t.Value)
+		allowNull(s, s, rt, map[reflect.Type]bool{})
+		refine(s)
+		b, err := json.MarshalIndent(s, "", "  ")
+		if err != nil {
+			return nil, fmt.Errorf("schema %s: %w", t.File, err)
+		}
+		out[t.File] = append(b, '\n')
+	}
+	return out, nil
+}
+
+// abiComments reads the doc comments of package abi. The library keys them by
+// the import path it derives from the walked directory, so walk an absolute
+// path under a placeholder base and re-key the entries of abiDir itself.
+func abiComments(abiDir string) (map[string]string, error) {
+	abs, err := filepath.Abs(abiDir)
+	if err != nil {
+		return nil, fmt.Errorf("schema: abi dir: %w", err)
+	}
+	var r jsonschema.Reflector
+	const base = "placeholder"
+	if err := r.AddGoComments(base, abs); err != nil {
+		return nil, fmt.Errorf("schema: reading comments of %s: %w", abs, err)
+	}
+	prefix := path.Join(base, filepath.ToSlash(abs)) + "."
+	out := map[string]string{}
+	for k, v := range r.CommentMap {
+		if rest, ok := strings.CutPrefix(k, prefix); ok {
+			out[abiImportPath+"."+rest] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("schema: no doc comments found in %s", abs)
+	}
+	return out, nil
+}
+
+// mapType gives the enumerated abi types their closed value sets.
+func mapType(t reflect.Type) *jsonschema.Schema {
+	switch t {
+	case reflect.TypeFor[abi.ParamType]():
+		return &jsonschema.Schema{Type: "string", Enum: []any{
+			abi.ParamString, abi.ParamSecret, abi.ParamBool, abi.ParamNumber, abi.ParamSelect, abi.ParamInterval,
+		}}
+	case reflect.TypeFor[abi.EntryType]():
+		return &jsonschema.Schema{Type: "integer", Enum: []any{
+			abi.EntryNote, abi.EntryFile, abi.EntryError, abi.EntryImage, abi.EntryInfoFile,
+			abi.EntryVideoFile, abi.EntryWarning, abi.EntryStaticVideoFile,
+		}}
+	case reflect.TypeFor[abi.IncidentStatus]():
+		return &jsonschema.Schema{Type: "integer", Enum: []any{
+			abi.StatusPending, abi.StatusActive, abi.StatusDone, abi.StatusArchive,
+		}}
+	case reflect.TypeFor[abi.ErrorKind]():
+		// Not an enum: the host accepts unknown kinds from guests and treats
+		// them as failed (abi.Normalize).
+		one := uint64(1)
+		return &jsonschema.Schema{Type: "string", MinLength: &one}
+	}
+	return nil
+}
+
+// allowNull lets struct fields that encoding/json writes as null (nil slices,
+// maps and pointers without omitempty) be null in the schema too.
+func allowNull(root, s *jsonschema.Schema, t reflect.Type, seen map[reflect.Type]bool) {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || seen[t] {
+		return
+	}
+	seen[t] = true
+	if s == nil || s.Properties == nil {
+		return
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		allowNull(root, root.Definitions[f.Type.Name()], f.Type, seen)
+		for e := f.Type; e.Kind() == reflect.Slice || e.Kind() == reflect.Pointer; e = e.Elem() {
+			allowNull(root, root.Definitions[e.Elem().Name()], e.Elem(), seen)
+		}
+		p, ok := s.Properties.Get(name)
+		if !ok || strings.Contains(opts, "omitempty") || f.Type == reflect.TypeFor[json.RawMessage]() {
+			continue
+		}
+		switch f.Type.Kind() {
+		case reflect.Slice, reflect.Map, reflect.Pointer:
+			s.Properties.Set(name, &jsonschema.Schema{
+				Description: p.Description,
+				AnyOf:       []*jsonschema.Schema{stripDescription(p), {Type: "null"}},
+			})
+		}
+	}
+}
+
+func stripDescription(s *jsonschema.Schema) *jsonschema.Schema {
+	c := *s
+	c.Description = ""
+	return &c
+}
+
+// refine adds the constraints abi enforces in code (Manifest.Validate) that
+// struct tags cannot express.
+func refine(s *jsonschema.Schema) {
+	defs := map[string]*jsonschema.Schema{}
+	for name, d := range s.Definitions {
+		defs[name] = d
+	}
+	set := func(owner *jsonschema.Schema, prop string, edit func(*jsonschema.Schema)) {
+		if owner == nil || owner.Properties == nil {
+			return
+		}
+		if p, ok := owner.Properties.Get(prop); ok {
+			edit(p)
+		}
+	}
+	self := func(name string) *jsonschema.Schema {
+		if d, ok := defs[name]; ok {
+			return d
+		}
+		if strings.HasSuffix(string(s.ID), "/"+kebab(name)+".schema.json") {
+			return s
+		}
+		return nil
+	}
+	one := uint64(1)
+	set(self("Manifest"), "name", func(p *jsonschema.Schema) { p.Pattern = `^[a-z0-9][a-z0-9_-]{0,63}$` })
+	set(self("Manifest"), "version", func(p *jsonschema.Schema) {
+		p.Pattern = `^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`
+	})
+	set(self("Manifest"), "abi_version", func(p *jsonschema.Schema) { p.Const = abi.Version })
+	set(self("Manifest"), "egress", func(p *jsonschema.Schema) {
+		p.Items = &jsonschema.Schema{Type: "string", Pattern: `^[^/ ]+$`}
+	})
+	set(self("Param"), "name", func(p *jsonschema.Schema) { p.MinLength = &one })
+	set(self("Command"), "name", func(p *jsonschema.Schema) { p.Pattern = `^[a-z0-9][a-z0-9_-]{0,127}$` })
+	if e := self("Error"); e != nil {
+		// DecodeEnvelope needs only the kind; guests may omit the message.
+		e.Required = []string{"kind"}
+	}
+	set(self("Incident"), "severity", func(p *jsonschema.Schema) {
+		p.Enum = []any{abi.SeverityUnknown, abi.SeverityInfo, abi.SeverityLow, abi.SeverityMedium, abi.SeverityHigh, abi.SeverityCritical}
+	})
+}
+
+// kebab turns a Go type name into its schema file stem: HTTPRequest →
+// http-request.
+func kebab(name string) string {
+	var b bytes.Buffer
+	rs := []rune(name)
+	for i, r := range rs {
+		upper := r >= 'A' && r <= 'Z'
+		if upper && i > 0 && (rs[i-1] < 'A' || rs[i-1] > 'Z' || (i+1 < len(rs) && rs[i+1] >= 'a' && rs[i+1] <= 'z')) {
+			b.WriteByte('-')
+		}
+		if upper {
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

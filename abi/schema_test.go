@@ -1,0 +1,185 @@
+package abi_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/abi/schema"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+// TestSchemasUpToDate fails when the checked-in schemas differ from what the
+// Go types generate, so they cannot drift from the contract.
+func TestSchemasUpToDate(t *testing.T) {
+	fresh, err := schema.Generate(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	onDisk, err := filepath.Glob("schema/*.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range onDisk {
+		if _, ok := fresh[filepath.Base(path)]; !ok {
+			t.Errorf("%s: no abi type generates it; delete it or add it to schema.Types", path)
+		}
+	}
+	for name, want := range fresh {
+		got, err := os.ReadFile(filepath.Join("schema", name))
+		if err != nil {
+			t.Errorf("%s: %v (run go generate ./abi/schema)", name, err)
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("schema/%s is stale: run go generate ./abi/schema", name)
+		}
+	}
+}
+
+func compile(t *testing.T, file string) *jsonschema.Schema {
+	t.Helper()
+	f, err := os.Open(filepath.Join("schema", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	doc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource(schema.BaseID+file, doc); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	s, err := c.Compile(schema.BaseID + file)
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return s
+}
+
+func instance(t *testing.T, text string) any {
+	t.Helper()
+	v, err := jsonschema.UnmarshalJSON(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("%s: %v", text, err)
+	}
+	return v
+}
+
+// TestAllSchemasCompile compiles every generated schema as draft 2020-12.
+func TestAllSchemasCompile(t *testing.T) {
+	for _, ty := range schema.Types {
+		compile(t, ty.File)
+	}
+}
+
+// TestPluginManifestsValidate checks every plugins/*/manifest.json against
+// the manifest schema and against Manifest.Validate.
+func TestPluginManifestsValidate(t *testing.T) {
+	s := compile(t, "manifest.schema.json")
+	paths, err := filepath.Glob("../plugins/*/manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) == 0 {
+		t.Skip("no plugins/*/manifest.json yet")
+	}
+	for _, path := range paths {
+		t.Run(filepath.Base(filepath.Dir(path)), func(t *testing.T) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Validate(instance(t, string(b))); err != nil {
+				t.Errorf("%s: %v", path, err)
+			}
+			var m abi.Manifest
+			dec := json.NewDecoder(bytes.NewReader(b))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&m); err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			if err := m.Validate(); err != nil {
+				t.Errorf("%s: %v", path, err)
+			}
+		})
+	}
+}
+
+// TestManifestSchemaAgreesWithValidate checks that the schema accepts and
+// rejects the same manifests as Manifest.Validate for the rules it can
+// express.
+func TestManifestSchemaAgreesWithValidate(t *testing.T) {
+	s := compile(t, "manifest.schema.json")
+	tests := []struct {
+		name     string
+		manifest string
+		valid    bool
+	}{
+		{"minimal", `{"name":"x","version":"1.0.0","abi_version":1}`, true},
+		{"full", `{"name":"td","display":"TD","version":"1.2.3-rc.1+b5","abi_version":1,
+			"params":[{"name":"url","type":"string","required":true},{"name":"k","type":"select","options":["a"]}],
+			"commands":[{"name":"td-get","arguments":[{"name":"id","required":true}]}],
+			"isfetch":true,"egress":["param:url","*.example.com","api.example.com:8443"]}`, true},
+		{"bad name", `{"name":"Bad Name","version":"1.0.0","abi_version":1}`, false},
+		{"bad version", `{"name":"x","version":"1.0","abi_version":1}`, false},
+		{"wrong abi", `{"name":"x","version":"1.0.0","abi_version":2}`, false},
+		{"unknown field", `{"name":"x","version":"1.0.0","abi_version":1,"extra":true}`, false},
+		{"unknown param type", `{"name":"x","version":"1.0.0","abi_version":1,"params":[{"name":"p","type":"file"}]}`, false},
+		{"bad command name", `{"name":"x","version":"1.0.0","abi_version":1,"commands":[{"name":"Get It"}]}`, false},
+		{"egress url", `{"name":"x","version":"1.0.0","abi_version":1,"egress":["https://a.example/"]}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			schemaErr := s.Validate(instance(t, tt.manifest))
+			var m abi.Manifest
+			dec := json.NewDecoder(strings.NewReader(tt.manifest))
+			dec.DisallowUnknownFields()
+			goErr := dec.Decode(&m)
+			if goErr == nil {
+				goErr = m.Validate()
+			}
+			if (schemaErr == nil) != tt.valid || (goErr == nil) != tt.valid {
+				t.Fatalf("want valid=%v; schema: %v; Go: %v", tt.valid, schemaErr, goErr)
+			}
+		})
+	}
+}
+
+// TestWireValuesValidate checks that values encoded by the Go types validate
+// against their schemas, including nil slices and maps encoded as null.
+func TestWireValuesValidate(t *testing.T) {
+	tests := []struct {
+		file  string
+		value any
+	}{
+		{"fetch-incidents-result.schema.json", abi.FetchIncidentsResult{}},
+		{"fetch-incidents-result.schema.json", abi.FetchIncidentsResult{
+			Incidents: []abi.Incident{{Name: "n", Severity: abi.SeverityInfo, Labels: []abi.Label{{Type: "a", Value: "b"}}}},
+			LastRun:   map[string]any{"t": "x"},
+		}},
+		{"get-remote-data-response.schema.json", abi.GetRemoteDataResponse{Entries: []abi.Entry{abi.CloseEntry("r", "n")}}},
+		{"update-remote-system-args.schema.json", abi.UpdateRemoteSystemArgs{Entries: []abi.ServerEntry{{ID: "1", Type: abi.EntryNote}}}},
+		{"envelope.schema.json", abi.Envelope{Error: abi.Errorf(abi.KindFailed, "boom")}},
+		{"http-request.schema.json", abi.HTTPRequest{Method: "GET", URL: "https://x", Body: []byte("hi")}},
+		{"configure-request.schema.json", abi.ConfigureRequest{ABIVersion: 1}},
+		{"get-mapping-fields-response.schema.json", abi.GetMappingFieldsResponse{"t": {"f": "d"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			b, err := json.Marshal(tt.value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := compile(t, tt.file).Validate(instance(t, string(b))); err != nil {
+				t.Fatalf("%s: %v", b, err)
+			}
+		})
+	}
+}

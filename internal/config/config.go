@@ -1,0 +1,147 @@
+// Package config loads the connhost configuration from, in rising order of
+// precedence, built-in defaults, a YAML file, CONNHOST_ environment variables
+// and command-line flags, and validates the result in one place.
+//
+// Every option is a field of Config with a koanf key, a default and a help
+// text in struct tags; flags, environment variable names, the unknown-key
+// checks and the README table are all derived from them, so adding an option
+// is adding a field (and a rule in Validate if it needs one).
+//
+// Environment variables: CONNHOST_ followed by the key in upper case with
+// every "." replaced by "_": log.level is CONNHOST_LOG_LEVEL,
+// limits.memory_mib is CONNHOST_LIMITS_MEMORY_MIB. Names are matched against
+// the known keys (so underscores inside key names are unambiguous), and an
+// unknown CONNHOST_ variable is an error rather than silently ignored.
+// CONNHOST_CONFIG names the config file when --config is not given.
+//
+// Flags: the key with "." and "_" replaced by "-": --log-level,
+// --limits-memory-mib.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// EnvPrefix starts the name of every configuration environment variable.
+const EnvPrefix = "CONNHOST_"
+
+// EnvConfigFile names the config file when the --config flag is not given.
+const EnvConfigFile = EnvPrefix + "CONFIG"
+
+// FlagConfigFile is the flag that names the YAML config file.
+const FlagConfigFile = "config"
+
+// Config is the whole connhost configuration.
+type Config struct {
+	// Log configures logging to stderr.
+	Log Log `koanf:"log"`
+	// DataDir holds the store, installed plugins and caches; default ./data.
+	DataDir string `koanf:"data_dir" default:"./data" help:"directory for the store, installed plugins and caches"`
+	// Listen is the HTTP listen address of the server; default 127.0.0.1:8080.
+	Listen string `koanf:"listen" default:"127.0.0.1:8080" help:"HTTP listen address (host:port) of the server"`
+	// CacheDir is the wazero compilation cache; default <data_dir>/cache/wazero.
+	CacheDir string `koanf:"cache_dir" default:"" help:"wazero compilation cache directory; empty means data_dir/cache/wazero; must not be inside data_dir/plugins"`
+	// Limits are the default per-instance sandbox limits.
+	Limits Limits `koanf:"limits"`
+}
+
+// Log configures the zerolog logger.
+type Log struct {
+	// Level is debug, info, warn or error; default info.
+	Level string `koanf:"level" default:"info" help:"log level: debug, info, warn or error"`
+	// Format is console or json; default console.
+	Format string `koanf:"format" default:"console" help:"log format: console (human) or json"`
+}
+
+// Limits are the default sandbox limits of a connector instance.
+type Limits struct {
+	// MemoryMiB caps the linear memory of one module instance; default 128.
+	MemoryMiB int `koanf:"memory_mib" default:"128" help:"linear memory per module instance, MiB (1-4096)"`
+	// CallTimeout is the deadline of one command; default 30s.
+	CallTimeout time.Duration `koanf:"call_timeout" default:"30s" help:"deadline of one command call (Go duration, e.g. 30s)"`
+	// OutputBytes caps a result envelope and each host-function request; default 4 MiB.
+	OutputBytes int `koanf:"output_bytes" default:"4194304" help:"maximum size of a result envelope and of each host-function request, bytes"`
+	// PoolSize is the number of warm module instances per connector instance; default 4.
+	PoolSize int `koanf:"pool_size" default:"4" help:"maximum warm module instances per connector instance (1-1024)"`
+}
+
+// PluginsDir is where installed plugins live: <data_dir>/plugins.
+func (c *Config) PluginsDir() string { return filepath.Join(c.DataDir, "plugins") }
+
+var (
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"console", "json"}
+)
+
+// Validate checks every option and returns all problems, joined; each names
+// its key. Load calls it, adding where each bad value came from.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, p := range c.problems() {
+		errs = append(errs, fmt.Errorf("config: %s: %s", p.key, p.msg))
+	}
+	return errors.Join(errs...)
+}
+
+type problem struct{ key, msg string }
+
+func (c *Config) problems() []problem {
+	var out []problem
+	bad := func(key, format string, args ...any) {
+		out = append(out, problem{key, fmt.Sprintf(format, args...)})
+	}
+	oneOf := func(key, v string, allowed []string) {
+		for _, a := range allowed {
+			if v == a {
+				return
+			}
+		}
+		bad(key, "%q is not one of %s", v, strings.Join(allowed, ", "))
+	}
+	oneOf("log.level", c.Log.Level, logLevels)
+	oneOf("log.format", c.Log.Format, logFormats)
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	if host, port, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "%q: want host:port: %v", c.Listen, err)
+	} else if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && host == "") {
+		bad("listen", "%q: want a port number 0-65535", c.Listen)
+	}
+	if c.CacheDir == "" {
+		bad("cache_dir", "must not be empty")
+	} else if c.DataDir != "" && within(c.CacheDir, c.PluginsDir()) {
+		// Compiled code must never sit next to (or be mistaken for) plugin files.
+		bad("cache_dir", "%q is inside the plugins directory %q", c.CacheDir, c.PluginsDir())
+	}
+	if c.Limits.MemoryMiB < 1 || c.Limits.MemoryMiB > 4096 {
+		bad("limits.memory_mib", "%d: want 1-4096 (wasm32 addresses at most 4 GiB)", c.Limits.MemoryMiB)
+	}
+	if c.Limits.CallTimeout < time.Millisecond {
+		bad("limits.call_timeout", "%v: want at least 1ms", c.Limits.CallTimeout)
+	}
+	if c.Limits.OutputBytes < 1024 {
+		bad("limits.output_bytes", "%d: want at least 1024", c.Limits.OutputBytes)
+	}
+	if c.Limits.PoolSize < 1 || c.Limits.PoolSize > 1024 {
+		bad("limits.pool_size", "%d: want 1-1024", c.Limits.PoolSize)
+	}
+	return out
+}
+
+// within reports whether path is dir or below it, comparing absolute paths.
+func within(path, dir string) bool {
+	p, err1 := filepath.Abs(path)
+	d, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(d, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}

@@ -1,0 +1,206 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// load parses args into a fresh flag set and loads the configuration with
+// the given environment.
+func load(t *testing.T, args []string, environ ...string) (*Config, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("parse %v: %v", args, err)
+	}
+	return Load(fs, environ)
+}
+
+func writeFile(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "connhost.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := load(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		Log:      Log{Level: "info", Format: "console"},
+		DataDir:  "./data",
+		Listen:   "127.0.0.1:8080",
+		CacheDir: filepath.Join("data", "cache", "wazero"),
+		Limits:   Limits{MemoryMiB: 128, CallTimeout: 30 * time.Second, OutputBytes: 4 << 20, PoolSize: 4},
+	}
+	if *c != want {
+		t.Fatalf("defaults:\n got %+v\nwant %+v", *c, want)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	file := writeFile(t, "log:\n  level: warn\n  format: json\nlimits:\n  memory_mib: 64\n  call_timeout: 5s\ndata_dir: /srv/file\n")
+	tests := []struct {
+		name    string
+		args    []string
+		environ []string
+		check   func(*Config) string
+	}{
+		{
+			name:    "file over default",
+			args:    []string{"--config", file},
+			environ: nil,
+			check: func(c *Config) string {
+				if c.Log.Level != "warn" || c.Log.Format != "json" || c.Limits.MemoryMiB != 64 || c.Limits.CallTimeout != 5*time.Second {
+					return "file values not applied"
+				}
+				if c.Listen != "127.0.0.1:8080" {
+					return "default listen lost"
+				}
+				return ""
+			},
+		},
+		{
+			name:    "env over file",
+			args:    []string{"--config", file},
+			environ: []string{"CONNHOST_LOG_LEVEL=debug", "CONNHOST_LIMITS_MEMORY_MIB=32", "PATH=/bin"},
+			check: func(c *Config) string {
+				if c.Log.Level != "debug" || c.Limits.MemoryMiB != 32 {
+					return "env did not override file"
+				}
+				if c.Log.Format != "json" {
+					return "file value not kept where env is silent"
+				}
+				return ""
+			},
+		},
+		{
+			name:    "flag over env",
+			args:    []string{"--config", file, "--log-level", "error", "--limits-call-timeout", "250ms"},
+			environ: []string{"CONNHOST_LOG_LEVEL=debug", "CONNHOST_LIMITS_CALL_TIMEOUT=9s"},
+			check: func(c *Config) string {
+				if c.Log.Level != "error" || c.Limits.CallTimeout != 250*time.Millisecond {
+					return "flag did not override env"
+				}
+				if c.Limits.MemoryMiB != 64 {
+					return "file value lost under unset flag"
+				}
+				return ""
+			},
+		},
+		{
+			name:    "config file from env",
+			environ: []string{"CONNHOST_CONFIG=" + file},
+			check: func(c *Config) string {
+				if c.Log.Level != "warn" {
+					return "CONNHOST_CONFIG not read"
+				}
+				return ""
+			},
+		},
+		{
+			name: "cache dir derived from final data dir",
+			args: []string{"--data-dir", "/srv/flag"},
+			check: func(c *Config) string {
+				if c.CacheDir != filepath.Join("/srv/flag", "cache", "wazero") {
+					return "cache dir " + c.CacheDir
+				}
+				return ""
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := load(t, tt.args, tt.environ...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if msg := tt.check(c); msg != "" {
+				t.Fatalf("%s: %+v", msg, *c)
+			}
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		args    []string
+		environ []string
+		want    []string // substrings of the error
+	}{
+		{name: "bad level from env", environ: []string{"CONNHOST_LOG_LEVEL=verbose"},
+			want: []string{"log.level", `"verbose"`, "env CONNHOST_LOG_LEVEL"}},
+		{name: "bad format from flag", args: []string{"--log-format", "xml"},
+			want: []string{"log.format", "flag --log-format"}},
+		{name: "not an integer", environ: []string{"CONNHOST_LIMITS_POOL_SIZE=many"},
+			want: []string{"limits.pool_size", `"many" is not an integer`}},
+		{name: "not a duration", file: "limits:\n  call_timeout: soon\n",
+			want: []string{"limits.call_timeout", "not a duration", "config file"}},
+		{name: "out of range", args: []string{"--limits-memory-mib", "0", "--limits-pool-size", "0"},
+			want: []string{"limits.memory_mib", "limits.pool_size"}},
+		{name: "bad listen", environ: []string{"CONNHOST_LISTEN=localhost"},
+			want: []string{"listen", "host:port"}},
+		{name: "cache inside plugins", args: []string{"--data-dir", "/srv", "--cache-dir", "/srv/plugins/cache"},
+			want: []string{"cache_dir", "inside the plugins directory"}},
+		{name: "unknown file key", file: "log:\n  levle: debug\n",
+			want: []string{"unknown keys", "log.levle"}},
+		{name: "unknown env var", environ: []string{"CONNHOST_LOG_LEVLE=debug"},
+			want: []string{"unknown environment variables", "CONNHOST_LOG_LEVLE"}},
+		{name: "missing file", args: []string{"--config", "/nonexistent/connhost.yaml"},
+			want: []string{"config file /nonexistent/connhost.yaml"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := tt.args
+			if tt.file != "" {
+				args = append([]string{"--config", writeFile(t, tt.file)}, args...)
+			}
+			_, err := load(t, args, tt.environ...)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestNamesUnique(t *testing.T) {
+	seen := map[string]string{}
+	for _, o := range Options() {
+		for _, name := range []string{o.Key, o.Env, "--" + o.Flag} {
+			if prev, ok := seen[name]; ok {
+				t.Errorf("%s: name %q also used by %s", o.Key, name, prev)
+			}
+			seen[name] = o.Key
+		}
+		if o.Help == "" {
+			t.Errorf("%s: no help text", o.Key)
+		}
+	}
+}
+
+func TestREADMETable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), MarkdownTable()) {
+		t.Fatalf("README.md lacks the current configuration table; paste this:\n%s", MarkdownTable())
+	}
+}

@@ -1,0 +1,233 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/providers/posflag"
+	"github.com/knadh/koanf/v2"
+	"github.com/spf13/pflag"
+)
+
+// RegisterFlags adds --config and one flag per option to fs. Flag defaults
+// are the option defaults; only flags set on the command line override the
+// lower layers.
+func RegisterFlags(fs *pflag.FlagSet) {
+	fs.String(FlagConfigFile, "", "YAML config file (default $"+EnvConfigFile+")")
+	for _, o := range options {
+		switch o.kind {
+		case reflect.TypeFor[time.Duration]():
+			d, err := time.ParseDuration(o.Default)
+			must(o, err)
+			fs.Duration(o.Flag, d, o.Help)
+		case reflect.TypeFor[int]():
+			n, err := strconv.Atoi(o.Default)
+			must(o, err)
+			fs.Int(o.Flag, n, o.Help)
+		case reflect.TypeFor[string]():
+			fs.String(o.Flag, o.Default, o.Help)
+		default:
+			panic(fmt.Sprintf("config: option %s: unsupported type %v", o.Key, o.kind))
+		}
+	}
+}
+
+func must(o Option, err error) {
+	if err != nil {
+		panic(fmt.Sprintf("config: option %s: bad default %q: %v", o.Key, o.Default, err))
+	}
+}
+
+// Load builds the configuration from defaults, then the YAML file named by
+// --config or CONNHOST_CONFIG, then the CONNHOST_ variables in environ
+// (os.Environ() in production), then the flags of fs set on the command line
+// (fs must be parsed and carry RegisterFlags; nil means no flags). It
+// validates the result; every error names the key and where its value came
+// from.
+func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
+	k := koanf.New(".")
+	src := map[string]string{}
+	for _, o := range options {
+		if err := k.Set(o.Key, o.Default); err != nil {
+			return nil, fmt.Errorf("config: default %s: %w", o.Key, err)
+		}
+		src[o.Key] = "default"
+	}
+
+	path := envValue(environ, EnvConfigFile)
+	if fs != nil {
+		if f := fs.Lookup(FlagConfigFile); f != nil && f.Changed {
+			path = f.Value.String()
+		}
+	}
+	if path != "" {
+		fk := koanf.New(".")
+		if err := fk.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", path, err)
+		}
+		var unknown []string
+		for _, key := range fk.Keys() {
+			if _, ok := optionByKey(key); !ok {
+				unknown = append(unknown, key)
+			}
+		}
+		if len(unknown) > 0 {
+			return nil, fmt.Errorf("config file %s: unknown keys: %s", path, strings.Join(unknown, ", "))
+		}
+		if err := merge(k, fk, src, "config file "+path); err != nil {
+			return nil, err
+		}
+	}
+
+	var unknownEnv []string
+	ek := koanf.New(".")
+	envNames := map[string]string{}
+	err := ek.Load(env.Provider(".", env.Opt{
+		Prefix:      EnvPrefix,
+		EnvironFunc: func() []string { return environ },
+		TransformFunc: func(name, v string) (string, any) {
+			if name == EnvConfigFile {
+				return "", nil
+			}
+			o, ok := optionByEnv(name)
+			if !ok {
+				unknownEnv = append(unknownEnv, name)
+				return "", nil
+			}
+			envNames[o.Key] = name
+			return o.Key, v
+		},
+	}), nil)
+	if err != nil {
+		return nil, fmt.Errorf("config: environment: %w", err)
+	}
+	if len(unknownEnv) > 0 {
+		slices.Sort(unknownEnv)
+		return nil, fmt.Errorf("config: unknown environment variables: %s (known: see connhost --help)", strings.Join(unknownEnv, ", "))
+	}
+	for _, key := range ek.Keys() {
+		src[key] = "env " + envNames[key]
+	}
+	if err := k.Merge(ek); err != nil {
+		return nil, fmt.Errorf("config: environment: %w", err)
+	}
+
+	if fs != nil {
+		fk := koanf.New(".")
+		err := fk.Load(posflag.ProviderWithFlag(fs, ".", k, func(f *pflag.Flag) (string, any) {
+			o, ok := optionByFlag(f.Name)
+			if !ok || !f.Changed {
+				return "", nil
+			}
+			return o.Key, f.Value.String()
+		}), nil)
+		if err != nil {
+			return nil, fmt.Errorf("config: flags: %w", err)
+		}
+		for _, key := range fk.Keys() {
+			o, _ := optionByKey(key)
+			src[key] = "flag --" + o.Flag
+		}
+		if err := k.Merge(fk); err != nil {
+			return nil, fmt.Errorf("config: flags: %w", err)
+		}
+	}
+
+	c, err := decode(k, src)
+	if err != nil {
+		return nil, err
+	}
+	if c.CacheDir == "" {
+		c.CacheDir = filepath.Join(c.DataDir, "cache", "wazero")
+		src["cache_dir"] = "derived from data_dir"
+	}
+	var errs []error
+	for _, p := range c.problems() {
+		errs = append(errs, fmt.Errorf("config: %s: %s (set by %s)", p.key, p.msg, src[p.key]))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func merge(k, layer *koanf.Koanf, src map[string]string, from string) error {
+	for _, key := range layer.Keys() {
+		src[key] = from
+	}
+	if err := k.Merge(layer); err != nil {
+		return fmt.Errorf("%s: %w", from, err)
+	}
+	return nil
+}
+
+// decode converts each value to its option's type itself, rather than
+// leaving it to mapstructure, so a bad value gets an error naming its key
+// and source.
+func decode(k *koanf.Koanf, src map[string]string) (*Config, error) {
+	typed := koanf.New(".")
+	var errs []error
+	for _, o := range options {
+		v, err := coerce(o, k.Get(o.Key))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("config: %s: %w (set by %s)", o.Key, err, src[o.Key]))
+			continue
+		}
+		if err := typed.Set(o.Key, v); err != nil {
+			return nil, fmt.Errorf("config: %s: %w", o.Key, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	var c Config
+	if err := typed.Unmarshal("", &c); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return &c, nil
+}
+
+func coerce(o Option, v any) (any, error) {
+	s := fmt.Sprint(v)
+	switch o.kind {
+	case reflect.TypeFor[time.Duration]():
+		if d, ok := v.(time.Duration); ok {
+			return d, nil
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a duration (want e.g. 30s, 2m)", s)
+		}
+		return d, nil
+	case reflect.TypeFor[int]():
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an integer", s)
+		}
+		return n, nil
+	case reflect.TypeFor[string]():
+		if _, ok := v.(string); !ok && v != nil {
+			return nil, fmt.Errorf("want a string, got %T", v)
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("unsupported type %v", o.kind)
+}
+
+func envValue(environ []string, name string) string {
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v
+		}
+	}
+	return ""
+}
