@@ -227,6 +227,20 @@ type Envelope struct {
 // DecodeEnvelope parses an envelope strictly: it must be a JSON object, may
 // not carry both result and error, and an error needs a kind.
 func DecodeEnvelope(b []byte) (Envelope, error) {
+	// Members are checked first: a bare null or an object with a misspelt
+	// member would otherwise decode as an empty success.
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(b, &members); err != nil {
+		return Envelope{}, fmt.Errorf("malformed result envelope: %w", err)
+	}
+	if members == nil {
+		return Envelope{}, errors.New("malformed result envelope: not a JSON object")
+	}
+	for k := range members {
+		if k != "result" && k != "error" {
+			return Envelope{}, fmt.Errorf("malformed result envelope: unknown member %q", k)
+		}
+	}
 	var env Envelope
 	if err := json.Unmarshal(b, &env); err != nil {
 		return Envelope{}, fmt.Errorf("malformed result envelope: %w", err)

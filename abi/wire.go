@@ -88,6 +88,11 @@ type Incident struct {
 // Entry is a war-room entry produced by a connector (get-remote-data,
 // add_entry). Names are XSOAR's capitalised result-entry keys.
 type Entry struct {
+	// ID is the remote system's id of the entry, if it has one. The host adds
+	// an entry with a given ID to an incident at most once, so a re-delivered
+	// entry is not duplicated; without an ID the host derives one from the
+	// entry's type, format, tags and contents.
+	ID             string         `json:"ID,omitempty"`
 	Type           EntryType      `json:"Type"`
 	Contents       any            `json:"Contents"`
 	ContentsFormat string         `json:"ContentsFormat,omitempty"`
