@@ -69,16 +69,23 @@ func (s *Store) AddEntries(ctx context.Context, entries []Entry) ([]Entry, error
 	err := s.update(ctx, func(txn *badger.Txn) error {
 		out = make([]Entry, len(entries))
 		now := s.now().UTC()
-		checked := map[string]bool{}
+		// incs holds each incident of the batch as read, and as it must be
+		// written back when an entry gives it something to mirror out.
+		type pair struct{ old, cur *Incident }
+		incs := map[string]*pair{}
 		for i, e := range entries {
-			if !checked[e.IncidentID] {
+			p := incs[e.IncidentID]
+			if p == nil {
 				if err := checkPart("entry", "incident id", e.IncidentID); err != nil {
 					return err
 				}
-				if ok, err := exists(txn, incKey(e.IncidentID)); err != nil || !ok {
-					return errors.Join(err, fmt.Errorf("incident %s: %w", e.IncidentID, ErrNotFound))
+				var old, cur Incident
+				if err := getJSON(txn, incKey(e.IncidentID), &old); err != nil {
+					return fmt.Errorf("incident %s: %w", e.IncidentID, err)
 				}
-				checked[e.IncidentID] = true
+				_ = getJSON(txn, incKey(e.IncidentID), &cur)
+				p = &pair{&old, &cur}
+				incs[e.IncidentID] = p
 			}
 			if e.ExternalID != "" {
 				id, err := getString(txn, entExtKey(e.IncidentID, e.ExternalID))
@@ -108,6 +115,19 @@ func (s *Store) AddEntries(ctx context.Context, entries []Entry) ([]Entry, error
 				return err
 			}
 			out[i] = e
+			if p.cur.mirrorsOut() && e.Origin != OriginMirrorPrefix+p.cur.DbotMirrorInstance {
+				if p.cur.MirrorOut == nil {
+					p.cur.MirrorOut = &MirrorOut{}
+				}
+				p.cur.MirrorOut.Pending = true
+			}
+		}
+		for _, p := range incs {
+			if p.cur.OutboxPending() && !p.old.OutboxPending() {
+				if err := writeIncident(txn, p.old, p.cur); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})

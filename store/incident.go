@@ -50,6 +50,13 @@ type Incident struct {
 	// concurrency in the API above the store.
 	Version int64 `json:"version"`
 
+	// MirrorOut is the state of outgoing mirroring (the durable outbox);
+	// nil until the incident first has something to send.
+	MirrorOut *MirrorOut `json:"mirrorOut,omitempty"`
+	// MirrorPurged stops incoming mirroring of a closed incident, after its
+	// sync record was purged.
+	MirrorPurged bool `json:"mirrorPurged,omitempty"`
+
 	// New is set by CreateIncidents: true when the call created the
 	// incident, false when it returned an existing duplicate. Not stored.
 	New bool `json:"-"`
@@ -120,6 +127,9 @@ func incIndexes(inc *Incident) []incIndex {
 	}
 	if inc.DbotMirrorID != "" {
 		idx = append(idx, incIndex{key: mirrorIdxKey(inc.DbotMirrorInstance, inc.DbotMirrorID), unique: true})
+	}
+	if inc.OutboxPending() {
+		idx = append(idx, incIndex{key: pIdxIncOutbox + inc.ID})
 	}
 	if inc.SourceID != "" {
 		idx = append(idx, incIndex{key: sourceIdxKey(inc.Instance, inc.SourceID), unique: true})

@@ -1,0 +1,199 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/connhost/connhost/abi"
+)
+
+// benchInstance returns a warm instance of a guest on a runtime whose
+// WithCloseOnContextDone is set as given.
+func benchInstance(b *testing.B, name string, closeOnDone bool, lim Limits) *Instance {
+	b.Helper()
+	ctx := context.Background()
+	rt, err := newRuntime(ctx, Config{Logger: zerolog.Nop()}, closeOnDone)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = rt.Close(ctx) })
+	p, err := rt.Load(ctx, guest(b, name))
+	if err != nil {
+		b.Fatal(err)
+	}
+	inst, err := rt.NewInstance(ctx, p, InstanceSpec{Info: abi.InstanceInfo{ID: "b", Name: "bench"}, Services: NewMemServices(), Limits: lim})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := inst.Warm(ctx, 1); err != nil {
+		b.Fatal(err)
+	}
+	return inst
+}
+
+func reportMicros(b *testing.B, start time.Time) {
+	b.ReportMetric(float64(time.Since(start).Microseconds())/float64(b.N), "µs/op")
+}
+
+// BenchmarkCall measures a warm call of a trivial command: the host's
+// per-call overhead (WAT no-op) and that of a Go guest decoding its input.
+func BenchmarkCall(b *testing.B) {
+	for _, g := range []struct{ name, guest string }{{"wat-noop", "noop"}, {"go-test-module", "probe"}} {
+		b.Run(g.name, func(b *testing.B) {
+			inst := benchInstance(b, g.guest, true, Limits{})
+			ctx := context.Background()
+			args := json.RawMessage(`{}`)
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			for range b.N {
+				if _, err := inst.Execute(ctx, abi.CommandTestModule, args); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportMicros(b, start)
+		})
+	}
+}
+
+// BenchmarkCloseOnContextDone compares WithCloseOnContextDone on and off: on
+// a trivial call (a watcher goroutine per call), a Go guest's test-module
+// and a CPU-bound guest (a termination check at every loop iteration).
+func BenchmarkCloseOnContextDone(b *testing.B) {
+	for _, g := range []string{"noop", "probe", "count"} {
+		for _, on := range []bool{true, false} {
+			name := g + "/off"
+			if on {
+				name = g + "/on"
+			}
+			b.Run(name, func(b *testing.B) {
+				inst := benchInstance(b, g, on, Limits{})
+				ctx := context.Background()
+				b.ResetTimer()
+				start := time.Now()
+				for range b.N {
+					if _, err := inst.Execute(ctx, abi.CommandTestModule, nil); err != nil {
+						b.Fatal(err)
+					}
+				}
+				reportMicros(b, start)
+			})
+		}
+	}
+}
+
+// BenchmarkLoad compares compiling a ~3.7 MB Go guest from scratch with
+// loading it from the compilation cache, each in a fresh Runtime (as after a
+// restart). Load includes validation and one probe instantiation.
+func BenchmarkLoad(b *testing.B) {
+	wasm := guest(b, "probe")
+	ctx := context.Background()
+	load := func(b *testing.B, cache string) {
+		rt, err := NewRuntime(ctx, Config{CacheDir: cache, Logger: zerolog.Nop()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := rt.Load(ctx, wasm); err != nil {
+			b.Fatal(err)
+		}
+		_ = rt.Close(ctx)
+	}
+	b.Run("cold", func(b *testing.B) {
+		b.SetBytes(int64(len(wasm)))
+		for range b.N {
+			load(b, "")
+		}
+		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/op")
+	})
+	b.Run("cached", func(b *testing.B) {
+		cache := b.TempDir()
+		load(b, cache)
+		b.SetBytes(int64(len(wasm)))
+		b.ResetTimer()
+		for range b.N {
+			load(b, cache)
+		}
+		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/op")
+	})
+}
+
+// BenchmarkInstantiate measures creating and configuring one module
+// instance (what a cold pool slot costs a call).
+func BenchmarkInstantiate(b *testing.B) {
+	for _, g := range []string{"noop", "probe"} {
+		b.Run(g, func(b *testing.B) {
+			inst := benchInstance(b, g, true, Limits{})
+			ctx := context.Background()
+			b.ResetTimer()
+			start := time.Now()
+			for range b.N {
+				cs := inst.newCall("bench")
+				mi, e := inst.newModule(ctx, cs)
+				if e != nil {
+					b.Fatal(e)
+				}
+				_ = mi.mod.Close(ctx)
+			}
+			reportMicros(b, start)
+		})
+	}
+}
+
+// BenchmarkWarmInstanceMemory reports what an idle warm Go module instance
+// holds: its linear memory, and the Go heap it adds to the host.
+func BenchmarkWarmInstanceMemory(b *testing.B) {
+	const n = 8
+	ctx := context.Background()
+	var linear, heap float64
+	for range b.N {
+		inst := benchInstance(b, "probe", true, Limits{PoolSize: n})
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		if err := inst.Warm(ctx, n); err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		linear = float64(inst.memoryBytes()) / n / (1 << 20)
+		heap = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / (n - 1) / (1 << 20)
+		_ = inst.Close(ctx)
+	}
+	b.ReportMetric(linear, "MiB-linear/instance")
+	b.ReportMetric(heap, "MiB-heap/instance")
+}
+
+// BenchmarkDeadlineInterrupt measures how late a stuck guest is stopped
+// after its deadline: a spinning guest (loop) and one blocked in the host
+// sleep (sleeper). Each call discards its module instance, so the next one
+// instantiates: only the lateness past the deadline is reported.
+func BenchmarkDeadlineInterrupt(b *testing.B) {
+	const deadline = 20 * time.Millisecond
+	for _, g := range []string{"loop", "sleeper"} {
+		b.Run(g, func(b *testing.B) {
+			inst := benchInstance(b, g, true, Limits{CallTimeout: deadline})
+			ctx := context.Background()
+			late := make([]time.Duration, 0, b.N)
+			for range b.N {
+				if err := inst.Warm(ctx, 1); err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				_, err := inst.Execute(ctx, "stuck", nil)
+				late = append(late, time.Since(start)-deadline)
+				if abi.KindOf(err) != abi.KindTimeout {
+					b.Fatalf("error %v, want timeout", err)
+				}
+			}
+			slices.Sort(late)
+			b.ReportMetric(float64(late[len(late)/2].Microseconds())/1000, "ms-late-p50")
+			b.ReportMetric(float64(late[len(late)-1].Microseconds())/1000, "ms-late-max")
+		})
+	}
+}

@@ -1,0 +1,89 @@
+// Package host runs connhost plugins: sandboxed WebAssembly modules that
+// follow ABI v1 (abi/SPEC.md), on wazero. A Runtime loads plugins, a Plugin
+// is a validated compiled module, and an Instance is a connector instance of
+// a plugin: its parameters, host services, egress allow-list and limits,
+// backed by a pool of warm module instances.
+package host
+
+import (
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/connhost/connhost/abi"
+)
+
+// Config configures a Runtime.
+type Config struct {
+	// CacheDir is the wazero compilation cache directory; "" disables the
+	// disk cache. It must not be the plugins directory: entries are
+	// per-plugin subdirectories named by the plugin's SHA-256.
+	CacheDir string
+	// Logger receives guest logs and stdout/stderr, tagged with instance,
+	// plugin and command. Parameters and HTTP headers/bodies are never logged.
+	Logger zerolog.Logger
+}
+
+// Limits bounds what one connector instance may use. Zero values mean the
+// documented default.
+type Limits struct {
+	MemoryBytes   uint64        // default 128 MiB; per module instance
+	CallTimeout   time.Duration // default 30s
+	OutputBytes   int           // default 4 MiB; output envelope and each RPC request
+	LogBytes      int           // default 64 KiB per call (guest log + stdout/stderr), then truncated with a marker
+	HTTPBodyBytes int           // default 8 MiB, http_request response body cap
+	PoolSize      int           // max warm module instances per Instance; default 4
+}
+
+// Default limits, applied to zero fields of Limits.
+const (
+	DefaultMemoryBytes   = 128 << 20
+	DefaultCallTimeout   = 30 * time.Second
+	DefaultOutputBytes   = 4 << 20
+	DefaultLogBytes      = 64 << 10
+	DefaultHTTPBodyBytes = 8 << 20
+	DefaultPoolSize      = 4
+)
+
+// withDefaults returns l with zero fields set to their defaults.
+func (l Limits) withDefaults() Limits {
+	if l.MemoryBytes == 0 {
+		l.MemoryBytes = DefaultMemoryBytes
+	}
+	if l.CallTimeout <= 0 {
+		l.CallTimeout = DefaultCallTimeout
+	}
+	if l.OutputBytes <= 0 {
+		l.OutputBytes = DefaultOutputBytes
+	}
+	if l.LogBytes <= 0 {
+		l.LogBytes = DefaultLogBytes
+	}
+	if l.HTTPBodyBytes <= 0 {
+		l.HTTPBodyBytes = DefaultHTTPBodyBytes
+	}
+	if l.PoolSize <= 0 {
+		l.PoolSize = DefaultPoolSize
+	}
+	return l
+}
+
+// InstanceSpec describes a connector instance to run.
+type InstanceSpec struct {
+	Info     abi.InstanceInfo
+	Params   map[string]any // already validated by the caller (Manifest.ValidateParams)
+	Services Services       // host functions act on this
+	// Egress lists the hosts http_request may reach: "host", "host:port" or
+	// "*.domain". nil derives it from the manifest's egress, resolving
+	// "param:NAME" to the host of the URL in Params[NAME].
+	Egress []string
+	Limits Limits
+}
+
+// InstanceStats counts an Instance's module instances.
+type InstanceStats struct {
+	Idle      int // warm, waiting for a call
+	Busy      int // serving a call
+	Created   int // instantiated since the Instance was created
+	Discarded int // closed after a fault, a failed configure or Close
+}
