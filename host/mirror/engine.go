@@ -37,7 +37,7 @@ type Instances interface {
 	Call(ctx context.Context, instance, command string, args any) (json.RawMessage, error)
 	// Fetch runs fetch-incidents on an instance and stores its incidents
 	// and last run atomically.
-	Fetch(ctx context.Context, instance string) error
+	RunFetch(ctx context.Context, instance string) error
 }
 
 // Options configure an Engine. Zero values take the documented defaults.
@@ -203,7 +203,7 @@ func (e *Engine) fetchLoop(ctx context.Context) {
 			go func() {
 				defer e.wg.Done()
 				defer func() { e.mu.Lock(); e.fetching[name] = false; e.mu.Unlock() }()
-				if err := e.ins.Fetch(ctx, name); err != nil && ctx.Err() == nil {
+				if err := e.ins.RunFetch(ctx, name); err != nil && ctx.Err() == nil {
 					e.log.Warn().Err(err).Str("instance", name).Str("command", abi.CommandFetchIncidents).Msg("scheduled fetch failed; last run not advanced")
 				}
 			}()

@@ -94,7 +94,7 @@ func (e *Engine) cycle(ctx context.Context, t Target, start time.Time) (CycleRep
 
 	var remoteIDs []string
 	raw, err := e.ins.Call(ctx, name, abi.CommandGetModifiedRemoteData, abi.GetModifiedRemoteDataArgs{LastUpdate: lastUpdate.UTC().Format(time.RFC3339Nano)})
-	switch kind := abi.KindOf(err); kind {
+	switch kind := kindOf(err); kind {
 	case "":
 		var res abi.GetModifiedRemoteDataResponse
 		if err := json.Unmarshal(raw, &res); err != nil {
@@ -137,6 +137,17 @@ func (e *Engine) cycle(ctx context.Context, t Target, start time.Time) (CycleRep
 	e.log.Info().Str("instance", name).Str("mode", rep.Mode).Int("candidates", rep.Candidate).Int("synced", rep.Synced).
 		Int("entries", rep.Entries).Int("failed", rep.Failed).Str("stopped_by", string(rep.Stopped)).Msg("incoming mirroring cycle")
 	return rep, nil
+}
+
+// kindOf is the error kind of a command failure after XSOAR's sentinel
+// rule, so "API rate limit" in a plain error stops the cycle as
+// rate_limited does.
+func kindOf(err error) abi.ErrorKind {
+	var e *abi.Error
+	if errors.As(err, &e) {
+		return abi.Normalize(e).Kind
+	}
+	return abi.KindOf(err)
 }
 
 func dedup(ids []string) []string {
@@ -199,7 +210,7 @@ func (e *Engine) syncMany(ctx context.Context, t Target, ids []string, rep *Cycl
 					continue
 				}
 				f, skip, err := e.fetchOne(ctx, t, ids[i], nil)
-				switch kind := abi.KindOf(err); {
+				switch kind := kindOf(err); {
 				case err == nil && skip:
 					skipped.Add(1)
 				case err == nil:

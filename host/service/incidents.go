@@ -154,6 +154,7 @@ func (s *Service) UpdateIncident(ctx context.Context, id string, in IncidentInpu
 	if err != nil {
 		return store.Incident{}, fmt.Errorf("incident %q: %w", id, err)
 	}
+	s.kick()
 	return inc, nil
 }
 
@@ -170,6 +171,7 @@ func (s *Service) CloseIncident(ctx context.Context, id, reason, notes string) (
 	if err != nil {
 		return store.Incident{}, fmt.Errorf("incident %q: %w", id, err)
 	}
+	s.kick()
 	return inc, nil
 }
 
@@ -243,6 +245,7 @@ func (s *Service) AddEntry(ctx context.Context, incidentID string, in EntryInput
 	if err != nil {
 		return store.Entry{}, fmt.Errorf("incident %q: %w", incidentID, err)
 	}
+	s.kick()
 	return out[0], nil
 }
 

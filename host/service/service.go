@@ -20,6 +20,7 @@ import (
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
+	"github.com/connhost/connhost/host/mirror"
 	"github.com/connhost/connhost/host/secrets"
 	"github.com/connhost/connhost/store"
 )
@@ -46,6 +47,12 @@ type Options struct {
 	Limits host.Limits
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// LongRunning configures long-running executions, HTTP into plugins
+	// and chat delivery.
+	LongRunning LongRunningOptions
+	// Idle skips starting the enabled instances, for CLI maintenance
+	// commands (API keys, plugin install) that run with the server stopped.
+	Idle bool
 }
 
 // Service is the connhost server's state and operations. Its methods are
@@ -60,7 +67,9 @@ type Service struct {
 
 	mu      sync.Mutex
 	plugins map[string]*host.Plugin // by SHA-256
+	mirror  *mirror.Engine
 	live    map[string]*liveInstance
+	lr      *longRunning
 
 	ready    atomic.Bool
 	closing  atomic.Bool
@@ -90,12 +99,13 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.lr = newLongRunning(s, opts.LongRunning)
 	insts, err := s.st.ListInstances(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, rec := range insts {
-		if !rec.Enabled {
+		if !rec.Enabled || opts.Idle {
 			continue
 		}
 		if err := s.start(ctx, rec); err != nil {
@@ -116,6 +126,7 @@ func (s *Service) Ready() bool { return s.ready.Load() && !s.closing.Load() }
 // their owner closes them.
 func (s *Service) Close(ctx context.Context) error {
 	s.closing.Store(true)
+	s.lr.close(ctx)
 	done := make(chan struct{})
 	go func() { s.inflight.Wait(); close(done) }()
 	select {
