@@ -147,33 +147,21 @@ func (h hostServices) FindUser(ctx context.Context, _ abi.InstanceInfo, req abi.
 }
 
 // HandleEntitlement records a user's answer to a question the incident's
-// war room asked, as an entry tagged with the entitlement GUID.
+// war room asked, as an entry.
 func (h hostServices) HandleEntitlement(ctx context.Context, inst abi.InstanceInfo, req abi.EntitlementRequest) error {
-	if req.IncidentID == "" || req.GUID == "" {
-		return abi.Errorf(abi.KindBadRequest, "handle_entitlement_for_user: incident_id and guid are required")
-	}
-	contents := map[string]any{"guid": req.GUID, "content": req.Content, "email": req.Email}
-	if req.TaskID != "" {
-		contents["taskId"] = req.TaskID
-	}
-	_, err := h.s.st.AddEntries(ctx, []store.Entry{{
-		IncidentID: req.IncidentID, Type: abi.EntryNote, Format: abi.FormatJSON, Contents: contents,
-		Tags: []string{"entitlement", req.GUID}, User: req.Email, Origin: store.OriginPluginPrefix + inst.Name,
-		ExternalID: "entitlement:" + req.GUID + ":" + req.TaskID,
-	}})
-	return typed(err)
+	return h.s.handleEntitlement(ctx, inst, req)
 }
 
 func (h hostServices) UpdateModuleHealth(ctx context.Context, inst abi.InstanceInfo, health abi.ModuleHealth) error {
 	return typed(h.s.st.SetHealth(ctx, inst.ID, health.Message, health.IsError))
 }
 
-func (h hostServices) MirrorInvestigation(_ context.Context, inst abi.InstanceInfo, _ abi.MirrorInvestigationRequest) error {
-	return abi.Errorf(abi.KindUnavailable, "mirror_investigation: chat mirroring is not available on this server yet (instance %q)", inst.Name)
+func (h hostServices) MirrorInvestigation(ctx context.Context, inst abi.InstanceInfo, req abi.MirrorInvestigationRequest) error {
+	return h.s.mirrorInvestigation(ctx, inst, req)
 }
 
-func (h hostServices) DirectMessage(_ context.Context, inst abi.InstanceInfo, _ abi.DirectMessageRequest) (string, error) {
-	return "", abi.Errorf(abi.KindUnavailable, "direct_message: not available on this server yet (instance %q)", inst.Name)
+func (h hostServices) DirectMessage(ctx context.Context, inst abi.InstanceInfo, req abi.DirectMessageRequest) (string, error) {
+	return h.s.directMessage(ctx, inst, req)
 }
 
 // APIKeyView is an API key as listed: never the key or its hash.

@@ -258,6 +258,9 @@ func (s *Service) DeleteInstance(ctx context.Context, name string) error {
 	if err := s.st.DeleteInstance(ctx, rec.ID); err != nil {
 		return err
 	}
+	if err := s.st.DeleteChatMirrors(ctx, rec.ID); err != nil {
+		s.log.Warn().Err(err).Str("instance", rec.Name).Msg("chat mirrors of deleted instance not removed")
+	}
 	s.log.Info().Str("instance", rec.Name).Str("plugin", rec.Plugin).Msg("instance deleted")
 	return nil
 }
@@ -387,7 +390,7 @@ func (s *Service) start(ctx context.Context, rec store.Instance) error {
 		_ = old.inst.Close(ctx)
 	}
 	s.log.Info().Str("instance", rec.Name).Str("plugin", p.Manifest.Name).Str("version", p.Manifest.Version).Msg("instance started")
-	return nil
+	return s.startLongRunning(ctx, rec, p)
 }
 
 // stop drains and removes a running instance, if it runs.
@@ -399,6 +402,7 @@ func (s *Service) stop(ctx context.Context, id string) {
 	if li == nil {
 		return
 	}
+	s.stopLongRunning(ctx, li.rec)
 	li.inst.Stop()
 	if err := li.inst.Close(ctx); err != nil {
 		s.log.Warn().Err(err).Str("instance", li.rec.Name).Msg("instance did not drain cleanly")
