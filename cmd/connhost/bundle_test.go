@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/connhost/connhost/host"
+	"github.com/connhost/connhost/host/secrets"
+	"github.com/connhost/connhost/host/service"
+	"github.com/connhost/connhost/store"
+)
+
+// offline runs the connhost binary with no network: in a new network
+// namespace when unshare -n works here (root), and always with an
+// environment that has no usable proxy and no module proxy.
+func offline(t *testing.T, args ...string) result {
+	t.Helper()
+	name, argv := binary, args
+	if err := exec.Command("unshare", "-n", "true").Run(); err == nil {
+		name, argv = "unshare", append([]string{"-n", binary}, args...)
+	} else {
+		t.Logf("unshare -n unavailable (%v): relying on the environment only", err)
+	}
+	cmd := exec.Command(name, argv...)
+	cmd.Dir = t.TempDir()
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + cmd.Dir,
+		"HTTP_PROXY=http://127.0.0.1:1", "HTTPS_PROXY=http://127.0.0.1:1", "NO_PROXY=", "GOPROXY=off"}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running %s %v: %v", name, argv, err)
+	}
+	return result{stdout.String(), stderr.String(), code}
+}
+
+// openService opens a data dir written by the CLI, in process.
+func openService(t *testing.T, dataDir string) *service.Service {
+	t.Helper()
+	ctx := context.Background()
+	key, _, err := secrets.LoadOrCreateKeyFile(filepath.Join(dataDir, "secret.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, err := secrets.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, filepath.Join(dataDir, "db"), store.Options{GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := host.NewRuntime(ctx, host.Config{CacheDir: cacheDir, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := service.New(ctx, service.Options{Store: st, Runtime: rt, Secrets: box, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = svc.Close(ctx)
+		_ = rt.Close(ctx)
+		_ = st.Close()
+	})
+	return svc
+}
+
+// TestBundleRoundTrip installs signed plugins into one data dir, bundles
+// them, installs the bundle offline into a fresh data dir with
+// require_signed, and runs an instance of the installed plugin there.
+func TestBundleRoundTrip(t *testing.T) {
+	work := t.TempDir()
+	key := keygen(t, work, "author")
+	plugins := []string{copyFile(t, echoWasm, work)}
+	if tdWasm != "" {
+		plugins = append(plugins, copyFile(t, tdWasm, work))
+	}
+	check(t, connhost(t, nil, append([]string{"plugin", "sign", "--key", key}, plugins...)...), exitOK, nil, nil)
+
+	source := filepath.Join(work, "source")
+	check(t, connhost(t, nil, append([]string{"plugin", "install", "--data-dir", source}, plugins...)...), exitOK, []string{"installed echo@0.1.0"}, nil)
+	chb := filepath.Join(work, "plugins.chb")
+	check(t, connhost(t, nil, append([]string{"bundle", "create", "-o", chb, "--key", key}, plugins...)...),
+		exitOK, []string{"index signed by key ID"}, nil)
+
+	target := filepath.Join(work, "target")
+	args := []string{"bundle", "install", chb, "--data-dir", target, "--cache-dir", filepath.Join(work, "target-cache"),
+		"--trusted-key", key + ".pub", "--require-signed"}
+	r := offline(t, args...)
+	check(t, r, exitOK, []string{"installed echo@0.1.0", "signed by key ID"}, nil)
+	// Reinstalling the same bundle is a no-op.
+	check(t, offline(t, args...), exitOK, []string{"installed echo@0.1.0"}, nil)
+
+	ctx := context.Background()
+	src := openService(t, source)
+	want, err := src.ListPlugins(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := openService(t, target)
+	got, err := dst.ListPlugins(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(plugins) || len(got) != len(want) {
+		t.Fatalf("installed %d plugins, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].Name != want[i].Name || got[i].SHA256 != want[i].SHA256 {
+			t.Errorf("plugin %d: got %s sha256 %s, want %s sha256 %s", i, got[i].Name, got[i].SHA256, want[i].Name, want[i].SHA256)
+		}
+	}
+	enabled := true
+	if _, err := dst.CreateInstance(ctx, service.InstanceInput{Name: "echo-1", Plugin: "echo", Enabled: &enabled,
+		Params: map[string]any{"token": "t0ken"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.TestInstance(ctx, "echo-1"); err != nil {
+		t.Fatalf("test-module on the offline-installed plugin: %v", err)
+	}
+	res, err := dst.Execute(ctx, "echo-1", service.ExecuteRequest{Command: "echo", Args: map[string]any{"msg": "air-gapped"}})
+	if err != nil || !bytes.Contains(res.Result, []byte("air-gapped")) {
+		t.Fatalf("echo: %s %v", res.Result, err)
+	}
+}
+
+// TestBundleInstallRefuses: the checks of bundle install, each on a fresh
+// data dir except the downgrade, which needs a newer version installed.
+func TestBundleInstallRefuses(t *testing.T) {
+	work := t.TempDir()
+	key, stranger := keygen(t, work, "author"), keygen(t, work, "stranger")
+	signed := copyFile(t, echoWasm, work)
+	check(t, connhost(t, nil, "plugin", "sign", "--key", key, signed), exitOK, nil, nil)
+
+	oldDir := filepath.Join(work, "old")
+	if err := os.Mkdir(oldDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(oldDir, "echo.wasm")
+	manifest, err := os.ReadFile("testdata/echo.manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldManifest := writeTemp(t, "m.json", string(bytes.Replace(manifest, []byte(`"0.1.0"`), []byte(`"0.0.9"`), 1)))
+	check(t, connhost(t, nil, "plugin", "pack", "--manifest", oldManifest, "-o", old, echoRaw), exitOK, nil, nil)
+	check(t, connhost(t, nil, "plugin", "sign", "--key", key, old), exitOK, nil, nil)
+
+	bundleOf := func(name string, args ...string) string {
+		out := filepath.Join(work, name)
+		check(t, connhost(t, nil, append([]string{"bundle", "create", "-o", out}, args...)...), exitOK, nil, nil)
+		return out
+	}
+	good := bundleOf("good.chb", "--key", key, signed)
+	oldBundle := bundleOf("old.chb", "--key", key, old)
+	unsignedPlugin := bundleOf("unsigned.chb", "--key", key, copyFile(t, echoWasm, t.TempDir()))
+	strangerIndex := bundleOf("stranger.chb", "--key", stranger, signed)
+	corrupt := filepath.Join(work, "corrupt.chb")
+	b, _ := os.ReadFile(good)
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(corrupt, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	installed := filepath.Join(work, "installed")
+	check(t, connhost(t, nil, "bundle", "install", good, "--data-dir", installed, "--trusted-key", key+".pub"), exitOK, nil, nil)
+
+	tests := []struct {
+		name     string
+		bundle   string
+		dataDir  string
+		extra    []string
+		code     int
+		inStderr []string
+	}{
+		{"downgrade", oldBundle, installed, []string{"--require-signed"}, exitFailed, []string{"downgrade refused", "0.0.9 is older than installed version 0.1.0"}},
+		{"unsigned plugin, require_signed", unsignedPlugin, "", []string{"--require-signed"}, exitFailed, []string{"unsigned and require_signed is on"}},
+		{"index by unknown key", strangerIndex, "", nil, exitFailed, []string{"index signature", "unknown key"}},
+		{"corrupt file", corrupt, "", nil, exitFailed, []string{"bundle install"}},
+		{"no trusted key", good, "", []string{"--require-signed"}, exitFailed, []string{"unknown key"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := tt.dataDir
+			if dir == "" {
+				dir = filepath.Join(t.TempDir(), "data")
+			}
+			args := append([]string{"bundle", "install", tt.bundle, "--data-dir", dir}, tt.extra...)
+			if tt.name != "no trusted key" {
+				args = append(args, "--trusted-key", key+".pub")
+			}
+			check(t, offline(t, args...), tt.code, nil, tt.inStderr)
+			if tt.dataDir == "" {
+				if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("a refused bundle created the data dir %s", dir)
+				}
+			}
+		})
+	}
+}

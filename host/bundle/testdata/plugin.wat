@@ -1,0 +1,5 @@
+;; A minimal module to bundle: bundles treat plugins as bytes plus the
+;; manifest the tests embed, so it needs no exports beyond memory.
+(module
+  (memory (export "memory") 1)
+  (data (i32.const 0) "connhost signing test"))
