@@ -1,0 +1,350 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/connhost/connhost/abi"
+	sdk "github.com/connhost/connhost/sdk-guest"
+)
+
+// incident is a peer incident as GET /api/v1/incidents returns it (the
+// JSON of the peer's store.Incident); only the fields this connector reads.
+type incident struct {
+	ID                 string             `json:"id"`
+	Name               string             `json:"name"`
+	Type               string             `json:"type"`
+	Severity           float64            `json:"severity"`
+	Status             abi.IncidentStatus `json:"status"`
+	Occurred           time.Time          `json:"occurred"`
+	Created            time.Time          `json:"created"`
+	Modified           time.Time          `json:"modified"`
+	Owner              string             `json:"owner"`
+	Labels             []abi.Label        `json:"labels"`
+	Details            string             `json:"details"`
+	CustomFields       map[string]any     `json:"CustomFields"`
+	CloseReason        string             `json:"closeReason"`
+	CloseNotes         string             `json:"closeNotes"`
+	SourceInstance     string             `json:"sourceInstance"`
+	DbotMirrorID       string             `json:"dbotMirrorId"`
+	DbotMirrorInstance string             `json:"dbotMirrorInstance"`
+
+	raw json.RawMessage // the whole record, for rawJSON
+}
+
+// UnmarshalJSON keeps the raw record next to the decoded fields.
+func (i *incident) UnmarshalJSON(b []byte) error {
+	type plain incident
+	if err := json.Unmarshal(b, (*plain)(i)); err != nil {
+		return err
+	}
+	i.raw = append(json.RawMessage(nil), b...)
+	return nil
+}
+
+func (i incident) closed() bool { return i.Status == abi.StatusDone || i.Status == abi.StatusArchive }
+
+// entry is a peer war-room entry (the JSON of the peer's store.Entry).
+type entry struct {
+	ID       string        `json:"id"`
+	Type     abi.EntryType `json:"type"`
+	Contents any           `json:"contents"`
+	Format   string        `json:"format"`
+	Tags     []string      `json:"tags"`
+	Note     bool          `json:"note"`
+	User     string        `json:"user"`
+	Created  time.Time     `json:"created"`
+	Origin   string        `json:"origin"`
+}
+
+// entryInput is the body of POST /incidents/{id}/entries. The peer decodes
+// bodies strictly, so it carries exactly the fields the API knows.
+type entryInput struct {
+	Type     abi.EntryType `json:"type,omitempty"`
+	Contents any           `json:"contents"`
+	Format   string        `json:"format,omitempty"`
+	Tags     []string      `json:"tags,omitempty"`
+	Note     bool          `json:"note,omitempty"`
+	User     string        `json:"user,omitempty"`
+}
+
+// originMirrorPrefix starts the origin of entries the peer's own mirroring
+// engine added (store.OriginMirrorPrefix on the peer).
+const originMirrorPrefix = "mirror:"
+
+// pageSize is the page the peer API serves at most.
+const pageSize = 500
+
+// maxFetchLimit bounds max_fetch.
+const maxFetchLimit = 200
+
+// config is the parsed instance parameters.
+type config struct {
+	base          *url.URL
+	apiKey        string
+	firstFetch    time.Duration
+	maxFetch      int
+	direction     string // abi.Mirror* value
+	tags          []string
+	closeIncident bool
+	closeOut      bool
+	query         string
+}
+
+// directions maps the mirror_direction option to dbotMirrorDirection.
+var directions = map[string]string{
+	"None": abi.MirrorNone, "Incoming": abi.MirrorIn, "Outgoing": abi.MirrorOut, "Incoming And Outgoing": abi.MirrorBoth,
+}
+
+// parseConfig validates the parameters; problems are bad_request errors
+// naming the parameter, never showing the key.
+func parseConfig(p sdk.Params) (config, error) {
+	c := config{
+		apiKey:        p.Secret("api_key"),
+		maxFetch:      p.Int("max_fetch"),
+		closeIncident: p.Bool("close_incident"),
+		closeOut:      p.Bool("close_out"),
+		query:         strings.TrimSpace(p.String("incidents_fetch_query")),
+	}
+	u, err := url.Parse(strings.TrimRight(p.String("url"), "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return c, sdk.BadRequest("param url: want an http(s) URL, got %q", p.String("url"))
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/api/v1")
+	c.base = u
+	if c.apiKey == "" {
+		return c, sdk.BadRequest("param api_key: required")
+	}
+	ff := p.String("first_fetch")
+	if ff == "" {
+		ff = "3 days"
+	}
+	if c.firstFetch, err = parseAge(ff); err != nil {
+		return c, sdk.BadRequest("param first_fetch: %v", err)
+	}
+	if !p.Has("max_fetch") {
+		c.maxFetch = 50
+	}
+	if c.maxFetch < 1 || c.maxFetch > maxFetchLimit {
+		return c, sdk.BadRequest("param max_fetch: want 1..%d, got %v", maxFetchLimit, p.Number("max_fetch"))
+	}
+	dir := p.String("mirror_direction")
+	if dir == "" {
+		dir = "Incoming And Outgoing"
+	}
+	if c.direction = directions[dir]; c.direction == "" {
+		return c, sdk.BadRequest("param mirror_direction: unknown option %q", dir)
+	}
+	tags := p.String("mirror_tags")
+	if !p.Has("mirror_tags") {
+		tags = "comment"
+	}
+	for t := range strings.SplitSeq(tags, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			c.tags = append(c.tags, t)
+		}
+	}
+	return c, nil
+}
+
+// parseAge parses "N minutes|hours|days|weeks" (singular too).
+func parseAge(s string) (time.Duration, error) {
+	f := strings.Fields(strings.ToLower(s))
+	if len(f) != 2 {
+		return 0, fmt.Errorf("want \"N minutes|hours|days|weeks\", got %q", s)
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("want a non-negative count, got %q", f[0])
+	}
+	unit := map[string]time.Duration{
+		"minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour, "week": 7 * 24 * time.Hour,
+	}[strings.TrimSuffix(f[1], "s")]
+	if unit == 0 {
+		return 0, fmt.Errorf("unknown unit %q", f[1])
+	}
+	return time.Duration(n) * unit, nil
+}
+
+// client calls the peer's API through the host's http_request.
+type client struct {
+	cfg  config
+	http *http.Client
+}
+
+func newClient(h *sdk.Host) (*client, config, error) {
+	cfg, err := parseConfig(h.Params())
+	if err != nil {
+		return nil, cfg, err
+	}
+	return &client{cfg: cfg, http: h.HTTPClient()}, cfg, nil
+}
+
+// statusError is a non-2xx answer of the peer other than 401 and 429.
+type statusError struct {
+	method, path string
+	status       int
+	detail       string
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("peer %s %s: HTTP %d: %s", e.method, e.path, e.status, e.detail)
+}
+
+// httpStatus returns the HTTP status of a statusError in err's chain, or 0.
+func httpStatus(err error) int {
+	var se *statusError
+	if errors.As(err, &se) {
+		return se.status
+	}
+	return 0
+}
+
+// do sends a request and decodes a 2xx JSON answer into out. Errors name
+// the method and path, never the key; 429 becomes rate_limited with XSOAR's
+// "API rate limit" wording, 401 says to check the key.
+func (c *client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	u := *c.cfg.base
+	u.Path += "/api/v1" + path
+	u.RawQuery = query.Encode()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("peer %s %s: %w", method, path, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return fmt.Errorf("peer %s %s: %w", method, path, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.cfg.apiKey)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("peer %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("peer %s %s: read body: %w", method, path, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests:
+		return sdk.RateLimited(fmt.Sprintf("connhost peer API rate limit exceeded on %s %s (retry after %ss)", method, path, resp.Header.Get("Retry-After")))
+	case resp.StatusCode == http.StatusUnauthorized:
+		return fmt.Errorf("peer %s %s: authorization failed: check the API key (HTTP 401)", method, path)
+	case resp.StatusCode/100 != 2:
+		var e struct {
+			Error  string `json:"error"`
+			Detail string `json:"detail"`
+		}
+		_ = json.Unmarshal(data, &e) // best effort: the status says enough
+		detail := e.Detail
+		if detail == "" {
+			detail = e.Error
+		}
+		return &statusError{method: method, path: path, status: resp.StatusCode, detail: detail}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("peer %s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+func incidentPath(id string) string { return "/incidents/" + url.PathEscape(id) }
+
+// listPage returns one page of GET /incidents and the next cursor.
+func (c *client) listPage(ctx context.Context, q url.Values, cursor string, limit int) ([]incident, string, error) {
+	q.Set("limit", strconv.Itoa(limit))
+	q.Del("cursor")
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	var page struct {
+		Incidents []incident `json:"incidents"`
+		Next      string     `json:"next"`
+	}
+	err := c.do(ctx, http.MethodGet, "/incidents", q, nil, &page)
+	return page.Incidents, page.Next, err
+}
+
+func (c *client) get(ctx context.Context, id string) (incident, error) {
+	var inc incident
+	err := c.do(ctx, http.MethodGet, incidentPath(id), nil, nil, &inc)
+	return inc, err
+}
+
+// entries calls fn for each entry of incident id, oldest first, until fn
+// returns false.
+func (c *client) entries(ctx context.Context, id string, fn func(entry) bool) error {
+	cursor := ""
+	for {
+		q := url.Values{"limit": {strconv.Itoa(pageSize)}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		var page struct {
+			Entries []entry `json:"entries"`
+			Next    string  `json:"next"`
+		}
+		if err := c.do(ctx, http.MethodGet, incidentPath(id)+"/entries", q, nil, &page); err != nil {
+			return err
+		}
+		for _, e := range page.Entries {
+			if !fn(e) {
+				return nil
+			}
+		}
+		if page.Next == "" {
+			return nil
+		}
+		cursor = page.Next
+	}
+}
+
+// instancePlugin returns the plugin name of a peer instance.
+func (c *client) instancePlugin(ctx context.Context, name string) (string, error) {
+	var v struct {
+		Plugin string `json:"plugin"`
+	}
+	err := c.do(ctx, http.MethodGet, "/instances/"+url.PathEscape(name), nil, nil, &v)
+	return v.Plugin, err
+}
+
+func (c *client) create(ctx context.Context, in map[string]any) (incident, error) {
+	var inc incident
+	err := c.do(ctx, http.MethodPost, "/incidents", nil, in, &inc)
+	return inc, err
+}
+
+func (c *client) patch(ctx context.Context, id string, in map[string]any) error {
+	return c.do(ctx, http.MethodPatch, incidentPath(id), nil, in, nil)
+}
+
+func (c *client) addEntry(ctx context.Context, id string, in entryInput) (entry, error) {
+	var e entry
+	err := c.do(ctx, http.MethodPost, incidentPath(id)+"/entries", nil, in, &e)
+	return e, err
+}
+
+func (c *client) close(ctx context.Context, id, reason, notes string) error {
+	body := map[string]string{"closeReason": reason, "closeNotes": notes}
+	return c.do(ctx, http.MethodPost, incidentPath(id)+"/close", nil, body, nil)
+}

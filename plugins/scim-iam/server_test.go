@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/connhost/connhost/host"
+	"github.com/connhost/connhost/host/api"
+	"github.com/connhost/connhost/host/secrets"
+	"github.com/connhost/connhost/host/service"
+	"github.com/connhost/connhost/plugins/scim-iam/scimserver"
+	"github.com/connhost/connhost/sdk-guest/iam"
+	"github.com/connhost/connhost/sdk-guest/oauth2"
+	"github.com/connhost/connhost/store"
+)
+
+// syncBuffer collects the server's log lines from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// server is the real connhost server (store, runtime, service, API) on
+// loopback, with the scim-iam plugin installed and one instance "scim".
+type server struct {
+	t    *testing.T
+	http *httptest.Server
+	key  string
+	logs *syncBuffer
+
+	mu        sync.Mutex
+	responses bytes.Buffer // every API response body, for the leak scan
+}
+
+func newServer(t *testing.T, scim *scimserver.Server) *server {
+	t.Helper()
+	ctx := context.Background()
+	logs := &syncBuffer{}
+	log := zerolog.New(logs).Level(zerolog.DebugLevel)
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db"), store.Options{GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := host.NewRuntime(ctx, host.Config{CacheDir: cacheDir, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, err := secrets.New([]byte(rand.Text() + rand.Text())[:secrets.KeySize])
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := service.New(ctx, service.Options{Store: st, Runtime: rt, Secrets: box, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(api.New(svc, api.Options{Logger: log}).Handler())
+	key, _, err := svc.CreateAPIKey(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		hs.Close()
+		_ = svc.Close(ctx)
+		_ = rt.Close(ctx)
+		_ = st.Close()
+	})
+	s := &server{t: t, http: hs, key: key, logs: logs}
+	wasm, err := os.ReadFile(wasmPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.must(s.call(http.MethodPost, "/plugins", "application/wasm", wasm), http.StatusCreated)
+	s.must(s.json(http.MethodPost, "/instances", map[string]any{
+		"name": "scim", "plugin": "scim-iam", "enabled": true, "params": params(scim, nil),
+	}), http.StatusCreated)
+	return s
+}
+
+type response struct {
+	status int
+	body   []byte
+}
+
+// call sends an API request with the key and records the response body.
+func (s *server) call(method, path, contentType string, body []byte) response {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.http.URL+api.Prefix+path, bytes.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.key)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := s.http.Client().Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.responses.Write(b)
+	s.responses.WriteByte('\n')
+	s.mu.Unlock()
+	return response{resp.StatusCode, b}
+}
+
+func (s *server) json(method, path string, v any) response {
+	s.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return s.call(method, path, "application/json", b)
+}
+
+func (s *server) must(r response, status int) []byte {
+	s.t.Helper()
+	if r.status != status {
+		s.t.Fatalf("HTTP %d %s, want %d", r.status, r.body, status)
+	}
+	return r.body
+}
+
+// execute runs a command on instance scim through POST .../execute.
+func (s *server) execute(t *testing.T, cmd string, args map[string]string, incident string) iam.Result {
+	t.Helper()
+	body := map[string]any{"command": cmd, "args": args}
+	if incident != "" {
+		body["incidentId"] = incident
+	}
+	r := s.json(http.MethodPost, "/instances/scim/execute", body)
+	if r.status != http.StatusOK {
+		t.Fatalf("execute %s: HTTP %d %s", cmd, r.status, r.body)
+	}
+	var res service.ExecuteResult
+	if err := json.Unmarshal(r.body, &res); err != nil {
+		t.Fatal(err)
+	}
+	if incident != "" && res.EntryID == "" {
+		t.Errorf("execute %s with incident %s wrote no entry", cmd, incident)
+	}
+	return decodeResult(t, res.Result)
+}
+
+// scanLeaks fails if the client secret or any issued token appears in the
+// server's logs or in any API response.
+func (s *server) scanLeaks(t *testing.T, scim *scimserver.Server) {
+	t.Helper()
+	s.must(s.call(http.MethodGet, "/instances/scim", "", nil), http.StatusOK)
+	s.must(s.call(http.MethodGet, "/instances/scim/context", "", nil), http.StatusOK)
+	logs := s.logs.String()
+	s.mu.Lock()
+	responses := s.responses.String()
+	s.mu.Unlock()
+	tokens := scim.IssuedTokens()
+	if len(tokens) == 0 || logs == "" {
+		t.Fatal("nothing to scan: no tokens issued or no logs")
+	}
+	for i, secret := range append([]string{clientSecret}, tokens...) {
+		what := "the client secret"
+		if i > 0 {
+			what = fmt.Sprintf("token %d", i)
+		}
+		if strings.Contains(logs, secret) {
+			t.Errorf("server logs contain %s", what)
+		}
+		if strings.Contains(responses, secret) {
+			t.Errorf("an API response contains %s", what)
+		}
+	}
+}
+
+// TestLifecycleThroughServer drives the user lifecycle through the HTTP
+// API, writing each IAM result to an incident's war room.
+func TestLifecycleThroughServer(t *testing.T) {
+	scim := newSCIM(t)
+	s := newServer(t, scim)
+	var inc struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(s.must(s.json(http.MethodPost, "/incidents", map[string]any{"name": "onboard jdoe"}), http.StatusCreated), &inc); err != nil {
+		t.Fatal(err)
+	}
+	var current map[string]any
+	runLifecycle(t, scim, func(t *testing.T, overrides map[string]any, cmd string, args map[string]string) iam.Result {
+		if fmt.Sprint(overrides) != fmt.Sprint(current) {
+			// Switch the instance's parameters; null drops an earlier override.
+			p := map[string]any{}
+			for k := range current {
+				p[k] = nil
+			}
+			maps.Copy(p, overrides)
+			s.must(s.json(http.MethodPatch, "/instances/scim", map[string]any{"params": p}), http.StatusOK)
+			current = overrides
+		}
+		return s.execute(t, cmd, args, inc.ID)
+	})
+	var page struct {
+		Entries []store.Entry `json:"entries"`
+	}
+	if err := json.Unmarshal(s.must(s.call(http.MethodGet, "/incidents/"+inc.ID+"/entries?limit=100", "", nil), http.StatusOK), &page); err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Entries) != len(lifecycle) {
+		t.Fatalf("war room has %d entries, want %d", len(page.Entries), len(lifecycle))
+	}
+	first, _ := page.Entries[0].Contents.(string)
+	if page.Entries[0].Format != "markdown" || !strings.HasPrefix(first, "### Create User Results (scim-iam)") || !strings.Contains(first, "jdoe@example.com") {
+		t.Errorf("first entry = %q (%s), want the create result as a markdown table", first, page.Entries[0].Format)
+	}
+	s.scanLeaks(t, scim)
+}
+
+// TestTokenCachingThroughServer checks that pooled module instances share
+// one token: fetched once while valid, refreshed once when it expires or
+// the service rejects it, also when 8 commands hit the expiry at once.
+func TestTokenCachingThroughServer(t *testing.T) {
+	scim := newSCIM(t)
+	scim.AddUser(map[string]any{"userName": "jdoe", "active": true,
+		"emails": []any{map[string]any{"value": "jdoe@example.com", "primary": true}}})
+	s := newServer(t, scim)
+	get := func(t *testing.T) error {
+		r := s.execute(t, iam.CommandGetUser, profile(`{"username":"jdoe"}`), "")
+		if !r.Success || r.ID == "" {
+			return fmt.Errorf("iam-get-user: %+v", r)
+		}
+		return nil
+	}
+	concurrently := func(t *testing.T, n int) {
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for range n {
+			wg.Go(func() { errs <- get(t) })
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err) // a conflict or any other failure surfaced to the user
+			}
+		}
+	}
+	wantTokens := func(t *testing.T, n int) {
+		t.Helper()
+		if got := scim.TokenRequests(); got != n {
+			t.Fatalf("token requests = %d, want %d", got, n)
+		}
+	}
+
+	for range 50 {
+		if err := get(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantTokens(t, 1)
+
+	scim.ExpireTokens()
+	if err := get(t); err != nil {
+		t.Fatal(err)
+	}
+	wantTokens(t, 2)
+
+	// A token that the service still accepts but whose valid_until passed:
+	// refreshed before use, without a rejected request.
+	scim.SetTokenLifetime(oauth2.DefaultSkew + 2*time.Second)
+	scim.ExpireTokens()
+	if err := get(t); err != nil {
+		t.Fatal(err)
+	}
+	wantTokens(t, 3)
+	scim.SetTokenLifetime(scimserver.DefaultTokenLifetime)
+	time.Sleep(2500 * time.Millisecond) // let valid_until pass
+	rejected := scim.Rejected()
+	concurrently(t, 8)
+	wantTokens(t, 4)
+	if r := scim.Rejected(); r != rejected {
+		t.Errorf("%d requests rejected after valid_until passed, want none: refresh before use", r-rejected)
+	}
+
+	scim.ExpireTokens()
+	concurrently(t, 8)
+	wantTokens(t, 5)
+
+	s.scanLeaks(t, scim)
+}
