@@ -13,7 +13,7 @@ PLUGIN_NAMES := $(filter-out faulty,$(patsubst plugins/%/manifest.json,%,$(wildc
 # Go plugins (a main package next to the manifest), for the wasip1 vet.
 GO_PLUGIN_PKGS := $(foreach n,$(PLUGIN_NAMES),$(if $(shell grep -ls '^package main' plugins/$(n)/*.go),./plugins/$(n)))
 
-.PHONY: build plugins test bench run lint clean
+.PHONY: build plugins test bench run run-local lint clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(CONNHOST) ./cmd/connhost
@@ -42,14 +42,23 @@ test: build plugins
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# The server: every built plugin installed into $(DATA) (installing the same
+# file again is a no-op), then `connhost serve` on $(LISTEN). The first start
+# prints the URL and an API key; later starts say how to make another key.
+DATA   ?= data
+LISTEN ?= 127.0.0.1:8080
+
+run: plugins
+	$(CONNHOST) plugin install --data-dir $(DATA) --log-level warn $(BIN)/plugins/*.wasm
+	$(CONNHOST) serve --data-dir $(DATA) --listen $(LISTEN)
+
 # The local runner end to end: a TicketDesk test server on loopback
 # (cmd/tdserver) and the ticketdesk plugin run against it, command by command.
-# The server (`connhost serve`) replaces this target in the next milestone.
 TD_ADDR ?= 127.0.0.1:8081
 TD_KEY  ?= demo-key
 TD_RUN  := $(CONNHOST) run $(BIN)/plugins/ticketdesk.wasm --param url=http://$(TD_ADDR) --param api_key=$(TD_KEY)
 
-run: plugins
+run-local: plugins
 	$(GO) build -o $(BIN)/tdserver ./cmd/tdserver
 	@set -e; \
 	$(BIN)/tdserver --listen $(TD_ADDR) --api-key $(TD_KEY) & td=$$!; \

@@ -71,7 +71,10 @@ func (s *Store) AddEntries(ctx context.Context, entries []Entry) ([]Entry, error
 		now := s.now().UTC()
 		// incs holds each incident of the batch as read, and as it must be
 		// written back when an entry gives it something to mirror out.
-		type pair struct{ old, cur *Incident }
+		type pair struct {
+			old, cur *Incident
+			changed  bool
+		}
 		incs := map[string]*pair{}
 		for i, e := range entries {
 			p := incs[e.IncidentID]
@@ -84,7 +87,7 @@ func (s *Store) AddEntries(ctx context.Context, entries []Entry) ([]Entry, error
 					return fmt.Errorf("incident %s: %w", e.IncidentID, err)
 				}
 				_ = getJSON(txn, incKey(e.IncidentID), &cur)
-				p = &pair{&old, &cur}
+				p = &pair{old: &old, cur: &cur}
 				incs[e.IncidentID] = p
 			}
 			if e.ExternalID != "" {
@@ -115,6 +118,7 @@ func (s *Store) AddEntries(ctx context.Context, entries []Entry) ([]Entry, error
 				return err
 			}
 			out[i] = e
+			p.changed = true
 			if p.cur.mirrorsOut() && e.Origin != OriginMirrorPrefix+p.cur.DbotMirrorInstance {
 				if p.cur.MirrorOut == nil {
 					p.cur.MirrorOut = &MirrorOut{}
@@ -122,11 +126,16 @@ func (s *Store) AddEntries(ctx context.Context, entries []Entry) ([]Entry, error
 				p.cur.MirrorOut.Pending = true
 			}
 		}
+		// A new entry modifies its incident, so pollers that ask for
+		// incidents modified since a time see entry-only changes too.
 		for _, p := range incs {
-			if p.cur.OutboxPending() && !p.old.OutboxPending() {
-				if err := writeIncident(txn, p.old, p.cur); err != nil {
-					return err
-				}
+			if !p.changed {
+				continue
+			}
+			p.cur.Modified = now
+			p.cur.Version++
+			if err := writeIncident(txn, p.old, p.cur); err != nil {
+				return err
 			}
 		}
 		return nil

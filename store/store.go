@@ -94,8 +94,10 @@ type Store struct {
 const defaultGCInterval = 10 * time.Minute
 
 // maxRetries bounds the retries of a transaction that hits a badger
-// conflict; past it the caller gets ErrConflict.
-const maxRetries = 20
+// conflict; past it the caller gets ErrConflict. It is generous because on a
+// loaded machine a hot key (one incident many writers update) can lose the
+// race many times in a row; the jittered wait below keeps that cheap.
+const maxRetries = 64
 
 var keySchema = []byte("meta/schema")
 
@@ -272,7 +274,7 @@ func (s *Store) update(ctx context.Context, fn func(txn *badger.Txn) error) erro
 			return fmt.Errorf("transaction kept conflicting after %d attempts: %w", maxRetries, ErrConflict)
 		}
 		// Jitter keeps two retrying writers from colliding in lockstep.
-		time.Sleep(time.Duration(rand.IntN(1000*(attempt+1))) * time.Microsecond)
+		time.Sleep(time.Duration(rand.IntN(1000*min(attempt+1, 20))) * time.Microsecond)
 	}
 }
 

@@ -1,6 +1,7 @@
 // Command connhost hosts security-automation connectors as sandboxed
-// WebAssembly plugins. This binary carries the plugin tooling (pack,
-// inspect) and the local runner that plugin authors use in their inner loop.
+// WebAssembly plugins. This binary carries the server (serve, apikey,
+// plugin install), the plugin tooling (pack, inspect) and the local runner
+// that plugin authors use in their inner loop.
 //
 // Exit codes: 0 success, 1 the command failed (the plugin returned an error
 // or faulted), 2 usage or bad input (flags, params, args), 3 the plugin is
@@ -62,11 +63,18 @@ type command struct {
 
 func commands() *command {
 	return &command{name: "connhost", sub: []*command{
-		{name: "plugin", summary: "build and examine plugin files", sub: []*command{
+		{name: "plugin", summary: "build, examine and install plugin files", sub: []*command{
 			packCommand(),
 			inspectCommand(),
+			installCommand(),
+			keygenCommand(),
+			signCommand(),
+			verifyCommand(),
 		}},
+		bundleCommand(),
 		runCommand(),
+		serveCommand(),
+		apikeyCommand(),
 		{name: "version", summary: "print the version", run: runVersion},
 	}}
 }

@@ -37,6 +37,11 @@ const EnvConfigFile = EnvPrefix + "CONFIG"
 // FlagConfigFile is the flag that names the YAML config file.
 const FlagConfigFile = "config"
 
+// EnvSecretKey holds the hex key that encrypts secret params, overriding
+// secrets.key_file. It is deliberately not an option: a key must not be
+// settable by flag (visible in ps) or kept in the config file.
+const EnvSecretKey = EnvPrefix + "SECRET_KEY"
+
 // Config is the whole connhost configuration.
 type Config struct {
 	// Log configures logging to stderr.
@@ -49,6 +54,62 @@ type Config struct {
 	CacheDir string `koanf:"cache_dir" default:"" help:"wazero compilation cache directory; empty means data_dir/cache/wazero; must not be inside data_dir/plugins"`
 	// Limits are the default per-instance sandbox limits.
 	Limits Limits `koanf:"limits"`
+	// Server configures the HTTP server of `connhost serve`.
+	Server Server `koanf:"server"`
+	// Secrets configures the key that encrypts secret params at rest.
+	Secrets Secrets `koanf:"secrets"`
+	// Metrics configures the /metrics endpoint.
+	Metrics Metrics `koanf:"metrics"`
+}
+
+// Server configures the HTTP API server.
+type Server struct {
+	// MaxBodyBytes caps a JSON request body; default 1 MiB.
+	MaxBodyBytes int `koanf:"max_body_bytes" default:"1048576" help:"maximum size of a JSON request body, bytes"`
+	// MaxPluginBytes caps an uploaded plugin; default 64 MiB.
+	MaxPluginBytes int `koanf:"max_plugin_bytes" default:"67108864" help:"maximum size of an uploaded plugin (.wasm), bytes"`
+	// ShutdownTimeout bounds the wait for in-flight requests on SIGTERM; default 30s.
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout" default:"30s" help:"on SIGTERM/SIGINT, how long in-flight requests and commands may take to finish"`
+}
+
+// Secrets configures the encryption key of secret params.
+type Secrets struct {
+	// KeyFile holds the hex key; default <data_dir>/secret.key.
+	KeyFile string `koanf:"key_file" default:"" help:"file with the hex key that encrypts secret params, created on first start; empty means data_dir/secret.key; env CONNHOST_SECRET_KEY (hex) overrides it"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Auth is auto, open or apikey; default auto.
+	Auth string `koanf:"auth" default:"auto" help:"who may read /metrics: auto (open when listen is a loopback address, else API key), open, or apikey"`
+}
+
+// Values of metrics.auth.
+const (
+	MetricsAuthAuto   = "auto"
+	MetricsAuthOpen   = "open"
+	MetricsAuthAPIKey = "apikey"
+)
+
+// MetricsNeedAuth reports whether /metrics requires an API key: always for
+// apikey, never for open, and for auto unless the server listens on a
+// loopback address only.
+func (c *Config) MetricsNeedAuth() bool {
+	switch c.Metrics.Auth {
+	case MetricsAuthOpen:
+		return false
+	case MetricsAuthAPIKey:
+		return true
+	}
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return true
+	}
+	if host == "localhost" {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
 }
 
 // Log configures the zerolog logger.
@@ -75,8 +136,9 @@ type Limits struct {
 func (c *Config) PluginsDir() string { return filepath.Join(c.DataDir, "plugins") }
 
 var (
-	logLevels  = []string{"debug", "info", "warn", "error"}
-	logFormats = []string{"console", "json"}
+	logLevels   = []string{"debug", "info", "warn", "error"}
+	logFormats  = []string{"console", "json"}
+	metricsAuth = []string{MetricsAuthAuto, MetricsAuthOpen, MetricsAuthAPIKey}
 )
 
 // Validate checks every option and returns all problems, joined; each names
@@ -132,6 +194,19 @@ func (c *Config) problems() []problem {
 	if c.Limits.PoolSize < 1 || c.Limits.PoolSize > 1024 {
 		bad("limits.pool_size", "%d: want 1-1024", c.Limits.PoolSize)
 	}
+	if c.Server.MaxBodyBytes < 1024 || c.Server.MaxBodyBytes > 1<<30 {
+		bad("server.max_body_bytes", "%d: want 1024 to 1 GiB", c.Server.MaxBodyBytes)
+	}
+	if c.Server.MaxPluginBytes < 1024 || c.Server.MaxPluginBytes > 1<<30 {
+		bad("server.max_plugin_bytes", "%d: want 1024 to 1 GiB", c.Server.MaxPluginBytes)
+	}
+	if c.Server.ShutdownTimeout < 0 {
+		bad("server.shutdown_timeout", "%v: want a duration ≥ 0", c.Server.ShutdownTimeout)
+	}
+	if c.Secrets.KeyFile == "" {
+		bad("secrets.key_file", "must not be empty")
+	}
+	oneOf("metrics.auth", c.Metrics.Auth, metricsAuth)
 	return out
 }
 

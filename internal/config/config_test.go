@@ -42,6 +42,9 @@ func TestDefaults(t *testing.T) {
 		Listen:   "127.0.0.1:8080",
 		CacheDir: filepath.Join("data", "cache", "wazero"),
 		Limits:   Limits{MemoryMiB: 128, CallTimeout: 30 * time.Second, OutputBytes: 4 << 20, PoolSize: 4},
+		Server:   Server{MaxBodyBytes: 1 << 20, MaxPluginBytes: 64 << 20, ShutdownTimeout: 30 * time.Second},
+		Secrets:  Secrets{KeyFile: filepath.Join("data", "secret.key")},
+		Metrics:  Metrics{Auth: MetricsAuthAuto},
 	}
 	if *c != want {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", *c, want)
@@ -94,6 +97,16 @@ func TestPrecedence(t *testing.T) {
 				}
 				if c.Limits.MemoryMiB != 64 {
 					return "file value lost under unset flag"
+				}
+				return ""
+			},
+		},
+		{
+			name:    "secret key variable is not an unknown variable",
+			environ: []string{EnvSecretKey + "=00"},
+			check: func(c *Config) string {
+				if c.Secrets.KeyFile != filepath.Join("data", "secret.key") {
+					return "key file " + c.Secrets.KeyFile
 				}
 				return ""
 			},
@@ -154,6 +167,12 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"listen", "host:port"}},
 		{name: "cache inside plugins", args: []string{"--data-dir", "/srv", "--cache-dir", "/srv/plugins/cache"},
 			want: []string{"cache_dir", "inside the plugins directory"}},
+		{name: "bad metrics auth", environ: []string{"CONNHOST_METRICS_AUTH=never"},
+			want: []string{"metrics.auth", `"never"`, "auto, open, apikey"}},
+		{name: "tiny body limit", args: []string{"--server-max-body-bytes", "10"},
+			want: []string{"server.max_body_bytes", "flag --server-max-body-bytes"}},
+		{name: "negative shutdown timeout", file: "server:\n  shutdown_timeout: -1s\n",
+			want: []string{"server.shutdown_timeout", "config file"}},
 		{name: "unknown file key", file: "log:\n  levle: debug\n",
 			want: []string{"unknown keys", "log.levle"}},
 		{name: "unknown env var", environ: []string{"CONNHOST_LOG_LEVLE=debug"},
@@ -175,6 +194,30 @@ func TestLoadErrors(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not mention %q", err, w)
 				}
+			}
+		})
+	}
+}
+
+func TestMetricsNeedAuth(t *testing.T) {
+	tests := []struct {
+		auth, listen string
+		want         bool
+	}{
+		{MetricsAuthAuto, "127.0.0.1:8080", false},
+		{MetricsAuthAuto, "[::1]:8080", false},
+		{MetricsAuthAuto, "localhost:8080", false},
+		{MetricsAuthAuto, "0.0.0.0:8080", true},
+		{MetricsAuthAuto, ":8080", true},
+		{MetricsAuthAuto, "10.1.2.3:8080", true},
+		{MetricsAuthOpen, "0.0.0.0:8080", false},
+		{MetricsAuthAPIKey, "127.0.0.1:8080", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.auth+" "+tt.listen, func(t *testing.T) {
+			c := Config{Listen: tt.listen, Metrics: Metrics{Auth: tt.auth}}
+			if got := c.MetricsNeedAuth(); got != tt.want {
+				t.Fatalf("MetricsNeedAuth() = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -95,7 +95,7 @@ func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 		Prefix:      EnvPrefix,
 		EnvironFunc: func() []string { return environ },
 		TransformFunc: func(name, v string) (string, any) {
-			if name == EnvConfigFile {
+			if name == EnvConfigFile || name == EnvSecretKey {
 				return "", nil
 			}
 			o, ok := optionByEnv(name)
@@ -149,6 +149,10 @@ func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 	if c.CacheDir == "" {
 		c.CacheDir = filepath.Join(c.DataDir, "cache", "wazero")
 		src["cache_dir"] = "derived from data_dir"
+	}
+	if c.Secrets.KeyFile == "" {
+		c.Secrets.KeyFile = filepath.Join(c.DataDir, "secret.key")
+		src["secrets.key_file"] = "derived from data_dir"
 	}
 	var errs []error
 	for _, p := range c.problems() {

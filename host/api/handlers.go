@@ -1,0 +1,445 @@
+package api
+
+import (
+	"errors"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/host/service"
+	"github.com/connhost/connhost/store"
+)
+
+// Page limits of list endpoints.
+const (
+	defaultPageLimit = 50
+	maxPageLimit     = 500
+)
+
+// pluginDetail is GET /plugins/{name}: every installed version, newest first.
+type pluginDetail struct {
+	Name     string               `json:"name"`
+	Versions []service.PluginInfo `json:"versions"`
+}
+
+func (s *Server) installPlugin(c echo.Context) error {
+	ct, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
+	if ct != "application/wasm" && ct != echo.MIMEOctetStream {
+		return apiErr(http.StatusUnsupportedMediaType, "unsupported media type",
+			"Content-Type %q: send the .wasm file as application/wasm or application/octet-stream", ct)
+	}
+	wasm, err := readBody(c, s.opts.MaxPluginBytes)
+	if err != nil {
+		return err
+	}
+	if len(wasm) == 0 {
+		return apiErr(http.StatusBadRequest, "invalid request", "the request body is empty: send the .wasm file")
+	}
+	start := time.Now().UTC()
+	pi, err := s.svc.InstallPlugin(ctx(c), wasm, "apikey:"+keyName(c))
+	if err != nil {
+		return err
+	}
+	// Installing identical bytes again is a no-op that returns the version
+	// installed earlier.
+	status := http.StatusCreated
+	if pi.InstalledAt.Before(start) {
+		status = http.StatusOK
+	}
+	return c.JSON(status, pi)
+}
+
+func (s *Server) listPlugins(c echo.Context) error {
+	if err := checkQuery(c); err != nil {
+		return err
+	}
+	ps, err := s.svc.ListPlugins(ctx(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"plugins": ps})
+}
+
+func (s *Server) getPlugin(c echo.Context) error {
+	vs, err := s.svc.PluginVersions(ctx(c), c.Param("name"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, pluginDetail{Name: c.Param("name"), Versions: vs})
+}
+
+func (s *Server) deletePlugin(c echo.Context) error {
+	if err := checkQuery(c, "version"); err != nil {
+		return err
+	}
+	if err := s.svc.DeletePlugin(ctx(c), c.Param("name"), c.QueryParam("version")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) createInstance(c echo.Context) error {
+	var in service.InstanceInput
+	if err := s.decode(c, &in, false); err != nil {
+		return err
+	}
+	v, err := s.svc.CreateInstance(ctx(c), in)
+	if errors.Is(err, service.ErrNotFound) {
+		// The missing thing is the plugin the body names, not this URL.
+		return apiErr(http.StatusBadRequest, "invalid request", "%v", err)
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, v)
+}
+
+func (s *Server) listInstances(c echo.Context) error {
+	if err := checkQuery(c); err != nil {
+		return err
+	}
+	vs, err := s.svc.ListInstances(ctx(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"instances": vs})
+}
+
+func (s *Server) getInstance(c echo.Context) error {
+	v, err := s.svc.GetInstance(ctx(c), c.Param("name"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+func (s *Server) updateInstance(c echo.Context) error {
+	var in service.InstanceInput
+	if err := s.decode(c, &in, false); err != nil {
+		return err
+	}
+	v, err := s.svc.UpdateInstance(ctx(c), c.Param("name"), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+func (s *Server) deleteInstance(c echo.Context) error {
+	if err := s.svc.DeleteInstance(ctx(c), c.Param("name")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) enableInstance(c echo.Context) error  { return s.setEnabled(c, true) }
+func (s *Server) disableInstance(c echo.Context) error { return s.setEnabled(c, false) }
+
+func (s *Server) setEnabled(c echo.Context, on bool) error {
+	v, err := s.svc.SetEnabled(ctx(c), c.Param("name"), on)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+func (s *Server) testInstance(c echo.Context) error {
+	name := c.Param("name")
+	start := time.Now()
+	err := s.svc.TestInstance(ctx(c), name)
+	s.metrics.command(name, abi.CommandTestModule, err, time.Since(start))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]bool{"ok": true})
+}
+
+func (s *Server) execute(c echo.Context) error {
+	var req service.ExecuteRequest
+	if err := s.decode(c, &req, false); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.Command) == "" {
+		return apiErr(http.StatusBadRequest, "invalid request", "command is required")
+	}
+	return s.run(c, req.Command, func() (service.ExecuteResult, error) {
+		return s.svc.Execute(ctx(c), c.Param("name"), req)
+	})
+}
+
+func (s *Server) fetch(c echo.Context) error {
+	return s.run(c, abi.CommandFetchIncidents, func() (service.ExecuteResult, error) {
+		return s.svc.Fetch(ctx(c), c.Param("name"))
+	})
+}
+
+// run runs a command, counts it, and answers its result or its error (with
+// the entry that recorded the failure, if any).
+func (s *Server) run(c echo.Context, command string, f func() (service.ExecuteResult, error)) error {
+	start := time.Now()
+	res, err := f()
+	s.metrics.command(c.Param("name"), command, err, time.Since(start))
+	if err != nil {
+		status, body := classify(err)
+		body.EntryID = res.EntryID
+		return &apiError{status, body}
+	}
+	if res.Result == nil {
+		res.Result = []byte("null")
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+func (s *Server) health(c echo.Context) error {
+	h, err := s.svc.Health(ctx(c), c.Param("name"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, h)
+}
+
+// contextBody is an integration context with its version. On PUT, Version
+// is the version read (-1 writes unconditionally) and is required.
+type contextBody struct {
+	Context map[string]any `json:"context"`
+	Version *int64         `json:"version"`
+}
+
+func (s *Server) getContext(c echo.Context) error {
+	v, ver, err := s.svc.IntegrationContext(ctx(c), c.Param("name"))
+	if err != nil {
+		return err
+	}
+	if v == nil {
+		v = map[string]any{}
+	}
+	return c.JSON(http.StatusOK, contextBody{Context: v, Version: &ver})
+}
+
+func (s *Server) putContext(c echo.Context) error {
+	var in contextBody
+	if err := s.decode(c, &in, false); err != nil {
+		return err
+	}
+	if in.Version == nil {
+		return apiErr(http.StatusBadRequest, "invalid request", "version is required: the version read, or -1 to write unconditionally")
+	}
+	if *in.Version < -1 {
+		return apiErr(http.StatusBadRequest, "invalid request", "version %d: want the version read, or -1", *in.Version)
+	}
+	ver, err := s.svc.SetIntegrationContext(ctx(c), c.Param("name"), in.Context, *in.Version)
+	if err != nil {
+		return err
+	}
+	if in.Context == nil {
+		in.Context = map[string]any{}
+	}
+	return c.JSON(http.StatusOK, contextBody{Context: in.Context, Version: &ver})
+}
+
+func (s *Server) createIncident(c echo.Context) error {
+	var in service.IncidentInput
+	if err := s.decode(c, &in, false); err != nil {
+		return err
+	}
+	inc, err := s.svc.CreateIncident(ctx(c), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, inc)
+}
+
+func (s *Server) getIncident(c echo.Context) error {
+	inc, err := s.svc.GetIncident(ctx(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, inc)
+}
+
+// incidentPage is a page of GET /incidents.
+type incidentPage struct {
+	Incidents []store.Incident `json:"incidents"`
+	Next      string           `json:"next,omitempty"`
+}
+
+var statusNames = map[string]abi.IncidentStatus{
+	"pending": abi.StatusPending, "active": abi.StatusActive, "done": abi.StatusDone, "closed": abi.StatusDone, "archive": abi.StatusArchive,
+}
+
+func (s *Server) listIncidents(c echo.Context) error {
+	if err := checkQuery(c, "status", "instance", "type", "q", "modifiedAfter", "limit", "cursor"); err != nil {
+		return err
+	}
+	limit, err := pageLimit(c)
+	if err != nil {
+		return err
+	}
+	q := store.IncidentQuery{Instance: c.QueryParam("instance"), Type: c.QueryParam("type"), Text: c.QueryParam("q"),
+		Limit: limit, Cursor: c.QueryParam("cursor")}
+	if v := c.QueryParam("status"); v != "" {
+		st, ok := statusNames[strings.ToLower(v)]
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 && n <= 3 {
+			st, ok = abi.IncidentStatus(n), true
+		}
+		if !ok {
+			return apiErr(http.StatusBadRequest, "invalid request", "status %q: want pending, active, done, archive or 0-3", v)
+		}
+		q.Status = &st
+	}
+	if v := c.QueryParam("modifiedAfter"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return apiErr(http.StatusBadRequest, "invalid request", "modifiedAfter %q: want an RFC 3339 time, e.g. 2025-01-02T15:04:05Z", v)
+		}
+		q.ModifiedAfter = t
+	}
+	incs, next, err := s.svc.SearchIncidents(ctx(c), q)
+	if err != nil {
+		return err
+	}
+	if incs == nil {
+		incs = []store.Incident{}
+	}
+	return c.JSON(http.StatusOK, incidentPage{Incidents: incs, Next: next})
+}
+
+func pageLimit(c echo.Context) (int, error) {
+	v := c.QueryParam("limit")
+	if v == "" {
+		return defaultPageLimit, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxPageLimit {
+		return 0, apiErr(http.StatusBadRequest, "invalid request", "limit %q: want an integer from 1 to %d", v, maxPageLimit)
+	}
+	return n, nil
+}
+
+func (s *Server) updateIncident(c echo.Context) error {
+	var in service.IncidentInput
+	if err := s.decode(c, &in, false); err != nil {
+		return err
+	}
+	inc, err := s.svc.UpdateIncident(ctx(c), c.Param("id"), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, inc)
+}
+
+func (s *Server) deleteIncident(c echo.Context) error {
+	if err := s.svc.DeleteIncident(ctx(c), c.Param("id")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// closeBody is the optional body of POST /incidents/{id}/close.
+type closeBody struct {
+	CloseReason string `json:"closeReason"`
+	CloseNotes  string `json:"closeNotes"`
+}
+
+func (s *Server) closeIncident(c echo.Context) error {
+	var in closeBody
+	if err := s.decode(c, &in, true); err != nil {
+		return err
+	}
+	inc, err := s.svc.CloseIncident(ctx(c), c.Param("id"), in.CloseReason, in.CloseNotes)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, inc)
+}
+
+func (s *Server) reopenIncident(c echo.Context) error {
+	inc, err := s.svc.ReopenIncident(ctx(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, inc)
+}
+
+// entryPage is a page of GET /incidents/{id}/entries.
+type entryPage struct {
+	Entries []store.Entry `json:"entries"`
+	Next    string        `json:"next,omitempty"`
+}
+
+func (s *Server) listEntries(c echo.Context) error {
+	if err := checkQuery(c, "limit", "cursor"); err != nil {
+		return err
+	}
+	limit, err := pageLimit(c)
+	if err != nil {
+		return err
+	}
+	es, next, err := s.svc.ListEntries(ctx(c), c.Param("id"), store.EntryQuery{After: c.QueryParam("cursor"), Limit: limit})
+	if err != nil {
+		return err
+	}
+	if es == nil {
+		es = []store.Entry{}
+	}
+	return c.JSON(http.StatusOK, entryPage{Entries: es, Next: next})
+}
+
+func (s *Server) addEntry(c echo.Context) error {
+	var in service.EntryInput
+	if err := s.decode(c, &in, false); err != nil {
+		return err
+	}
+	e, err := s.svc.AddEntry(ctx(c), c.Param("id"), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, e)
+}
+
+// userInput is the body of POST /users.
+type userInput struct {
+	Username string   `json:"username"`
+	Email    string   `json:"email,omitempty"`
+	Name     string   `json:"name,omitempty"`
+	Roles    []string `json:"roles,omitempty"`
+}
+
+func (s *Server) createUser(c echo.Context) error {
+	var in userInput
+	if err := s.decode(c, &in, false); err != nil {
+		return err
+	}
+	u, err := s.svc.CreateUser(ctx(c), store.User{Username: in.Username, Email: in.Email, Name: in.Name, Roles: in.Roles})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, u)
+}
+
+func (s *Server) listUsers(c echo.Context) error {
+	if err := checkQuery(c); err != nil {
+		return err
+	}
+	us, err := s.svc.ListUsers(ctx(c))
+	if err != nil {
+		return err
+	}
+	if us == nil {
+		us = []store.User{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"users": us})
+}
+
+func (s *Server) getUser(c echo.Context) error {
+	u, err := s.svc.GetUser(ctx(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, u)
+}
