@@ -85,8 +85,8 @@ func (s *Server) Routes() []*echo.Route { return s.echo.Routes() }
 // sending traffic while in-flight requests finish.
 func (s *Server) Drain() { s.draining.Store(true) }
 
-// route is one API route: method, path under the root, handler, and
-// whether it needs the API key and which body limit applies.
+// route is one route: method, full path, handler, and whether it is open
+// (no API key).
 type route struct {
 	method, path string
 	h            echo.HandlerFunc

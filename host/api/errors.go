@@ -175,8 +175,7 @@ func describeJSONError(err error) string {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "malformed JSON: the body ends in the middle of a value"
 	}
-	msg := strings.TrimPrefix(err.Error(), "json: ")
-	return msg
+	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
 // jsonKind names a Go type as the JSON a client should send.
@@ -209,6 +208,9 @@ func checkQuery(c echo.Context, allowed ...string) error {
 		return nil
 	}
 	slices.Sort(unknown)
+	if len(allowed) == 0 {
+		return apiErr(http.StatusBadRequest, "invalid request", "unknown query parameter(s) %s; this endpoint takes none", strings.Join(unknown, ", "))
+	}
 	return apiErr(http.StatusBadRequest, "invalid request", "unknown query parameter(s) %s; this endpoint takes: %s",
 		strings.Join(unknown, ", "), strings.Join(allowed, ", "))
 }

@@ -267,6 +267,20 @@ func TestHealthAndMetrics(t *testing.T) {
 		t.Errorf("livez while draining: %s", r)
 	}
 
+	key, v, err := open.svc.CreateAPIKey(t.Context(), "temp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := open.callAs(key, "GET", "/api/v1/users", nil, ""); r.status != http.StatusOK {
+		t.Fatalf("new key: %s", r)
+	}
+	if err := open.svc.RevokeAPIKey(t.Context(), v.ID); err != nil {
+		t.Fatal(err)
+	}
+	if r := open.callAs(key, "GET", "/api/v1/users", nil, ""); r.status != http.StatusUnauthorized {
+		t.Fatalf("revoked key: %s", r)
+	}
+
 	closed := newEnv(t, func(o *api.Options) { o.MetricsAuth = true })
 	if r := closed.callAs("", "GET", "/metrics", nil, ""); r.status != http.StatusUnauthorized {
 		t.Errorf("metrics without a key under MetricsAuth: %s", r)
