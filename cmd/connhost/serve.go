@@ -16,6 +16,7 @@ import (
 
 	"github.com/connhost/connhost/host"
 	"github.com/connhost/connhost/host/api"
+	"github.com/connhost/connhost/host/mirror"
 	"github.com/connhost/connhost/host/secrets"
 	"github.com/connhost/connhost/host/service"
 	"github.com/connhost/connhost/internal/config"
@@ -146,9 +147,21 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	reg := api.NewRegistry()
+	engine := mirror.New(mirror.Options{
+		Store: d.st, Instances: d.svc, Logger: log, MirrorEnabled: cfg.Mirror.JobEnable,
+		MirrorInterval: cfg.MirrorInterval(), Concurrency: cfg.Mirror.Concurrency, Metrics: reg,
+	})
+	d.svc.SetMirror(engine)
+	engine.Start(base)
+	defer func() {
+		sctx, cancel := context.WithTimeout(base, cfg.Server.ShutdownTimeout)
+		defer cancel()
+		engine.Stop(sctx)
+	}()
 	srv := api.New(d.svc, api.Options{
 		Logger: log, MaxBodyBytes: int64(cfg.Server.MaxBodyBytes), MaxPluginBytes: int64(cfg.Server.MaxPluginBytes),
-		MetricsAuth: cfg.MetricsNeedAuth(),
+		MetricsAuth: cfg.MetricsNeedAuth(), Registry: reg,
 	})
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	url := "http://" + ln.Addr().String()

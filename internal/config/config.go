@@ -60,6 +60,29 @@ type Config struct {
 	Secrets Secrets `koanf:"secrets"`
 	// Metrics configures the /metrics endpoint.
 	Metrics Metrics `koanf:"metrics"`
+	// Mirror configures fetching and incident mirroring.
+	Mirror Mirror `koanf:"mirror"`
+}
+
+// Mirror configures the fetch scheduler and the mirroring engine, after
+// XSOAR's sync.mirror.job.* settings.
+type Mirror struct {
+	// JobEnable runs the incoming mirroring job; default true.
+	JobEnable bool `koanf:"job_enable" default:"true" help:"run the incoming mirroring job (XSOAR sync.mirror.job.enable)"`
+	// JobDelay is the incoming job's period in minutes; default 1.
+	JobDelay int `koanf:"job_delay" default:"1" help:"minutes between incoming mirroring cycles (XSOAR sync.mirror.job.delay)"`
+	// JobDelayAdvanced, when above 0, is the period in seconds and overrides JobDelay; default 0.
+	JobDelayAdvanced int `koanf:"job_delay_advanced" default:"0" help:"seconds between incoming mirroring cycles; overrides job_delay when above 0 (XSOAR sync.mirror.job.delayAdvanced)"`
+	// Concurrency bounds get-remote-data calls in flight per instance; default 8.
+	Concurrency int `koanf:"concurrency" default:"8" help:"get-remote-data calls in flight per instance, and outgoing updates in flight (1-256)"`
+}
+
+// MirrorInterval is the incoming mirroring job's period.
+func (c *Config) MirrorInterval() time.Duration {
+	if c.Mirror.JobDelayAdvanced > 0 {
+		return time.Duration(c.Mirror.JobDelayAdvanced) * time.Second
+	}
+	return time.Duration(c.Mirror.JobDelay) * time.Minute
 }
 
 // Server configures the HTTP API server.
@@ -207,6 +230,15 @@ func (c *Config) problems() []problem {
 		bad("secrets.key_file", "must not be empty")
 	}
 	oneOf("metrics.auth", c.Metrics.Auth, metricsAuth)
+	if c.Mirror.JobDelay < 1 {
+		bad("mirror.job_delay", "%d: want minutes ≥ 1", c.Mirror.JobDelay)
+	}
+	if c.Mirror.JobDelayAdvanced < 0 {
+		bad("mirror.job_delay_advanced", "%d: want seconds ≥ 0 (0 uses mirror.job_delay)", c.Mirror.JobDelayAdvanced)
+	}
+	if c.Mirror.Concurrency < 1 || c.Mirror.Concurrency > 256 {
+		bad("mirror.concurrency", "%d: want 1-256", c.Mirror.Concurrency)
+	}
 	return out
 }
 

@@ -45,6 +45,7 @@ func TestDefaults(t *testing.T) {
 		Server:   Server{MaxBodyBytes: 1 << 20, MaxPluginBytes: 64 << 20, ShutdownTimeout: 30 * time.Second},
 		Secrets:  Secrets{KeyFile: filepath.Join("data", "secret.key")},
 		Metrics:  Metrics{Auth: MetricsAuthAuto},
+		Mirror:   Mirror{JobEnable: true, JobDelay: 1, Concurrency: 8},
 	}
 	if *c != want {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", *c, want)

@@ -35,6 +35,10 @@ func RegisterFlags(fs *pflag.FlagSet) {
 			fs.Int(o.Flag, n, o.Help)
 		case reflect.TypeFor[string]():
 			fs.String(o.Flag, o.Default, o.Help)
+		case reflect.TypeFor[bool]():
+			b, err := strconv.ParseBool(o.Default)
+			must(o, err)
+			fs.Bool(o.Flag, b, o.Help)
 		default:
 			panic(fmt.Sprintf("config: option %s: unsupported type %v", o.Key, o.kind))
 		}
@@ -223,6 +227,12 @@ func coerce(o Option, v any) (any, error) {
 			return nil, fmt.Errorf("want a string, got %T", v)
 		}
 		return s, nil
+	case reflect.TypeFor[bool]():
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a boolean (want true or false)", s)
+		}
+		return b, nil
 	}
 	return nil, fmt.Errorf("unsupported type %v", o.kind)
 }

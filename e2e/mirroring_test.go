@@ -1,0 +1,338 @@
+// Package e2e runs whole connhost servers, as users run them, and checks
+// what they do together.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	binary   string // bin/connhost built for this test run
+	peerWasm string // plugins/connhost-peer, built and packed
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "connhost-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := func() int {
+		defer os.RemoveAll(dir)
+		if err := build(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+func run(dir string, env []string, name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// build makes the connhost binary and the packed connhost-peer plugin, the
+// way `make build plugins` does.
+func build(dir string) error {
+	binary = filepath.Join(dir, "connhost")
+	raw := filepath.Join(dir, "peer.raw.wasm")
+	peerWasm = filepath.Join(dir, "connhost-peer.wasm")
+	if err := run("..", []string{"CGO_ENABLED=0"}, "go", "build", "-o", binary, "./cmd/connhost"); err != nil {
+		return err
+	}
+	if err := run("..", []string{"GOOS=wasip1", "GOARCH=wasm"}, "go", "build", "-buildmode=c-shared", "-o", raw, "./plugins/connhost-peer"); err != nil {
+		return err
+	}
+	return run("..", nil, binary, "plugin", "pack", "--manifest", "plugins/connhost-peer/manifest.json", "-o", peerWasm, raw)
+}
+
+// server is a `connhost serve` process on a loopback port.
+type server struct {
+	t    *testing.T
+	name string
+	url  string
+	key  string
+	cmd  *exec.Cmd
+	logs bytes.Buffer
+}
+
+func startServer(t *testing.T, name string) *server {
+	t.Helper()
+	dir := t.TempDir()
+	s := &server{t: t, name: name}
+	s.cmd = exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", dir,
+		"--mirror-job-delay-advanced", "1", "--log-format", "json")
+	s.cmd.Stderr = &s.logs
+	out, err := s.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		_ = s.cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, s.logs.String())
+		}
+	})
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && (s.url == "" || s.key == "") {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, "connhost serving on "); ok {
+			s.url = strings.Fields(rest)[0]
+		}
+		if rest, ok := strings.CutPrefix(line, "API key (shown only once, store it now): "); ok {
+			s.key = strings.TrimSpace(rest)
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+	if s.url == "" || s.key == "" {
+		t.Fatalf("%s did not print its URL and key:\n%s", name, s.logs.String())
+	}
+	return s
+}
+
+// call makes an authenticated API call and decodes the answer into out.
+func (s *server) call(method, path string, body, out any) int {
+	s.t.Helper()
+	var rd io.Reader
+	ct := "application/json"
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd, ct = bytes.NewReader(b), "application/wasm"
+	default:
+		j, _ := json.Marshal(b)
+		rd = bytes.NewReader(j)
+	}
+	req, _ := http.NewRequest(method, s.url+"/api/v1"+path, rd)
+	req.Header.Set("Authorization", "Bearer "+s.key)
+	req.Header.Set("Content-Type", ct)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s %s: %v", s.name, method, path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(data, out); err != nil {
+			s.t.Fatalf("%s %s %s: %v: %s", s.name, method, path, err, data)
+		}
+	}
+	if resp.StatusCode >= 300 && out != nil {
+		s.t.Fatalf("%s %s %s: %d %s", s.name, method, path, resp.StatusCode, data)
+	}
+	return resp.StatusCode
+}
+
+type incident struct {
+	ID                  string         `json:"id"`
+	Name                string         `json:"name"`
+	Severity            float64        `json:"severity"`
+	Owner               string         `json:"owner"`
+	Details             string         `json:"details"`
+	Status              int            `json:"status"`
+	CloseReason         string         `json:"closeReason"`
+	CloseNotes          string         `json:"closeNotes"`
+	CustomFields        map[string]any `json:"CustomFields"`
+	DbotMirrorID        string         `json:"dbotMirrorId"`
+	DbotMirrorInstance  string         `json:"dbotMirrorInstance"`
+	DbotMirrorDirection string         `json:"dbotMirrorDirection"`
+	DbotDirtyFields     []string       `json:"dbotDirtyFields"`
+}
+
+type entry struct {
+	ID       string   `json:"id"`
+	Contents any      `json:"contents"`
+	Tags     []string `json:"tags"`
+	Origin   string   `json:"origin"`
+}
+
+func (s *server) incident(id string) incident {
+	var inc incident
+	s.call(http.MethodGet, "/incidents/"+id, nil, &inc)
+	return inc
+}
+
+func (s *server) incidents() []incident {
+	var page struct {
+		Incidents []incident `json:"incidents"`
+	}
+	s.call(http.MethodGet, "/incidents?limit=500", nil, &page)
+	return page.Incidents
+}
+
+func (s *server) entries(id string) []entry {
+	var page struct {
+		Entries []entry `json:"entries"`
+	}
+	s.call(http.MethodGet, "/incidents/"+id+"/entries?limit=500", nil, &page)
+	return page.Entries
+}
+
+// eventually polls cond until it holds or 20 s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// texts returns the string contents of entries, in order.
+func texts(es []entry) []string {
+	var out []string
+	for _, e := range es {
+		if s, ok := e.Contents.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func count(list []string, s string) int {
+	n := 0
+	for _, x := range list {
+		if strings.Contains(x, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestTwoTenantMirroring is the end-to-end proof of mirroring: tenant A runs
+// a connhost-peer instance pointed at tenant B, direction Both, and the two
+// stay in sync both ways without loops or duplicates.
+func TestTwoTenantMirroring(t *testing.T) {
+	a := startServer(t, "tenant A")
+	b := startServer(t, "tenant B")
+
+	wasm, err := os.ReadFile(peerWasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.call(http.MethodPost, "/plugins", wasm, &map[string]any{})
+	settings := map[string]any{"mirror_direction": "Both", "close_incident": true, "close_out": true, "comment_tag": "comment"}
+	a.call(http.MethodPost, "/instances", map[string]any{
+		"name": "b", "plugin": "connhost-peer", "enabled": true,
+		"params": map[string]any{"url": b.url, "api_key": b.key, "mirror_direction": "Incoming And Outgoing",
+			"mirror_tags": "comment", "close_incident": true, "close_out": true},
+		"settings": settings,
+	}, &map[string]any{})
+	if code := a.call(http.MethodPost, "/instances/b/test", nil, &map[string]any{}); code != http.StatusOK {
+		t.Fatalf("test-module: %d", code)
+	}
+
+	// 1. An incident created on B appears on A.
+	var onB incident
+	b.call(http.MethodPost, "/incidents", map[string]any{"name": "Phishing wave", "severity": 2, "details": "from B"}, &onB)
+	a.call(http.MethodPost, "/instances/b/fetch", nil, &map[string]any{})
+	var onA incident
+	eventually(t, "B's incident fetched into A", func() bool {
+		for _, inc := range a.incidents() {
+			if inc.DbotMirrorID == onB.ID {
+				onA = inc
+				return true
+			}
+		}
+		return false
+	})
+	if onA.Name != "Phishing wave" || onA.DbotMirrorInstance != "b" || onA.DbotMirrorDirection != "Both" {
+		t.Fatalf("fetched incident %+v", onA)
+	}
+
+	// 2. A field change and a tagged entry on A reach B; an untagged one does not.
+	a.call(http.MethodPatch, "/incidents/"+onA.ID, map[string]any{"owner": "alice"}, &map[string]any{})
+	a.call(http.MethodPost, "/incidents/"+onA.ID+"/entries", map[string]any{"contents": "note from A", "tags": []string{"comment"}}, &map[string]any{})
+	a.call(http.MethodPost, "/incidents/"+onA.ID+"/entries", map[string]any{"contents": "private to A"}, &map[string]any{})
+	eventually(t, "A's owner and tagged entry on B", func() bool {
+		return b.incident(onB.ID).Owner == "alice" && count(texts(b.entries(onB.ID)), "note from A") == 1
+	})
+
+	// 3. A field changed on B reaches A, except a field dirty on A. Outgoing
+	// mirroring is paused (direction In) so A's change stays pending.
+	in := map[string]any{"mirror_direction": "In", "close_incident": true, "close_out": true, "comment_tag": "comment"}
+	a.call(http.MethodPatch, "/instances/b", map[string]any{"settings": in}, &map[string]any{})
+	a.call(http.MethodPatch, "/incidents/"+onA.ID, map[string]any{"severity": 4}, &map[string]any{})
+	b.call(http.MethodPatch, "/incidents/"+onB.ID, map[string]any{"severity": 1, "details": "edited on B"}, &map[string]any{})
+	b.call(http.MethodPost, "/incidents/"+onB.ID+"/entries", map[string]any{"contents": "note from B"}, &map[string]any{})
+	eventually(t, "B's details and entry on A", func() bool {
+		return a.incident(onA.ID).Details == "edited on B" && count(texts(a.entries(onA.ID)), "note from B") == 1
+	})
+	if got := a.incident(onA.ID); got.Severity != 4 {
+		t.Fatalf("A's dirty severity was overwritten: %v (dirty %v)", got.Severity, got.DbotDirtyFields)
+	}
+	a.call(http.MethodPatch, "/instances/b", map[string]any{"settings": settings}, &map[string]any{})
+	eventually(t, "A's pending severity delivered to B once outgoing resumes", func() bool {
+		return b.incident(onB.ID).Severity == 4
+	})
+
+	// 4. Closing on B closes A with the reason; reopening on B reopens A.
+	b.call(http.MethodPost, "/incidents/"+onB.ID+"/close", map[string]any{"closeReason": "Resolved", "closeNotes": "fixed on B"}, &map[string]any{})
+	eventually(t, "A closed from B", func() bool {
+		got := a.incident(onA.ID)
+		return got.Status == 2 && got.CloseReason == "Resolved" && got.CloseNotes == "fixed on B"
+	})
+	b.call(http.MethodPost, "/incidents/"+onB.ID+"/reopen", nil, &map[string]any{})
+	eventually(t, "A reopened from B", func() bool { return a.incident(onA.ID).Status == 1 })
+
+	// 5. Closing on A closes B.
+	a.call(http.MethodPost, "/incidents/"+onA.ID+"/close", map[string]any{"closeReason": "Duplicate", "closeNotes": "closed on A"}, &map[string]any{})
+	eventually(t, "B closed from A", func() bool { return b.incident(onB.ID).Status == 2 })
+
+	// 6. Nothing loops and nothing is duplicated: after several more cycles
+	// each side has each entry once, and B has still one incident.
+	time.Sleep(3 * time.Second)
+	for _, side := range []struct {
+		s  *server
+		id string
+	}{{a, onA.ID}, {b, onB.ID}} {
+		got := texts(side.s.entries(side.id))
+		for _, want := range []string{"note from A", "note from B"} {
+			if n := count(got, want); n != 1 {
+				t.Errorf("%s has %q %d times: %q", side.s.name, want, n, got)
+			}
+		}
+		if n := count(got, "private to A"); (side.s == a) != (n == 1) {
+			t.Errorf("%s has the untagged entry %d times", side.s.name, n)
+		}
+	}
+	if n := len(b.incidents()); n != 1 {
+		t.Errorf("B has %d incidents, want 1: something looped back", n)
+	}
+	if n := len(a.incidents()); n != 1 {
+		t.Errorf("A has %d incidents, want 1", n)
+	}
+	var stats struct {
+		Mirrored int `json:"mirrored"`
+		Cycles   int `json:"cycles"`
+	}
+	a.call(http.MethodGet, "/instances/b/mirror/stats", nil, &stats)
+	if stats.Mirrored != 1 || stats.Cycles == 0 {
+		t.Errorf("mirror stats %+v", stats)
+	}
+}
