@@ -207,245 +207,164 @@ func (cs *callState) services(name string) (Services, abi.InstanceInfo, error) {
 	return cs.inst.spec.Services, cs.inst.spec.Info, nil
 }
 
+// typed adapts a typed host function: it decodes the request as T, checks
+// it, finds the call's Services and runs fn. Functions without a request
+// body ignore what the guest sent.
+func typed[T any](name string, check func(*T) error, fn func(context.Context, *callState, Services, abi.InstanceInfo, *T) (any, error)) rpcHandler {
+	return func(ctx context.Context, cs *callState, req []byte) (any, error) {
+		var r T
+		if check != nil {
+			if err := decode(name, req, &r); err != nil {
+				return nil, err
+			}
+			if err := check(&r); err != nil {
+				return nil, err
+			}
+		}
+		svc, info, err := cs.services(name)
+		if err != nil {
+			return nil, err
+		}
+		return fn(ctx, cs, svc, info, &r)
+	}
+}
+
+// required returns a bad_request naming field when v is empty.
+func required(name, field, v string) error {
+	if v == "" {
+		return missing(name, field)
+	}
+	return nil
+}
+
+// none accepts any request: for functions that only read a body's shape.
+func none[T any](*T) error { return nil }
+
 var rpcHandlers = map[string]rpcHandler{
-	abi.ImportIntegrationContextGet: func(ctx context.Context, cs *callState, _ []byte) (any, error) {
-		svc, info, err := cs.services(abi.ImportIntegrationContextGet)
-		if err != nil {
-			return nil, err
-		}
-		v, ver, err := svc.IntegrationContext(ctx, info)
-		if err != nil {
-			return nil, err
-		}
-		if v == nil {
-			v = map[string]any{}
-		}
-		return abi.ContextGetResult{Context: v, Version: ver}, nil
-	},
-	abi.ImportIntegrationContextSet: func(ctx context.Context, cs *callState, req []byte) (any, error) {
-		const name = abi.ImportIntegrationContextSet
-		var r abi.ContextSetRequest
-		if err := decode(name, req, &r); err != nil {
-			return nil, err
-		}
-		if r.Version < -1 {
-			return nil, abi.Errorf(abi.KindBadRequest, "%s: version %d: want -1 or a version read", name, r.Version)
-		}
-		svc, info, err := cs.services(name)
-		if err != nil {
-			return nil, err
-		}
-		if r.Context == nil {
-			r.Context = map[string]any{}
-		}
-		ver, err := svc.SetIntegrationContext(ctx, info, r.Context, r.Version)
-		if err != nil {
-			return nil, err
-		}
-		return abi.ContextGetResult{Context: r.Context, Version: ver}, nil
-	},
-	abi.ImportCacheGet: func(ctx context.Context, cs *callState, req []byte) (any, error) {
-		const name = abi.ImportCacheGet
-		var r abi.CacheGetRequest
-		if err := decode(name, req, &r); err != nil {
-			return nil, err
-		}
-		if r.Key == "" {
-			return nil, missing(name, "key")
-		}
-		svc, info, err := cs.services(name)
-		if err != nil {
-			return nil, err
-		}
-		v, found, err := svc.CacheGet(ctx, info, r.Key)
-		if err != nil {
-			return nil, err
-		}
-		return abi.CacheGetResult{Found: found, Value: v}, nil
-	},
-	abi.ImportCacheSet: func(ctx context.Context, cs *callState, req []byte) (any, error) {
-		const name = abi.ImportCacheSet
-		var r abi.CacheSetRequest
-		if err := decode(name, req, &r); err != nil {
-			return nil, err
-		}
-		if r.Key == "" {
-			return nil, missing(name, "key")
-		}
-		if len(r.Value) == 0 {
-			r.Value = json.RawMessage("null")
-		}
-		svc, info, err := cs.services(name)
-		if err != nil {
-			return nil, err
-		}
-		return nil, svc.CacheSet(ctx, info, r.Key, r.Value, time.Duration(r.TTLSeconds*float64(time.Second)))
-	},
-	abi.ImportCacheDelete: func(ctx context.Context, cs *callState, req []byte) (any, error) {
-		const name = abi.ImportCacheDelete
-		var r abi.CacheDeleteRequest
-		if err := decode(name, req, &r); err != nil {
-			return nil, err
-		}
-		if r.Key == "" {
-			return nil, missing(name, "key")
-		}
-		svc, info, err := cs.services(name)
-		if err != nil {
-			return nil, err
-		}
-		return nil, svc.CacheDelete(ctx, info, r.Key)
-	},
-	abi.ImportLastRunGet: func(ctx context.Context, cs *callState, _ []byte) (any, error) {
+	abi.ImportIntegrationContextGet: typed[struct{}](abi.ImportIntegrationContextGet, nil,
+		func(ctx context.Context, _ *callState, svc Services, info abi.InstanceInfo, _ *struct{}) (any, error) {
+			v, ver, err := svc.IntegrationContext(ctx, info)
+			if err != nil {
+				return nil, err
+			}
+			if v == nil {
+				v = map[string]any{}
+			}
+			return abi.ContextGetResult{Context: v, Version: ver}, nil
+		}),
+	abi.ImportIntegrationContextSet: typed(abi.ImportIntegrationContextSet,
+		func(r *abi.ContextSetRequest) error {
+			if r.Version < -1 {
+				return abi.Errorf(abi.KindBadRequest, "%s: version %d: want -1 or a version read", abi.ImportIntegrationContextSet, r.Version)
+			}
+			if r.Context == nil {
+				r.Context = map[string]any{}
+			}
+			return nil
+		},
+		func(ctx context.Context, _ *callState, svc Services, info abi.InstanceInfo, r *abi.ContextSetRequest) (any, error) {
+			ver, err := svc.SetIntegrationContext(ctx, info, r.Context, r.Version)
+			if err != nil {
+				return nil, err
+			}
+			return abi.ContextGetResult{Context: r.Context, Version: ver}, nil
+		}),
+	abi.ImportCacheGet: typed(abi.ImportCacheGet,
+		func(r *abi.CacheGetRequest) error { return required(abi.ImportCacheGet, "key", r.Key) },
+		func(ctx context.Context, _ *callState, svc Services, info abi.InstanceInfo, r *abi.CacheGetRequest) (any, error) {
+			v, found, err := svc.CacheGet(ctx, info, r.Key)
+			if err != nil {
+				return nil, err
+			}
+			return abi.CacheGetResult{Found: found, Value: v}, nil
+		}),
+	abi.ImportCacheSet: typed(abi.ImportCacheSet,
+		func(r *abi.CacheSetRequest) error {
+			if len(r.Value) == 0 {
+				r.Value = json.RawMessage("null")
+			}
+			return required(abi.ImportCacheSet, "key", r.Key)
+		},
+		func(ctx context.Context, _ *callState, svc Services, info abi.InstanceInfo, r *abi.CacheSetRequest) (any, error) {
+			return nil, svc.CacheSet(ctx, info, r.Key, r.Value, time.Duration(r.TTLSeconds*float64(time.Second)))
+		}),
+	abi.ImportCacheDelete: typed(abi.ImportCacheDelete,
+		func(r *abi.CacheDeleteRequest) error { return required(abi.ImportCacheDelete, "key", r.Key) },
+		func(ctx context.Context, _ *callState, svc Services, info abi.InstanceInfo, r *abi.CacheDeleteRequest) (any, error) {
+			return nil, svc.CacheDelete(ctx, info, r.Key)
+		}),
+	abi.ImportLastRunGet: func(ctx context.Context, cs *callState, req []byte) (any, error) {
 		if cs.fetch && cs.lastRunStaged {
 			return abi.RunValue{Value: cs.lastRun}, nil
 		}
-		svc, info, err := cs.services(abi.ImportLastRunGet)
-		if err != nil {
-			return nil, err
-		}
-		v, err := svc.LastRun(ctx, info)
-		return abi.RunValue{Value: v}, err
+		return typed[struct{}](abi.ImportLastRunGet, nil,
+			func(ctx context.Context, _ *callState, svc Services, info abi.InstanceInfo, _ *struct{}) (any, error) {
+				v, err := svc.LastRun(ctx, info)
+				return abi.RunValue{Value: v}, err
+			})(ctx, cs, req)
 	},
-	abi.ImportLastRunSet: func(ctx context.Context, cs *callState, req []byte) (any, error) {
-		const name = abi.ImportLastRunSet
-		var r abi.RunValue
-		if err := decode(name, req, &r); err != nil {
-			return nil, err
-		}
-		svc, info, err := cs.services(name)
-		if err != nil {
-			return nil, err
-		}
-		if cs.fetch {
-			// Stored with the fetched incidents only if the fetch succeeds.
-			cs.lastRun, cs.lastRunStaged = r.Value, true
-			return nil, nil
-		}
-		return nil, svc.SetLastRun(ctx, info, r.Value)
-	},
-	abi.ImportLastMirrorRunGet: func(ctx context.Context, cs *callState, _ []byte) (any, error) {
-		svc, info, err := cs.services(abi.ImportLastMirrorRunGet)
-		if err != nil {
-			return nil, err
-		}
-		v, err := svc.LastMirrorRun(ctx, info)
-		return abi.RunValue{Value: v}, err
-	},
-	abi.ImportLastMirrorRunSet: func(ctx context.Context, cs *callState, req []byte) (any, error) {
-		const name = abi.ImportLastMirrorRunSet
-		var r abi.RunValue
-		if err := decode(name, req, &r); err != nil {
-			return nil, err
-		}
-		svc, info, err := cs.services(name)
-		if err != nil {
-			return nil, err
-		}
-		return nil, svc.SetLastMirrorRun(ctx, info, r.Value)
-	},
-	abi.ImportAddEntry: func(ctx context.Context, cs *callState, req []byte) (any, error) {
-		const name = abi.ImportAddEntry
-		var r abi.AddEntryRequest
-		if err := decode(name, req, &r); err != nil {
-			return nil, err
-		}
-		if r.IncidentID == "" {
-			return nil, missing(name, "incident_id")
-		}
-		svc, info, err := cs.services(name)
-		if err != nil {
-			return nil, err
-		}
-		id, err := svc.AddEntry(ctx, info, r)
-		return abi.AddEntryResult{ID: id}, err
-	},
-	abi.ImportCreateIncidents: func(ctx context.Context, cs *callState, req []byte) (any, error) {
-		const name = abi.ImportCreateIncidents
-		var r abi.CreateIncidentsRequest
-		if err := decode(name, req, &r); err != nil {
-			return nil, err
-		}
-		svc, info, err := cs.services(name)
-		if err != nil {
-			return nil, err
-		}
-		ids, err := svc.CreateIncidents(ctx, info, r)
-		if ids == nil {
-			ids = []string{}
-		}
-		return abi.CreateIncidentsResult{IDs: ids}, err
-	},
-	abi.ImportFindUser: func(ctx context.Context, cs *callState, req []byte) (any, error) {
-		const name = abi.ImportFindUser
-		var r abi.FindUserRequest
-		if err := decode(name, req, &r); err != nil {
-			return nil, err
-		}
-		if r.Username == "" && r.Email == "" {
-			return nil, missing(name, "username or email")
-		}
-		svc, info, err := cs.services(name)
-		if err != nil {
-			return nil, err
-		}
-		return svc.FindUser(ctx, info, r)
-	},
-	abi.ImportHandleEntitlementForUser: func(ctx context.Context, cs *callState, req []byte) (any, error) {
-		const name = abi.ImportHandleEntitlementForUser
-		var r abi.EntitlementRequest
-		if err := decode(name, req, &r); err != nil {
-			return nil, err
-		}
-		if r.GUID == "" {
-			return nil, missing(name, "guid")
-		}
-		svc, info, err := cs.services(name)
-		if err != nil {
-			return nil, err
-		}
-		return nil, svc.HandleEntitlement(ctx, info, r)
-	},
-	abi.ImportUpdateModuleHealth: func(ctx context.Context, cs *callState, req []byte) (any, error) {
-		const name = abi.ImportUpdateModuleHealth
-		var r abi.ModuleHealth
-		if err := decode(name, req, &r); err != nil {
-			return nil, err
-		}
-		svc, info, err := cs.services(name)
-		if err != nil {
-			return nil, err
-		}
-		return nil, svc.UpdateModuleHealth(ctx, info, r)
-	},
-	abi.ImportMirrorInvestigation: func(ctx context.Context, cs *callState, req []byte) (any, error) {
-		const name = abi.ImportMirrorInvestigation
-		var r abi.MirrorInvestigationRequest
-		if err := decode(name, req, &r); err != nil {
-			return nil, err
-		}
-		if r.IncidentID == "" {
-			return nil, missing(name, "incident_id")
-		}
-		svc, info, err := cs.services(name)
-		if err != nil {
-			return nil, err
-		}
-		return nil, svc.MirrorInvestigation(ctx, info, r)
-	},
-	abi.ImportDirectMessage: func(ctx context.Context, cs *callState, req []byte) (any, error) {
-		const name = abi.ImportDirectMessage
-		var r abi.DirectMessageRequest
-		if err := decode(name, req, &r); err != nil {
-			return nil, err
-		}
-		svc, info, err := cs.services(name)
-		if err != nil {
-			return nil, err
-		}
-		reply, err := svc.DirectMessage(ctx, info, r)
-		return abi.DirectMessageResult{Reply: reply}, err
-	},
+	abi.ImportLastRunSet: typed(abi.ImportLastRunSet, none[abi.RunValue],
+		func(ctx context.Context, cs *callState, svc Services, info abi.InstanceInfo, r *abi.RunValue) (any, error) {
+			if cs.fetch {
+				// Stored with the fetched incidents only if the fetch succeeds.
+				cs.lastRun, cs.lastRunStaged = r.Value, true
+				return nil, nil
+			}
+			return nil, svc.SetLastRun(ctx, info, r.Value)
+		}),
+	abi.ImportLastMirrorRunGet: typed[struct{}](abi.ImportLastMirrorRunGet, nil,
+		func(ctx context.Context, _ *callState, svc Services, info abi.InstanceInfo, _ *struct{}) (any, error) {
+			v, err := svc.LastMirrorRun(ctx, info)
+			return abi.RunValue{Value: v}, err
+		}),
+	abi.ImportLastMirrorRunSet: typed(abi.ImportLastMirrorRunSet, none[abi.RunValue],
+		func(ctx context.Context, _ *callState, svc Services, info abi.InstanceInfo, r *abi.RunValue) (any, error) {
+			return nil, svc.SetLastMirrorRun(ctx, info, r.Value)
+		}),
+	abi.ImportAddEntry: typed(abi.ImportAddEntry,
+		func(r *abi.AddEntryRequest) error { return required(abi.ImportAddEntry, "incident_id", r.IncidentID) },
+		func(ctx context.Context, _ *callState, svc Services, info abi.InstanceInfo, r *abi.AddEntryRequest) (any, error) {
+			id, err := svc.AddEntry(ctx, info, *r)
+			return abi.AddEntryResult{ID: id}, err
+		}),
+	abi.ImportCreateIncidents: typed(abi.ImportCreateIncidents, none[abi.CreateIncidentsRequest],
+		func(ctx context.Context, _ *callState, svc Services, info abi.InstanceInfo, r *abi.CreateIncidentsRequest) (any, error) {
+			ids, err := svc.CreateIncidents(ctx, info, *r)
+			if ids == nil {
+				ids = []string{}
+			}
+			return abi.CreateIncidentsResult{IDs: ids}, err
+		}),
+	abi.ImportFindUser: typed(abi.ImportFindUser,
+		func(r *abi.FindUserRequest) error {
+			return required(abi.ImportFindUser, "username or email", r.Username+r.Email)
+		},
+		func(ctx context.Context, _ *callState, svc Services, info abi.InstanceInfo, r *abi.FindUserRequest) (any, error) {
+			return svc.FindUser(ctx, info, *r)
+		}),
+	abi.ImportHandleEntitlementForUser: typed(abi.ImportHandleEntitlementForUser,
+		func(r *abi.EntitlementRequest) error {
+			return required(abi.ImportHandleEntitlementForUser, "guid", r.GUID)
+		},
+		func(ctx context.Context, _ *callState, svc Services, info abi.InstanceInfo, r *abi.EntitlementRequest) (any, error) {
+			return nil, svc.HandleEntitlement(ctx, info, *r)
+		}),
+	abi.ImportUpdateModuleHealth: typed(abi.ImportUpdateModuleHealth, none[abi.ModuleHealth],
+		func(ctx context.Context, _ *callState, svc Services, info abi.InstanceInfo, r *abi.ModuleHealth) (any, error) {
+			return nil, svc.UpdateModuleHealth(ctx, info, *r)
+		}),
+	abi.ImportMirrorInvestigation: typed(abi.ImportMirrorInvestigation,
+		func(r *abi.MirrorInvestigationRequest) error {
+			return required(abi.ImportMirrorInvestigation, "incident_id", r.IncidentID)
+		},
+		func(ctx context.Context, _ *callState, svc Services, info abi.InstanceInfo, r *abi.MirrorInvestigationRequest) (any, error) {
+			return nil, svc.MirrorInvestigation(ctx, info, *r)
+		}),
+	abi.ImportDirectMessage: typed(abi.ImportDirectMessage, none[abi.DirectMessageRequest],
+		func(ctx context.Context, _ *callState, svc Services, info abi.InstanceInfo, r *abi.DirectMessageRequest) (any, error) {
+			reply, err := svc.DirectMessage(ctx, info, *r)
+			return abi.DirectMessageResult{Reply: reply}, err
+		}),
 	abi.ImportHTTPRequest: func(ctx context.Context, cs *callState, req []byte) (any, error) {
 		var r abi.HTTPRequest
 		if err := decode(abi.ImportHTTPRequest, req, &r); err != nil {
