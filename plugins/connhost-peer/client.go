@@ -100,11 +100,6 @@ type config struct {
 	query         string
 }
 
-// directions maps the mirror_direction option to dbotMirrorDirection.
-var directions = map[string]string{
-	"None": abi.MirrorNone, "Incoming": abi.MirrorIn, "Outgoing": abi.MirrorOut, "Incoming And Outgoing": abi.MirrorBoth,
-}
-
 // parseConfig validates the parameters; problems are bad_request errors
 // naming the parameter, never showing the key.
 func parseConfig(p sdk.Params) (config, error) {
@@ -115,21 +110,17 @@ func parseConfig(p sdk.Params) (config, error) {
 		closeOut:      p.Bool("close_out"),
 		query:         strings.TrimSpace(p.String("incidents_fetch_query")),
 	}
-	u, err := url.Parse(strings.TrimRight(p.String("url"), "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return c, sdk.BadRequest("param url: want an http(s) URL, got %q", p.String("url"))
+	u, err := p.URL("url")
+	if err != nil {
+		return c, err
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/api/v1")
 	c.base = u
 	if c.apiKey == "" {
 		return c, sdk.BadRequest("param api_key: required")
 	}
-	ff := p.String("first_fetch")
-	if ff == "" {
-		ff = "3 days"
-	}
-	if c.firstFetch, err = parseAge(ff); err != nil {
-		return c, sdk.BadRequest("param first_fetch: %v", err)
+	if c.firstFetch, err = p.Age("first_fetch", "3 days"); err != nil {
+		return c, err
 	}
 	if !p.Has("max_fetch") {
 		c.maxFetch = 50
@@ -137,12 +128,8 @@ func parseConfig(p sdk.Params) (config, error) {
 	if c.maxFetch < 1 || c.maxFetch > maxFetchLimit {
 		return c, sdk.BadRequest("param max_fetch: want 1..%d, got %v", maxFetchLimit, p.Number("max_fetch"))
 	}
-	dir := p.String("mirror_direction")
-	if dir == "" {
-		dir = "Incoming And Outgoing"
-	}
-	if c.direction = directions[dir]; c.direction == "" {
-		return c, sdk.BadRequest("param mirror_direction: unknown option %q", dir)
+	if c.direction, err = p.MirrorDirection("mirror_direction", "Incoming And Outgoing"); err != nil {
+		return c, err
 	}
 	tags := p.String("mirror_tags")
 	if !p.Has("mirror_tags") {
@@ -154,25 +141,6 @@ func parseConfig(p sdk.Params) (config, error) {
 		}
 	}
 	return c, nil
-}
-
-// parseAge parses "N minutes|hours|days|weeks" (singular too).
-func parseAge(s string) (time.Duration, error) {
-	f := strings.Fields(strings.ToLower(s))
-	if len(f) != 2 {
-		return 0, fmt.Errorf("want \"N minutes|hours|days|weeks\", got %q", s)
-	}
-	n, err := strconv.Atoi(f[0])
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("want a non-negative count, got %q", f[0])
-	}
-	unit := map[string]time.Duration{
-		"minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour, "week": 7 * 24 * time.Hour,
-	}[strings.TrimSuffix(f[1], "s")]
-	if unit == 0 {
-		return 0, fmt.Errorf("unknown unit %q", f[1])
-	}
-	return time.Duration(n) * unit, nil
 }
 
 // client calls the peer's API through the host's http_request.

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	sdk "github.com/connhost/connhost/sdk-guest"
@@ -56,11 +55,6 @@ type config struct {
 	commentTag    string
 }
 
-// directions maps the mirror_direction option to dbotMirrorDirection.
-var directions = map[string]string{
-	"None": "None", "Incoming": "In", "Outgoing": "Out", "Incoming And Outgoing": "Both",
-}
-
 // parseConfig validates the parameters; problems are bad_request errors
 // naming the parameter.
 func parseConfig(p sdk.Params) (config, error) {
@@ -71,20 +65,16 @@ func parseConfig(p sdk.Params) (config, error) {
 		closeOut:      p.Bool("close_out"),
 		commentTag:    p.String("comment_tag"),
 	}
-	u, err := url.Parse(strings.TrimRight(p.String("url"), "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return c, sdk.BadRequest("param url: want an http(s) URL, got %q", p.String("url"))
+	u, err := p.URL("url")
+	if err != nil {
+		return c, err
 	}
 	c.base = u
 	if c.apiKey == "" {
 		return c, sdk.BadRequest("param api_key: required")
 	}
-	ff := p.String("first_fetch")
-	if ff == "" {
-		ff = "3 days"
-	}
-	if c.firstFetch, err = parseAge(ff); err != nil {
-		return c, sdk.BadRequest("param first_fetch: %v", err)
+	if c.firstFetch, err = p.Age("first_fetch", "3 days"); err != nil {
+		return c, err
 	}
 	if !p.Has("max_fetch") {
 		c.maxFetch = 50
@@ -92,36 +82,13 @@ func parseConfig(p sdk.Params) (config, error) {
 	if c.maxFetch < 1 || c.maxFetch > maxLimit {
 		return c, sdk.BadRequest("param max_fetch: want 1..%d, got %v", maxLimit, p.Number("max_fetch"))
 	}
-	dir := p.String("mirror_direction")
-	if dir == "" {
-		dir = "None"
-	}
-	if c.direction = directions[dir]; c.direction == "" {
-		return c, sdk.BadRequest("param mirror_direction: unknown option %q", dir)
+	if c.direction, err = p.MirrorDirection("mirror_direction", "None"); err != nil {
+		return c, err
 	}
 	if c.commentTag == "" {
 		c.commentTag = "comment"
 	}
 	return c, nil
-}
-
-// parseAge parses "N minutes|hours|days|weeks" (singular too).
-func parseAge(s string) (time.Duration, error) {
-	f := strings.Fields(strings.ToLower(s))
-	if len(f) != 2 {
-		return 0, fmt.Errorf("want \"N minutes|hours|days|weeks\", got %q", s)
-	}
-	n, err := strconv.Atoi(f[0])
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("want a non-negative count, got %q", f[0])
-	}
-	unit := map[string]time.Duration{
-		"minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour, "week": 7 * 24 * time.Hour,
-	}[strings.TrimSuffix(f[1], "s")]
-	if unit == 0 {
-		return 0, fmt.Errorf("unknown unit %q", f[1])
-	}
-	return time.Duration(n) * unit, nil
 }
 
 // client calls the TicketDesk API through the host.
