@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,20 +14,20 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/internal/testenv/wasmbuild"
 )
 
-// Guests built once per test binary by TestMain.
+// Guests built once per test binary by TestMain, from the shared cache.
 var (
-	guestDir   string // built .wasm files, manifests embedded
-	testCache  string // wazero compilation cache shared by the tests
-	faultyRoot = filepath.Join("..", "plugins", "faulty")
+	guests    = map[string][]byte{} // name → module, manifest embedded
+	testCache = wasmbuild.CompilationCacheDir()
 )
 
-// guestSource says how to build one test guest.
+// guestSource is one test guest: a WAT file or Go package (relative to
+// the module root) and the manifest embedded into it.
 type guestSource struct {
-	name     string // file name of the result, without .wasm
-	wat      string // WAT source, or
-	goPkg    string // Go package path relative to the module root
+	name     string // the name tests ask for
+	path     string
 	manifest abi.Manifest
 }
 
@@ -50,47 +48,29 @@ var probeManifest = abi.Manifest{
 func guestSources() []guestSource {
 	var gs []guestSource
 	for _, n := range []string{"trap", "loop", "outputbomb", "badjson", "sleeper", "wrongabi", "noexports"} {
-		gs = append(gs, guestSource{name: n, wat: filepath.Join(faultyRoot, n, "guest.wat"), manifest: manifest("faulty-" + n)})
+		gs = append(gs, guestSource{name: n, path: "plugins/faulty/" + n + "/guest.wat", manifest: manifest("faulty-" + n)})
 	}
 	for _, n := range []string{"panic", "membomb", "wasisleeper"} {
-		gs = append(gs, guestSource{name: n, goPkg: "./plugins/faulty/" + n, manifest: manifest("faulty-" + n)})
+		gs = append(gs, guestSource{name: n, path: "plugins/faulty/" + n, manifest: manifest("faulty-" + n)})
 	}
 	for _, n := range []string{"noop", "abuse", "badimports", "count"} {
-		gs = append(gs, guestSource{name: n, wat: filepath.Join("testdata", "guests", n+".wat"), manifest: manifest(n)})
+		gs = append(gs, guestSource{name: n, path: "host/testdata/guests/" + n + ".wat", manifest: manifest(n)})
 	}
-	gs = append(gs, guestSource{name: "probe", goPkg: "./host/testdata/guests/probe", manifest: probeManifest})
+	gs = append(gs, guestSource{name: "probe", path: "host/testdata/guests/probe", manifest: probeManifest})
 	return gs
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "connhost-host-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	guestDir, testCache = filepath.Join(dir, "guests"), filepath.Join(dir, "cache")
-	if err := buildGuests(guestDir); err != nil {
+	if err := buildGuests(); err != nil {
 		fmt.Fprintln(os.Stderr, "build test guests:", err)
-		return 1
+		os.Exit(1)
 	}
-	return m.Run()
+	os.Exit(m.Run())
 }
 
-// buildGuests builds every guest into dir; Go builds run two at a time
-// (the machine is small) and WAT ones inline.
-func buildGuests(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	root, err := filepath.Abs("..")
-	if err != nil {
-		return err
-	}
+// buildGuests builds every guest, two at a time (the machine is small);
+// unchanged ones come from the cache.
+func buildGuests() error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -98,55 +78,31 @@ func buildGuests(dir string) error {
 		sem  = make(chan struct{}, 2)
 	)
 	for _, g := range guestSources() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if err := buildGuest(root, dir, g); err != nil {
-				mu.Lock()
+			wasm, err := wasmbuild.Build(context.Background(), wasmbuild.Source{Path: g.path, Manifest: &g.manifest})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", g.name, err))
-				mu.Unlock()
+				return
 			}
-		}()
+			guests[g.name] = wasm
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-func buildGuest(root, dir string, g guestSource) error {
-	raw := filepath.Join(dir, g.name+".raw.wasm")
-	var cmd *exec.Cmd
-	if g.wat != "" {
-		cmd = exec.Command("wat2wasm", g.wat, "-o", raw)
-	} else {
-		cmd = exec.Command("go", "build", "-buildmode=c-shared", "-o", raw, g.goPkg)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%v: %s", err, out)
-	}
-	wasm, err := os.ReadFile(raw)
-	if err != nil {
-		return err
-	}
-	m := g.manifest
-	packed, err := abi.EmbedManifest(wasm, &m)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, g.name+".wasm"), packed, 0o644)
-}
-
 // guest returns a built guest's bytes.
 func guest(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(guestDir, name+".wasm"))
-	if err != nil {
-		t.Fatal(err)
+	b, ok := guests[name]
+	if !ok {
+		t.Fatalf("no test guest %q", name)
 	}
-	return b
+	return bytes.Clone(b) // tests may damage their copy
 }
 
 // syncBuffer is a concurrency-safe log sink.

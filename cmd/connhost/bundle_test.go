@@ -90,7 +90,7 @@ func TestBundleRoundTrip(t *testing.T) {
 	check(t, connhost(t, nil, append([]string{"plugin", "sign", "--key", key}, plugins...)...), exitOK, nil, nil)
 
 	source := filepath.Join(work, "source")
-	check(t, connhost(t, nil, append([]string{"plugin", "install", "--data-dir", source}, plugins...)...), exitOK, []string{"installed echo@0.1.0"}, nil)
+	check(t, connhost(t, nil, append([]string{"plugin", "install", "--data-dir", source, "--signing-trusted-keys", key + ".pub"}, plugins...)...), exitOK, []string{"installed echo@0.1.0"}, nil)
 	chb := filepath.Join(work, "plugins.chb")
 	check(t, connhost(t, nil, append([]string{"bundle", "create", "-o", chb, "--key", key}, plugins...)...),
 		exitOK, []string{"index signed by key ID"}, nil)

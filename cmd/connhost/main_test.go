@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,18 +16,20 @@ import (
 	"testing"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/internal/testenv"
+	"github.com/connhost/connhost/internal/testenv/wasmbuild"
 	"github.com/connhost/connhost/plugins/ticketdesk/tdserver"
 )
 
 // Built once per test binary by TestMain.
 var (
-	binary    string // the connhost binary
-	workDir   string // scratch directory shared by the tests
-	cacheDir  string // wazero compilation cache shared by every run
-	echoWasm  string // testdata/echo.wat, packed with testdata/echo.manifest.json
-	echoRaw   string // testdata/echo.wat without a manifest
-	wrongABI  string // testdata/wrongabi.wat, packed
-	tdWasm    string // plugins/ticketdesk, packed; "" if it failed to build
+	binary    string               // the connhost binary
+	workDir   string               // scratch directory shared by the tests
+	cacheDir  = testenv.CacheDir() // wazero compilation cache shared by every run
+	echoWasm  string               // testdata/echo.wat, packed with testdata/echo.manifest.json
+	echoRaw   string               // testdata/echo.wat without a manifest
+	wrongABI  string               // testdata/wrongabi.wat, packed
+	tdWasm    string               // plugins/ticketdesk, packed; "" if it failed to build
 	tdBuildEr error
 )
 
@@ -48,7 +51,6 @@ func setup(m *testing.M) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	cacheDir = filepath.Join(workDir, "cache")
 	binary = filepath.Join(workDir, "connhost")
 	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
 		return 1, fmt.Errorf("go build: %v\n%s", err, out)
@@ -71,21 +73,15 @@ func setup(m *testing.M) (int, error) {
 	return m.Run(), nil
 }
 
-// buildTicketDesk builds the example connector to wasm and packs it with
-// the binary under test.
+// buildTicketDesk builds the example connector to wasm (from the shared
+// plugin cache) and writes it to the scratch directory.
 func buildTicketDesk() (string, error) {
-	raw := filepath.Join(workDir, "ticketdesk.raw.wasm")
+	wasm, err := wasmbuild.Build(context.Background(), wasmbuild.Source{Path: "plugins/ticketdesk"})
+	if err != nil {
+		return "", err
+	}
 	out := filepath.Join(workDir, "ticketdesk.wasm")
-	build := exec.Command("go", "build", "-buildmode=c-shared", "-o", raw, "../../plugins/ticketdesk")
-	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-	if b, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building plugins/ticketdesk: %v\n%s", err, b)
-	}
-	pack := exec.Command(binary, "plugin", "pack", "--manifest", "../../plugins/ticketdesk/manifest.json", "-o", out, raw)
-	if b, err := pack.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("packing plugins/ticketdesk: %v\n%s", err, b)
-	}
-	return out, nil
+	return out, os.WriteFile(out, wasm, 0o644)
 }
 
 type result struct {

@@ -328,6 +328,8 @@ func TestAPIKeyAndInstallCLI(t *testing.T) {
 		{"install wrong ABI", []string{"plugin", "install", wrongABI}, exitIncompatible, nil, []string{"incompatible"}},
 		{"install not wasm", []string{"plugin", "install", notWasm}, exitIncompatible, nil, []string{"x.wasm"}},
 		{"install missing file", []string{"plugin", "install", "/nonexistent.wasm"}, exitUsage, nil, []string{"/nonexistent.wasm"}},
+		{"rollback with one version", []string{"plugin", "rollback", "echo"}, exitUsage, nil, []string{"no previous version to roll back to (current 0.1.0)"}},
+		{"rollback unknown plugin", []string{"plugin", "rollback", "nosuch"}, exitUsage, nil, []string{`plugin "nosuch" is not installed`}},
 		{"serve with extra args", []string{"serve", "extra"}, exitUsage, nil, []string{"unexpected arguments"}},
 		{"bad secret key", []string{"apikey", "list"}, exitUsage, nil, []string{"CONNHOST_SECRET_KEY"}},
 	}

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -17,136 +15,50 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/connhost/connhost/host"
 	"github.com/connhost/connhost/host/api"
-	"github.com/connhost/connhost/host/secrets"
 	"github.com/connhost/connhost/host/service"
 	"github.com/connhost/connhost/host/supervisor"
-	"github.com/connhost/connhost/sdk-guest/sdktest/wasmrun"
+	"github.com/connhost/connhost/internal/testenv"
+	"github.com/connhost/connhost/internal/testenv/wasmbuild"
 	"github.com/connhost/connhost/store"
 )
 
-// Plugins the instance HTTP tests run, ihBuilt once per test binary (no
-// TestMain: the package's other tests may own it).
-var (
-	ihBuildOnce sync.Once
-	ihBuilt     map[string][]byte
-	ihBuildErr  error
-)
-
-func ihPlugins(t *testing.T) map[string][]byte {
-	t.Helper()
-	ihBuildOnce.Do(func() {
-		dir := filepath.Join(os.TempDir(), "connhost-instance-http-test")
-		if ihBuildErr = os.MkdirAll(dir, 0o755); ihBuildErr != nil {
-			return
-		}
-		ihBuilt = map[string][]byte{}
-		for name, src := range map[string]string{
-			"webhook": "../../plugins/webhook",
-			"chatbot": "../../plugins/chatbot",
-			"lrguest": "../supervisor/testdata/lrguest",
-		} {
-			out := filepath.Join(dir, name+".wasm")
-			if ihBuildErr = wasmrun.Build(context.Background(), src, out); ihBuildErr != nil {
-				return
-			}
-			if ihBuilt[name], ihBuildErr = os.ReadFile(out); ihBuildErr != nil {
-				return
-			}
-		}
-	})
-	if ihBuildErr != nil {
-		t.Fatal(ihBuildErr)
-	}
-	return ihBuilt
-}
-
-// ihServer is a real connhost server over loopback.
+// ihServer is a real connhost server over loopback with the webhook,
+// chatbot and lrguest plugins installed.
 type ihServer struct {
+	*testenv.Server
 	t   *testing.T
-	svc *service.Service
-	st  *store.Store
 	srv *httptest.Server
-	key string
 }
 
 func newIHServer(t *testing.T, limits host.Limits) *ihServer {
 	t.Helper()
-	ctx := context.Background()
-	wasm := ihPlugins(t)
-	st, err := store.Open(ctx, t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := host.NewRuntime(ctx, host.Config{CacheDir: filepath.Join(os.TempDir(), "connhost-test-wazero-cache"), Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	box, err := secrets.New(bytes.Repeat([]byte{7}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := service.New(ctx, service.Options{
-		Store: st, Runtime: rt, Secrets: box, Logger: zerolog.Nop(), Limits: limits,
-		LongRunning: service.LongRunningOptions{
+	s := &ihServer{t: t, Server: testenv.NewServer(t, testenv.ServerOptions{Service: func(o *service.Options) {
+		o.Limits = limits
+		o.LongRunning = service.LongRunningOptions{
 			Supervisor:       supervisor.Config{MinBackoff: 30 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
 			HTTPMaxBodyBytes: 64 << 10,
 			ChatInterval:     20 * time.Millisecond,
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(api.New(svc, api.Options{Logger: zerolog.Nop()}).Handler())
-	s := &ihServer{t: t, svc: svc, st: st, srv: hs}
-	t.Cleanup(func() {
-		hs.Close()
-		svc.Close(ctx)
-		rt.Close(ctx)
-		st.Close()
-	})
-	if s.key, _, err = svc.CreateAPIKey(ctx, "test"); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"webhook", "chatbot", "lrguest"} {
-		if _, err := svc.InstallPlugin(ctx, wasm[name], "test"); err != nil {
-			t.Fatal(err)
 		}
-	}
+	}})}
+	s.srv = s.HTTP
+	s.Install(testenv.Plugin(t, "webhook"))
+	s.Install(testenv.Plugin(t, "chatbot"))
+	s.Install(testenv.Guest(t, wasmbuild.Source{Path: "host/supervisor/testdata/lrguest"}))
 	return s
 }
 
 func (s *ihServer) instance(name, plugin string, params map[string]any, settings store.Settings) {
 	s.t.Helper()
-	on := true
-	if _, err := s.svc.CreateInstance(context.Background(), service.InstanceInput{
-		Name: name, Plugin: plugin, Enabled: &on, Params: params, Settings: &settings,
-	}); err != nil {
-		s.t.Fatal(err)
-	}
+	s.CreateInstance(name, plugin, params, settings)
 }
 
-// do sends a request; with auth it carries the API key.
+// do sends a request with exactly the given headers.
 func (s *ihServer) do(method, path string, body []byte, header http.Header) (int, []byte) {
 	s.t.Helper()
-	req, err := http.NewRequest(method, s.srv.URL+path, bytes.NewReader(body))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	maps := header.Clone()
-	if maps != nil {
-		req.Header = maps
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	r := s.Do(method, path, body, header)
+	return r.Status, r.Body
 }
 
 func (s *ihServer) api(method, path string, body any, out any) int {
@@ -155,7 +67,7 @@ func (s *ihServer) api(method, path string, body any, out any) int {
 	if body != nil {
 		raw, _ = json.Marshal(body)
 	}
-	status, b := s.do(method, path, raw, http.Header{"Authorization": {"Bearer " + s.key}, "Content-Type": {"application/json"}})
+	status, b := s.do(method, path, raw, http.Header{"Authorization": {"Bearer " + s.Key}, "Content-Type": {"application/json"}})
 	if out != nil && status < 300 {
 		if err := json.Unmarshal(b, out); err != nil {
 			s.t.Fatalf("%s %s: %v: %s", method, path, err, b)
@@ -169,7 +81,7 @@ func (s *ihServer) incidents(instance string) []store.Incident {
 	var all []store.Incident
 	cursor := ""
 	for {
-		incs, next, err := s.st.SearchIncidents(context.Background(), store.IncidentQuery{Instance: instance, Limit: 1000, Cursor: cursor})
+		incs, next, err := s.Store.SearchIncidents(context.Background(), store.IncidentQuery{Instance: instance, Limit: 1000, Cursor: cursor})
 		if err != nil {
 			s.t.Fatal(err)
 		}

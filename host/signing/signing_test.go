@@ -2,34 +2,24 @@ package signing
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/internal/testenv/wasmbuild"
 )
 
 // rawModule is testdata/plugin.wat compiled once by TestMain.
 var rawModule []byte
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "signing-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	out := filepath.Join(dir, "plugin.wasm")
-	if b, err := exec.Command("wat2wasm", "testdata/plugin.wat", "-o", out).CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "wat2wasm: %v\n%s", err, b)
-		os.Exit(1)
-	}
-	rawModule, err = os.ReadFile(out)
-	os.RemoveAll(dir)
-	if err != nil {
+	var err error
+	if rawModule, err = wasmbuild.Raw(context.Background(), "host/signing/testdata/plugin.wat"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -3,7 +3,6 @@ package supervisor
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,27 +12,18 @@ import (
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
-	"github.com/connhost/connhost/sdk-guest/sdktest/wasmrun"
+	"github.com/connhost/connhost/internal/testenv/wasmbuild"
 )
 
 var guestWasm []byte
 
-// TestMain builds the test guest once.
+// TestMain builds the test guest once (from the shared cache).
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "supervisor")
-	if err != nil {
+	var err error
+	if guestWasm, err = wasmbuild.Build(context.Background(), wasmbuild.Source{Path: "host/supervisor/testdata/lrguest"}); err != nil {
 		panic(err)
 	}
-	out := filepath.Join(dir, "lrguest.wasm")
-	if err := wasmrun.Build(context.Background(), filepath.Join("testdata", "lrguest"), out); err != nil {
-		panic(err)
-	}
-	if guestWasm, err = os.ReadFile(out); err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
 // healthLog records module health updates.
@@ -69,7 +59,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	rt, err := host.NewRuntime(ctx, host.Config{CacheDir: filepath.Join(os.TempDir(), "connhost-test-wazero-cache"), Logger: zerolog.Nop()})
+	rt, err := host.NewRuntime(ctx, host.Config{CacheDir: wasmbuild.CompilationCacheDir(), Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,8 +48,9 @@ func TestDefaults(t *testing.T) {
 		Secrets:  Secrets{KeyFile: filepath.Join("data", "secret.key")},
 		Metrics:  Metrics{Auth: MetricsAuthAuto},
 		Mirror:   Mirror{JobEnable: true, JobDelay: 1, Concurrency: 8},
+		Signing:  Signing{TrustedKeys: []string{}},
 	}
-	if *c != want {
+	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", *c, want)
 	}
 }
@@ -141,6 +144,33 @@ func TestPrecedence(t *testing.T) {
 			}
 			if msg := tt.check(c); msg != "" {
 				t.Fatalf("%s: %+v", msg, *c)
+			}
+		})
+	}
+}
+
+// TestTrustedKeysList checks the list option from each source.
+func TestTrustedKeysList(t *testing.T) {
+	file := writeFile(t, "signing:\n  trusted_keys: [a.pub, RWQbase64]\n  require_signed: true\n")
+	tests := []struct {
+		name    string
+		args    []string
+		environ []string
+		want    []string
+	}{
+		{"file", []string{"--config", file}, nil, []string{"a.pub", "RWQbase64"}},
+		{"env", nil, []string{"CONNHOST_SIGNING_TRUSTED_KEYS=x.pub, y.pub"}, []string{"x.pub", "y.pub"}},
+		{"flag", []string{"--signing-trusted-keys", "f.pub", "--signing-trusted-keys", "g.pub"}, nil, []string{"f.pub", "g.pub"}},
+		{"flag over file", []string{"--config", file, "--signing-trusted-keys", "f.pub"}, nil, []string{"f.pub"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := load(t, tt.args, tt.environ...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(c.Signing.TrustedKeys, tt.want) {
+				t.Errorf("trusted_keys = %q, want %q", c.Signing.TrustedKeys, tt.want)
 			}
 		})
 	}

@@ -10,9 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,57 +18,17 @@ import (
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
-	"github.com/connhost/connhost/sdk-guest/sdktest/wasmrun"
+	"github.com/connhost/connhost/internal/testenv"
 )
-
-// build compiles a plugin directory to a packed .wasm: Go with the SDK, or
-// the directory's .wat file with wat2wasm.
-func build(t *testing.T, dir string) []byte {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), filepath.Base(dir)+".wasm")
-	wats, _ := filepath.Glob(filepath.Join(dir, "*.wat"))
-	if len(wats) == 1 {
-		if b, err := exec.Command("wat2wasm", "-o", out, wats[0]).CombinedOutput(); err != nil {
-			t.Fatalf("wat2wasm %s: %v\n%s", wats[0], err, b)
-		}
-		if err := wasmrun.Embed(filepath.Join(dir, "manifest.json"), out); err != nil {
-			t.Fatal(err)
-		}
-	} else if err := wasmrun.Build(context.Background(), dir, out); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestConformance(t *testing.T) {
 	for _, name := range []string{"goecho", "watecho"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			wasm := build(t, filepath.Join("..", name))
-			var logs syncBuffer
-			rt, err := host.NewRuntime(ctx, host.Config{CacheDir: t.TempDir(), Logger: zerolog.New(&logs)})
+			wasm := testenv.Plugin(t, name)
+			var logs testenv.LogBuffer
+			rt, err := host.NewRuntime(ctx, host.Config{CacheDir: testenv.CacheDir(), Logger: zerolog.New(&logs)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host/service"
+	"github.com/connhost/connhost/internal/testenv"
 	"github.com/connhost/connhost/store"
 )
 
@@ -165,11 +165,7 @@ func TestFetchIncidentsPagesAndQuery(t *testing.T) {
 func TestFetchIncidentsLoopGuard(t *testing.T) {
 	p := newPeer(t)
 	ctx := context.Background()
-	wasm, err := os.ReadFile(wasmPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.svc.InstallPlugin(ctx, wasm, "test"); err != nil {
+	if _, err := p.svc.InstallPlugin(ctx, testenv.Plugin(t, "connhost-peer"), "test"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.svc.CreateInstance(ctx, service.InstanceInput{Name: "peer-a", Plugin: peerPlugin,

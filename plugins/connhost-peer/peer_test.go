@@ -3,22 +3,15 @@ package main
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/connhost/connhost/abi"
-	"github.com/connhost/connhost/host"
-	"github.com/connhost/connhost/host/api"
-	"github.com/connhost/connhost/host/secrets"
 	"github.com/connhost/connhost/host/service"
+	"github.com/connhost/connhost/internal/testenv"
 	"github.com/connhost/connhost/sdk-guest/sdktest"
 	"github.com/connhost/connhost/store"
 )
@@ -54,50 +47,25 @@ type peer struct {
 	limited atomic.Bool
 }
 
-// wazeroCache speeds up compiling the plugin across test runs.
-var wazeroCache = filepath.Join(os.TempDir(), "connhost-test-wazero-cache")
-
 func newPeer(t *testing.T) *peer {
 	t.Helper()
-	ctx := context.Background()
 	p := &peer{t0: time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond)}
 	p.clock = &clock{t: p.t0}
-	st, err := store.Open(ctx, t.TempDir(), store.Options{Now: p.clock.now, GCInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := host.NewRuntime(ctx, host.Config{CacheDir: wazeroCache, Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	box, err := secrets.New(make([]byte, secrets.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := service.New(ctx, service.Options{Store: st, Runtime: rt, Secrets: box, Logger: zerolog.Nop(), Now: p.clock.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.key, _, err = svc.CreateAPIKey(ctx, "tenant-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := api.New(svc, api.Options{Logger: zerolog.Nop()}).Handler()
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p.limited.Load() {
-			w.Header().Set("Retry-After", "7")
-			http.Error(w, `{"error":"too many requests"}`, http.StatusTooManyRequests)
-			return
-		}
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() {
-		ts.Close()
-		_ = svc.Close(ctx)
-		_ = rt.Close(ctx)
-		_ = st.Close()
+	s := testenv.NewServer(t, testenv.ServerOptions{
+		Now:     p.clock.now,
+		KeyName: "tenant-a",
+		Wrap: func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if p.limited.Load() {
+					w.Header().Set("Retry-After", "7")
+					http.Error(w, `{"error":"too many requests"}`, http.StatusTooManyRequests)
+					return
+				}
+				h.ServeHTTP(w, r)
+			})
+		},
 	})
-	p.url, p.st, p.svc = ts.URL, st, svc
+	p.url, p.key, p.st, p.svc = s.URL, s.Key, s.Store, s.Service
 	return p
 }
 

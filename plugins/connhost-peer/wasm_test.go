@@ -2,33 +2,14 @@ package main
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host/service"
+	"github.com/connhost/connhost/internal/testenv"
 	"github.com/connhost/connhost/sdk-guest/sdktest/wasmrun"
 )
-
-var wasmPath string
-
-// TestMain builds the plugin to wasm once, for the wasm test and for
-// installing it on a peer server.
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "connhost-peer")
-	if err != nil {
-		panic(err)
-	}
-	wasmPath = filepath.Join(dir, "connhost-peer.wasm")
-	if err := wasmrun.Build(context.Background(), ".", wasmPath); err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
 
 // TestWasmAgainstServer runs the built module against a real peer server:
 // the SDK's exports, http_request and the codec as compiled for wasip1.
@@ -38,16 +19,12 @@ func TestWasmAgainstServer(t *testing.T) {
 	a := p.incident(t, service.IncidentInput{Name: ptr("a")})
 	b := p.incident(t, service.IncidentInput{Name: ptr("b")})
 
-	rt, err := wasmrun.NewRuntime(ctx, wazeroCache)
+	rt, err := wasmrun.NewRuntime(ctx, testenv.CacheDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rt.Close(ctx)
-	wasm, err := os.ReadFile(wasmPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl, err := rt.Compile(ctx, wasm)
+	pl, err := rt.Compile(ctx, testenv.Plugin(t, "connhost-peer"))
 	if err != nil {
 		t.Fatal(err)
 	}

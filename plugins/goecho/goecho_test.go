@@ -3,45 +3,24 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/internal/testenv"
 	"github.com/connhost/connhost/sdk-guest/sdktest"
 	"github.com/connhost/connhost/sdk-guest/sdktest/wasmrun"
 )
-
-var wasmPath string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "goecho")
-	if err != nil {
-		panic(err)
-	}
-	wasmPath = filepath.Join(dir, "goecho.wasm")
-	if err := wasmrun.Build(context.Background(), ".", wasmPath); err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
 
 // hosts returns the connector run natively and as the built wasm module.
 func hosts(t *testing.T) map[string]*sdktest.Host {
 	t.Helper()
 	ctx := context.Background()
-	rt, err := wasmrun.NewRuntime(ctx, filepath.Join(os.TempDir(), "connhost-test-wazero-cache"))
+	rt, err := wasmrun.NewRuntime(ctx, testenv.CacheDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rt.Close(ctx) })
-	wasm, err := os.ReadFile(wasmPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := rt.Compile(ctx, wasm)
+	p, err := rt.Compile(ctx, testenv.Plugin(t, "goecho"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,16 +63,12 @@ func TestEcho(t *testing.T) {
 // staging, the SDK's dispatch and codec compiled for wasip1, and output.
 func BenchmarkWasm(b *testing.B) {
 	ctx := context.Background()
-	rt, err := wasmrun.NewRuntime(ctx, filepath.Join(os.TempDir(), "connhost-test-wazero-cache"))
+	rt, err := wasmrun.NewRuntime(ctx, testenv.CacheDir())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer rt.Close(ctx)
-	wasm, err := os.ReadFile(wasmPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	p, err := rt.Compile(ctx, wasm)
+	p, err := rt.Compile(ctx, testenv.Plugin(b, "goecho"))
 	if err != nil {
 		b.Fatal(err)
 	}

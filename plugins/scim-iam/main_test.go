@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,33 +13,12 @@ import (
 	"github.com/connhost/connhost/plugins/scim-iam/scimserver"
 	"github.com/connhost/connhost/sdk-guest/iam"
 	"github.com/connhost/connhost/sdk-guest/sdktest"
-	"github.com/connhost/connhost/sdk-guest/sdktest/wasmrun"
 )
 
 const (
 	clientID     = "connhost"
 	clientSecret = "scim-client-secret-0123456789"
 )
-
-// wasmPath is the plugin built once for the wasm and server tests.
-var wasmPath string
-
-// cacheDir is wazero's compilation cache, shared across test runs.
-var cacheDir = filepath.Join(os.TempDir(), "connhost-test-wazero-cache")
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "scim-iam")
-	if err != nil {
-		panic(err)
-	}
-	wasmPath = filepath.Join(dir, "scim-iam.wasm")
-	if err := wasmrun.Build(context.Background(), ".", wasmPath); err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
 
 func newSCIM(t testing.TB) *scimserver.Server {
 	t.Helper()

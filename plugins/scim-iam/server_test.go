@@ -1,141 +1,48 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/connhost/connhost/host"
 	"github.com/connhost/connhost/host/api"
-	"github.com/connhost/connhost/host/secrets"
 	"github.com/connhost/connhost/host/service"
+	"github.com/connhost/connhost/internal/testenv"
 	"github.com/connhost/connhost/plugins/scim-iam/scimserver"
 	"github.com/connhost/connhost/sdk-guest/iam"
 	"github.com/connhost/connhost/sdk-guest/oauth2"
 	"github.com/connhost/connhost/store"
 )
 
-// syncBuffer collects the server's log lines from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // server is the real connhost server (store, runtime, service, API) on
 // loopback, with the scim-iam plugin installed and one instance "scim".
 type server struct {
-	t    *testing.T
-	http *httptest.Server
-	key  string
-	logs *syncBuffer
-
-	mu        sync.Mutex
-	responses bytes.Buffer // every API response body, for the leak scan
+	*testenv.Server
+	t *testing.T
 }
 
 func newServer(t *testing.T, scim *scimserver.Server) *server {
 	t.Helper()
-	ctx := context.Background()
-	logs := &syncBuffer{}
-	log := zerolog.New(logs).Level(zerolog.DebugLevel)
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db"), store.Options{GCInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := host.NewRuntime(ctx, host.Config{CacheDir: cacheDir, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	box, err := secrets.New([]byte(rand.Text() + rand.Text())[:secrets.KeySize])
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := service.New(ctx, service.Options{Store: st, Runtime: rt, Secrets: box, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(api.New(svc, api.Options{Logger: log}).Handler())
-	key, _, err := svc.CreateAPIKey(ctx, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		hs.Close()
-		_ = svc.Close(ctx)
-		_ = rt.Close(ctx)
-		_ = st.Close()
-	})
-	s := &server{t: t, http: hs, key: key, logs: logs}
-	wasm, err := os.ReadFile(wasmPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.must(s.call(http.MethodPost, "/plugins", "application/wasm", wasm), http.StatusCreated)
+	s := &server{Server: testenv.NewServer(t, testenv.ServerOptions{}), t: t}
+	s.must(s.call(http.MethodPost, "/plugins", "application/wasm", testenv.Plugin(t, "scim-iam")), http.StatusCreated)
 	s.must(s.json(http.MethodPost, "/instances", map[string]any{
 		"name": "scim", "plugin": "scim-iam", "enabled": true, "params": params(scim, nil),
 	}), http.StatusCreated)
 	return s
 }
 
-type response struct {
-	status int
-	body   []byte
-}
-
 // call sends an API request with the key and records the response body.
-func (s *server) call(method, path, contentType string, body []byte) response {
+func (s *server) call(method, path, contentType string, body []byte) testenv.Response {
 	s.t.Helper()
-	req, err := http.NewRequest(method, s.http.URL+api.Prefix+path, bytes.NewReader(body))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+s.key)
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := s.http.Client().Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.mu.Lock()
-	s.responses.Write(b)
-	s.responses.WriteByte('\n')
-	s.mu.Unlock()
-	return response{resp.StatusCode, b}
+	return s.CallAs(s.Key, method, api.Prefix+path, body, contentType)
 }
 
-func (s *server) json(method, path string, v any) response {
+func (s *server) json(method, path string, v any) testenv.Response {
 	s.t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -144,12 +51,12 @@ func (s *server) json(method, path string, v any) response {
 	return s.call(method, path, "application/json", b)
 }
 
-func (s *server) must(r response, status int) []byte {
+func (s *server) must(r testenv.Response, status int) []byte {
 	s.t.Helper()
-	if r.status != status {
-		s.t.Fatalf("HTTP %d %s, want %d", r.status, r.body, status)
+	if r.Status != status {
+		s.t.Fatalf("HTTP %d %s, want %d", r.Status, r.Body, status)
 	}
-	return r.body
+	return r.Body
 }
 
 // execute runs a command on instance scim through POST .../execute.
@@ -160,11 +67,11 @@ func (s *server) execute(t *testing.T, cmd string, args map[string]string, incid
 		body["incidentId"] = incident
 	}
 	r := s.json(http.MethodPost, "/instances/scim/execute", body)
-	if r.status != http.StatusOK {
-		t.Fatalf("execute %s: HTTP %d %s", cmd, r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("execute %s: HTTP %d %s", cmd, r.Status, r.Body)
 	}
 	var res service.ExecuteResult
-	if err := json.Unmarshal(r.body, &res); err != nil {
+	if err := json.Unmarshal(r.Body, &res); err != nil {
 		t.Fatal(err)
 	}
 	if incident != "" && res.EntryID == "" {
@@ -179,10 +86,8 @@ func (s *server) scanLeaks(t *testing.T, scim *scimserver.Server) {
 	t.Helper()
 	s.must(s.call(http.MethodGet, "/instances/scim", "", nil), http.StatusOK)
 	s.must(s.call(http.MethodGet, "/instances/scim/context", "", nil), http.StatusOK)
-	logs := s.logs.String()
-	s.mu.Lock()
-	responses := s.responses.String()
-	s.mu.Unlock()
+	logs := s.Logs.String()
+	responses := s.Responses()
 	tokens := scim.IssuedTokens()
 	if len(tokens) == 0 || logs == "" {
 		t.Fatal("nothing to scan: no tokens issued or no logs")

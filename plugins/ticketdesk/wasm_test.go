@@ -2,33 +2,15 @@ package main
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/internal/testenv"
 	"github.com/connhost/connhost/plugins/ticketdesk/tdserver"
 	"github.com/connhost/connhost/sdk-guest/sdktest/wasmrun"
 )
-
-var wasmPath string
-
-// TestMain builds the plugin to wasm once for the wasm tests.
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "ticketdesk")
-	if err != nil {
-		panic(err)
-	}
-	wasmPath = filepath.Join(dir, "ticketdesk.wasm")
-	if err := wasmrun.Build(context.Background(), ".", wasmPath); err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
 
 // TestWasmAgainstServer runs the built module: the SDK's exports, the
 // http_request round trip and the codec as compiled for wasip1.
@@ -38,16 +20,12 @@ func TestWasmAgainstServer(t *testing.T) {
 	f.srv.CreateTicket(tdserver.Ticket{Title: "a"})
 	f.srv.CreateTicket(tdserver.Ticket{Title: "b"})
 
-	rt, err := wasmrun.NewRuntime(ctx, filepath.Join(os.TempDir(), "connhost-test-wazero-cache"))
+	rt, err := wasmrun.NewRuntime(ctx, testenv.CacheDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rt.Close(ctx)
-	wasm, err := os.ReadFile(wasmPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := rt.Compile(ctx, wasm)
+	p, err := rt.Compile(ctx, testenv.Plugin(t, "ticketdesk"))
 	if err != nil {
 		t.Fatal(err)
 	}

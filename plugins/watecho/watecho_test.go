@@ -3,41 +3,22 @@ package watecho_test
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/internal/testenv"
 	"github.com/connhost/connhost/sdk-guest/sdktest/wasmrun"
 )
 
-// build assembles watecho.wat with wat2wasm and embeds the manifest.
-func build(t *testing.T) []byte {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "watecho.wasm")
-	if b, err := exec.Command("wat2wasm", "watecho.wat", "-o", out).CombinedOutput(); err != nil {
-		t.Fatalf("wat2wasm: %v\n%s", err, b)
-	}
-	if err := wasmrun.Embed("manifest.json", out); err != nil {
-		t.Fatal(err)
-	}
-	wasm, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return wasm
-}
-
 func TestEcho(t *testing.T) {
 	ctx := context.Background()
-	rt, err := wasmrun.NewRuntime(ctx, "")
+	rt, err := wasmrun.NewRuntime(ctx, testenv.CacheDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rt.Close(ctx)
-	p, err := rt.Compile(ctx, build(t))
+	p, err := rt.Compile(ctx, testenv.Plugin(t, "watecho"))
 	if err != nil {
 		t.Fatal(err)
 	}
