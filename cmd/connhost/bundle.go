@@ -127,7 +127,7 @@ func runBundleInstall(ctx context.Context, a *app, args []string) error {
 	}
 	by := "bundle " + filepath.Base(fs.Arg(0))
 	for _, p := range b.Plugins {
-		pi, err := d.svc.InstallPlugin(ctx, p.Wasm, by)
+		pi, err := d.svc.InstallVerified(ctx, p.Wasm, by)
 		switch {
 		case errors.Is(err, service.ErrInvalid):
 			return withCode(exitIncompatible, fmt.Errorf("bundle install: plugin %s@%s: %w", p.Name, p.Version, err))

@@ -67,6 +67,7 @@ func commands() *command {
 			packCommand(),
 			inspectCommand(),
 			installCommand(),
+			rollbackCommand(),
 			keygenCommand(),
 			signCommand(),
 			verifyCommand(),

@@ -19,6 +19,7 @@ import (
 	"github.com/connhost/connhost/host/mirror"
 	"github.com/connhost/connhost/host/secrets"
 	"github.com/connhost/connhost/host/service"
+	"github.com/connhost/connhost/host/signing"
 	"github.com/connhost/connhost/internal/config"
 	"github.com/connhost/connhost/store"
 )
@@ -73,7 +74,14 @@ func openDataDir(ctx context.Context, a *app, fs *pflag.FlagSet, idle bool) (*da
 		_ = st.Close()
 		return nil, fmt.Errorf("starting runtime: %w", err)
 	}
-	svc, err := service.New(ctx, service.Options{Store: st, Runtime: rt, Secrets: box, Logger: log, Limits: hostLimits(cfg.Limits), Idle: idle})
+	policy, err := signing.LoadPolicy(signing.PolicyConfig{TrustedKeys: cfg.Signing.TrustedKeys, RequireSigned: cfg.Signing.RequireSigned})
+	if err != nil {
+		_ = rt.Close(ctx)
+		_ = st.Close()
+		return nil, withCode(exitUsage, fmt.Errorf("signing.trusted_keys: %w", err))
+	}
+	svc, err := service.New(ctx, service.Options{Store: st, Runtime: rt, Secrets: box, Logger: log, Limits: hostLimits(cfg.Limits), Idle: idle,
+		Policy: policy, WatchDir: cfg.Plugins.WatchDir})
 	if err != nil {
 		_ = rt.Close(ctx)
 		_ = st.Close()

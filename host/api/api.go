@@ -143,6 +143,7 @@ func (s *Server) routes() {
 		s.echo.Add(r.method, r.path, r.h, mw...)
 	}
 	s.mountInstanceHTTP()
+	s.mountPluginSwap()
 	s.mountMirror()
 }
 

@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -25,33 +24,6 @@ const (
 type pluginDetail struct {
 	Name     string               `json:"name"`
 	Versions []service.PluginInfo `json:"versions"`
-}
-
-func (s *Server) installPlugin(c echo.Context) error {
-	ct, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
-	if ct != "application/wasm" && ct != echo.MIMEOctetStream {
-		return apiErr(http.StatusUnsupportedMediaType, "unsupported media type",
-			"Content-Type %q: send the .wasm file as application/wasm or application/octet-stream", ct)
-	}
-	wasm, err := readBody(c, s.opts.MaxPluginBytes)
-	if err != nil {
-		return err
-	}
-	if len(wasm) == 0 {
-		return apiErr(http.StatusBadRequest, "invalid request", "the request body is empty: send the .wasm file")
-	}
-	start := time.Now().UTC()
-	pi, err := s.svc.InstallPlugin(ctx(c), wasm, "apikey:"+keyName(c))
-	if err != nil {
-		return err
-	}
-	// Installing identical bytes again is a no-op that returns the version
-	// installed earlier.
-	status := http.StatusCreated
-	if pi.InstalledAt.Before(start) {
-		status = http.StatusOK
-	}
-	return c.JSON(status, pi)
 }
 
 func (s *Server) listPlugins(c echo.Context) error {

@@ -272,15 +272,14 @@ func (s *Service) DeliverChat(ctx context.Context) error {
 	}
 	var errs []error
 	for _, m := range mirrors {
-		s.mu.Lock()
-		li := s.live[m.InstanceID]
-		s.mu.Unlock()
+		li, release := s.hold(m.InstanceID)
 		if li == nil {
 			continue // disabled: delivered once it is enabled again
 		}
 		if err := s.deliverMirror(ctx, li, m); err != nil {
 			errs = append(errs, err)
 		}
+		release()
 	}
 	return errors.Join(errs...)
 }

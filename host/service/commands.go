@@ -77,10 +77,11 @@ func (s *Service) Execute(ctx context.Context, instance string, req ExecuteReque
 		return ExecuteResult{}, err
 	}
 	defer done()
-	li, err := s.running(ctx, instance)
+	li, release, err := s.running(ctx, instance)
 	if err != nil {
 		return ExecuteResult{}, err
 	}
+	defer release()
 	if err := checkCommand(li.plugin.Manifest, req.Command, req.Args); err != nil {
 		return ExecuteResult{}, fmt.Errorf("instance %q: %w", instance, err)
 	}
@@ -148,9 +149,8 @@ func (s *Service) TestInstance(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("instance %q: %w", name, err)
 	}
-	s.mu.Lock()
-	li := s.live[rec.ID]
-	s.mu.Unlock()
+	li, release := s.hold(rec.ID)
+	defer release()
 	inst := (*host.Instance)(nil)
 	if li != nil {
 		inst = li.inst

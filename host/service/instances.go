@@ -121,6 +121,8 @@ func secretAD(instance, param string) string { return "instance/" + instance + "
 // CreateInstance validates and stores a new instance, and starts it when
 // enabled.
 func (s *Service) CreateInstance(ctx context.Context, in InstanceInput) (InstanceView, error) {
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
 	if !instanceNameRe.MatchString(in.Name) {
 		return InstanceView{}, fmt.Errorf("%w: instance name %q: want letters, digits, '.', '_' or '-', at most 64", ErrInvalid, in.Name)
 	}
@@ -173,6 +175,8 @@ func (s *Service) CreateInstance(ctx context.Context, in InstanceInput) (Instanc
 // UpdateInstance changes an instance's plugin version, params, settings or
 // enabled state, restarting its sandboxes when it runs.
 func (s *Service) UpdateInstance(ctx context.Context, name string, in InstanceInput) (InstanceView, error) {
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
 	old, err := s.st.GetInstanceByName(ctx, name)
 	if err != nil {
 		return InstanceView{}, fmt.Errorf("instance %q: %w", name, err)
@@ -250,6 +254,8 @@ func (s *Service) SetEnabled(ctx context.Context, name string, enabled bool) (In
 // DeleteInstance stops an instance and removes it with its context, cache,
 // last runs and health.
 func (s *Service) DeleteInstance(ctx context.Context, name string) error {
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
 	rec, err := s.st.GetInstanceByName(ctx, name)
 	if err != nil {
 		return fmt.Errorf("instance %q: %w", name, err)
@@ -342,8 +348,8 @@ func (s *Service) limitsFor(st store.Settings) host.Limits {
 	return l
 }
 
-// sandbox creates the runtime instance of a stored instance. The caller
-// owns it.
+// sandbox creates the runtime instance of a stored instance, on the
+// version it runs. The caller owns it.
 func (s *Service) sandbox(ctx context.Context, rec store.Instance) (*host.Instance, *host.Plugin, error) {
 	pv, err := s.resolvePlugin(ctx, rec.Plugin, rec.PinnedVersion)
 	if err != nil {
@@ -353,9 +359,19 @@ func (s *Service) sandbox(ctx context.Context, rec store.Instance) (*host.Instan
 	if err != nil {
 		return nil, nil, err
 	}
-	params, err := s.openParams(p.Manifest, rec)
+	inst, err := s.sandboxOf(ctx, rec, p)
 	if err != nil {
 		return nil, nil, err
+	}
+	return inst, p, nil
+}
+
+// sandboxOf creates the runtime instance of a stored instance on plugin p.
+// The caller owns it.
+func (s *Service) sandboxOf(ctx context.Context, rec store.Instance, p *host.Plugin) (*host.Instance, error) {
+	params, err := s.openParams(p.Manifest, rec)
+	if err != nil {
+		return nil, err
 	}
 	inst, err := s.rt.NewInstance(ctx, p, host.InstanceSpec{
 		Info:     abi.InstanceInfo{ID: rec.ID, Name: rec.Name, Brand: rec.Plugin},
@@ -365,9 +381,9 @@ func (s *Service) sandbox(ctx context.Context, rec store.Instance) (*host.Instan
 		Limits:   s.limitsFor(rec.Settings),
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("instance %q plugin %s@%s: %w", rec.Name, pv.Name, pv.Version, err)
+		return nil, fmt.Errorf("instance %q plugin %s: %w", rec.Name, p.Label(), err)
 	}
-	return inst, p, nil
+	return inst, nil
 }
 
 // start brings up an enabled instance and warms one sandbox, so the first
@@ -387,7 +403,7 @@ func (s *Service) start(ctx context.Context, rec store.Instance) error {
 	s.live[rec.ID] = &liveInstance{rec: rec, plugin: p, inst: inst}
 	s.mu.Unlock()
 	if old != nil {
-		_ = old.inst.Close(ctx)
+		s.retire(old)
 	}
 	s.log.Info().Str("instance", rec.Name).Str("plugin", p.Manifest.Name).Str("version", p.Manifest.Version).Msg("instance started")
 	return s.startLongRunning(ctx, rec, p)
@@ -403,6 +419,8 @@ func (s *Service) stop(ctx context.Context, id string) {
 		return
 	}
 	s.stopLongRunning(ctx, li.rec)
+	// Disabling or deleting ends the instance's work: sleeping calls are
+	// woken so it does not wait for them.
 	li.inst.Stop()
 	if err := li.inst.Close(ctx); err != nil {
 		s.log.Warn().Err(err).Str("instance", li.rec.Name).Msg("instance did not drain cleanly")
@@ -410,19 +428,18 @@ func (s *Service) stop(ctx context.Context, id string) {
 	s.log.Info().Str("instance", li.rec.Name).Str("plugin", li.rec.Plugin).Msg("instance stopped")
 }
 
-// running returns the live instance called name.
-func (s *Service) running(ctx context.Context, name string) (*liveInstance, error) {
+// running returns the live instance called name, held until release is
+// called (see hold).
+func (s *Service) running(ctx context.Context, name string) (li *liveInstance, release func(), err error) {
 	rec, err := s.st.GetInstanceByName(ctx, name)
 	if err != nil {
-		return nil, fmt.Errorf("instance %q: %w", name, err)
+		return nil, nil, fmt.Errorf("instance %q: %w", name, err)
 	}
-	s.mu.Lock()
-	li := s.live[rec.ID]
-	s.mu.Unlock()
+	li, release = s.hold(rec.ID)
 	if li == nil {
-		return nil, fmt.Errorf("%w: instance %q is disabled", ErrConflict, name)
+		return nil, nil, fmt.Errorf("%w: instance %q is disabled", ErrConflict, name)
 	}
-	return li, nil
+	return li, release, nil
 }
 
 // Health returns the instance's module health.

@@ -195,9 +195,8 @@ func (s *Service) ServeInstanceHTTP(ctx context.Context, name string, req abi.HT
 	if err != nil || !rec.Settings.ExternalHTTP {
 		return abi.HTTPResponse{}, fmt.Errorf("instance %q: %w", name, ErrNotFound)
 	}
-	s.mu.Lock()
-	li := s.live[rec.ID]
-	s.mu.Unlock()
+	li, release := s.hold(rec.ID)
+	defer release()
 	if li == nil {
 		return abi.HTTPResponse{}, fmt.Errorf("%w: instance %q is disabled", ErrConflict, name)
 	}

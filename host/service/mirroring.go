@@ -70,10 +70,11 @@ func (s *Service) Call(ctx context.Context, instance, command string, args any) 
 		return nil, err
 	}
 	defer done()
-	li, err := s.running(ctx, instance)
+	li, release, err := s.running(ctx, instance)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	raw, err := json.Marshal(args)
 	if err != nil {
 		return nil, fmt.Errorf("instance %q command %s: args: %w", instance, command, err)
@@ -88,10 +89,11 @@ func (s *Service) RunFetch(ctx context.Context, instance string) error {
 		return err
 	}
 	defer done()
-	li, err := s.running(ctx, instance)
+	li, release, err := s.running(ctx, instance)
 	if err != nil {
 		return err
 	}
+	defer release()
 	_, err = s.fetch(ctx, li)
 	return err
 }

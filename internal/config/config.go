@@ -62,6 +62,25 @@ type Config struct {
 	Metrics Metrics `koanf:"metrics"`
 	// Mirror configures fetching and incident mirroring.
 	Mirror Mirror `koanf:"mirror"`
+	// Signing is the trust policy of plugin installs.
+	Signing Signing `koanf:"signing"`
+	// Plugins configures how plugins arrive.
+	Plugins Plugins `koanf:"plugins"`
+}
+
+// Signing is the trust policy every plugin install path applies
+// (docs/signing.md).
+type Signing struct {
+	// TrustedKeys are minisign public keys: .pub files or bare base64 keys; default none.
+	TrustedKeys []string `koanf:"trusted_keys" default:"" help:"minisign public keys whose plugin signatures are trusted: .pub file paths or bare base64 keys (comma-separated in env and flag)"`
+	// RequireSigned refuses unsigned plugins; default false.
+	RequireSigned bool `koanf:"require_signed" default:"false" help:"refuse unsigned plugins; when false they install with a warning"`
+}
+
+// Plugins configures plugin delivery.
+type Plugins struct {
+	// WatchDir is watched for plugin files to install and swap in; default "" (off).
+	WatchDir string `koanf:"watch_dir" default:"" help:"directory watched by the server for FILE.wasm (and FILE.wasm.minisig) to install and hot-swap; empty turns watching off"`
 }
 
 // Mirror configures the fetch scheduler and the mirroring engine, after

@@ -39,6 +39,8 @@ func RegisterFlags(fs *pflag.FlagSet) {
 			b, err := strconv.ParseBool(o.Default)
 			must(o, err)
 			fs.Bool(o.Flag, b, o.Help)
+		case reflect.TypeFor[[]string]():
+			fs.StringSlice(o.Flag, splitList(o.Default), o.Help)
 		default:
 			panic(fmt.Sprintf("config: option %s: unsupported type %v", o.Key, o.kind))
 		}
@@ -131,6 +133,9 @@ func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 			o, ok := optionByFlag(f.Name)
 			if !ok || !f.Changed {
 				return "", nil
+			}
+			if sv, ok := f.Value.(pflag.SliceValue); ok {
+				return o.Key, sv.GetSlice()
 			}
 			return o.Key, f.Value.String()
 		}), nil)
@@ -233,8 +238,45 @@ func coerce(o Option, v any) (any, error) {
 			return nil, fmt.Errorf("%q is not a boolean (want true or false)", s)
 		}
 		return b, nil
+	case reflect.TypeFor[[]string]():
+		return stringList(v)
 	}
 	return nil, fmt.Errorf("unsupported type %v", o.kind)
+}
+
+// stringList takes a list option from YAML (a sequence), a flag (a
+// slice) or a default or environment variable (comma-separated text).
+func stringList(v any) ([]string, error) {
+	switch l := v.(type) {
+	case nil:
+		return []string{}, nil
+	case string:
+		return splitList(l), nil
+	case []string:
+		return l, nil
+	case []any:
+		out := make([]string, 0, len(l))
+		for i, e := range l {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("item %d: want a string, got %T", i, e)
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("want a list of strings, got %T", v)
+}
+
+// splitList splits comma-separated text, dropping empty items.
+func splitList(s string) []string {
+	out := []string{}
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func envValue(environ []string, name string) string {

@@ -1,6 +1,7 @@
 // Command goecho is the echo plugin written with the Go SDK: test-module
-// answers "ok", echo returns its arguments object, any other command is
-// not_implemented. It behaves as plugins/watecho so that one conformance
+// answers "ok", echo returns its arguments object, version returns the
+// plugin version the host configured (so hot-swap tests see which version
+// answered), any other command is not_implemented. It behaves as plugins/watecho so that one conformance
 // suite runs against both.
 package main
 
@@ -22,6 +23,9 @@ var connector = sdk.Connector{
 	Commands: map[string]sdk.CommandFunc{
 		"echo": func(_ context.Context, _ *sdk.Host, args sdk.Args) (any, error) {
 			return args.Raw(), nil
+		},
+		"version": func(_ context.Context, h *sdk.Host, _ sdk.Args) (any, error) {
+			return map[string]string{"version": h.PluginVersion()}, nil
 		},
 	},
 }
