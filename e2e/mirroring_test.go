@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/connhost/connhost/internal/testenv/wasmbuild"
 )
 
 var (
@@ -50,19 +53,18 @@ func run(dir string, env []string, name string, args ...string) error {
 	return nil
 }
 
-// build makes the connhost binary and the packed connhost-peer plugin, the
-// way `make build plugins` does.
+// build makes the connhost binary and the connhost-peer plugin.
 func build(dir string) error {
 	binary = filepath.Join(dir, "connhost")
-	raw := filepath.Join(dir, "peer.raw.wasm")
-	peerWasm = filepath.Join(dir, "connhost-peer.wasm")
 	if err := run("..", []string{"CGO_ENABLED=0"}, "go", "build", "-o", binary, "./cmd/connhost"); err != nil {
 		return err
 	}
-	if err := run("..", []string{"GOOS=wasip1", "GOARCH=wasm"}, "go", "build", "-buildmode=c-shared", "-o", raw, "./plugins/connhost-peer"); err != nil {
+	wasm, err := wasmbuild.Build(context.Background(), wasmbuild.Source{Path: "plugins/connhost-peer"})
+	if err != nil {
 		return err
 	}
-	return run("..", nil, binary, "plugin", "pack", "--manifest", "plugins/connhost-peer/manifest.json", "-o", peerWasm, raw)
+	peerWasm = filepath.Join(dir, "connhost-peer.wasm")
+	return os.WriteFile(peerWasm, wasm, 0o644)
 }
 
 // server is a `connhost serve` process on a loopback port.

@@ -9,12 +9,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -24,42 +20,6 @@ import (
 	sdk "github.com/connhost/connhost/sdk-guest"
 	"github.com/connhost/connhost/sdk-guest/sdktest"
 )
-
-// Build compiles the Go plugin package in dir for wasip1 as a reactor and
-// embeds dir/manifest.json, writing out. It returns the go tool's output in
-// the error when the build fails.
-func Build(ctx context.Context, dir, out string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-buildmode=c-shared", "-o", out, ".")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build %s: %w\n%s", dir, err, b)
-	}
-	return Embed(filepath.Join(dir, "manifest.json"), out)
-}
-
-// Embed embeds the manifest file into the module file wasmPath, in place.
-func Embed(manifestPath, wasmPath string) error {
-	mb, err := os.ReadFile(manifestPath)
-	if err != nil {
-		return err
-	}
-	var m abi.Manifest
-	dec := json.NewDecoder(bytes.NewReader(mb))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
-		return fmt.Errorf("manifest %s: %w", manifestPath, err)
-	}
-	wasm, err := os.ReadFile(wasmPath)
-	if err != nil {
-		return err
-	}
-	out, err := abi.EmbedManifest(wasm, &m)
-	if err != nil {
-		return fmt.Errorf("embed %s: %w", manifestPath, err)
-	}
-	return os.WriteFile(wasmPath, out, 0o644)
-}
 
 // Runtime compiles modules and instantiates them with the connhost_v1
 // imports.
