@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -143,10 +139,11 @@ func parseConfig(p sdk.Params) (config, error) {
 	return c, nil
 }
 
-// client calls the peer's API through the host's http_request.
+// client calls the peer's API through the host's http_request. Errors name
+// the method and path, never the key.
 type client struct {
-	cfg  config
-	http *http.Client
+	cfg config
+	api sdk.APIClient
 }
 
 func newClient(h *sdk.Host) (*client, config, error) {
@@ -154,86 +151,12 @@ func newClient(h *sdk.Host) (*client, config, error) {
 	if err != nil {
 		return nil, cfg, err
 	}
-	return &client{cfg: cfg, http: h.HTTPClient()}, cfg, nil
-}
-
-// statusError is a non-2xx answer of the peer other than 401 and 429.
-type statusError struct {
-	method, path string
-	status       int
-	detail       string
-}
-
-func (e *statusError) Error() string {
-	return fmt.Sprintf("peer %s %s: HTTP %d: %s", e.method, e.path, e.status, e.detail)
-}
-
-// httpStatus returns the HTTP status of a statusError in err's chain, or 0.
-func httpStatus(err error) int {
-	var se *statusError
-	if errors.As(err, &se) {
-		return se.status
-	}
-	return 0
-}
-
-// do sends a request and decodes a 2xx JSON answer into out. Errors name
-// the method and path, never the key; 429 becomes rate_limited with XSOAR's
-// "API rate limit" wording, 401 says to check the key.
-func (c *client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
-	u := *c.cfg.base
-	u.Path += "/api/v1" + path
-	u.RawQuery = query.Encode()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("peer %s %s: %w", method, path, err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
-	if err != nil {
-		return fmt.Errorf("peer %s %s: %w", method, path, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.cfg.apiKey)
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("peer %s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("peer %s %s: read body: %w", method, path, err)
-	}
-	switch {
-	case resp.StatusCode == http.StatusTooManyRequests:
-		return sdk.RateLimited(fmt.Sprintf("connhost peer API rate limit exceeded on %s %s (retry after %ss)", method, path, resp.Header.Get("Retry-After")))
-	case resp.StatusCode == http.StatusUnauthorized:
-		return fmt.Errorf("peer %s %s: authorization failed: check the API key (HTTP 401)", method, path)
-	case resp.StatusCode/100 != 2:
-		var e struct {
-			Error  string `json:"error"`
-			Detail string `json:"detail"`
-		}
-		_ = json.Unmarshal(data, &e) // best effort: the status says enough
-		detail := e.Detail
-		if detail == "" {
-			detail = e.Error
-		}
-		return &statusError{method: method, path: path, status: resp.StatusCode, detail: detail}
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("peer %s %s: decode answer: %w", method, path, err)
-	}
-	return nil
+	base := *cfg.base
+	base.Path += "/api/v1"
+	return &client{cfg: cfg, api: sdk.APIClient{
+		Name: "peer", Base: &base, HTTP: h.HTTPClient(),
+		Header: http.Header{"Authorization": {"Bearer " + cfg.apiKey}},
+	}}, cfg, nil
 }
 
 func incidentPath(id string) string { return "/incidents/" + url.PathEscape(id) }
@@ -249,13 +172,13 @@ func (c *client) listPage(ctx context.Context, q url.Values, cursor string, limi
 		Incidents []incident `json:"incidents"`
 		Next      string     `json:"next"`
 	}
-	err := c.do(ctx, http.MethodGet, "/incidents", q, nil, &page)
+	err := c.api.Do(ctx, http.MethodGet, "/incidents", q, nil, &page)
 	return page.Incidents, page.Next, err
 }
 
 func (c *client) get(ctx context.Context, id string) (incident, error) {
 	var inc incident
-	err := c.do(ctx, http.MethodGet, incidentPath(id), nil, nil, &inc)
+	err := c.api.Do(ctx, http.MethodGet, incidentPath(id), nil, nil, &inc)
 	return inc, err
 }
 
@@ -272,7 +195,7 @@ func (c *client) entries(ctx context.Context, id string, fn func(entry) bool) er
 			Entries []entry `json:"entries"`
 			Next    string  `json:"next"`
 		}
-		if err := c.do(ctx, http.MethodGet, incidentPath(id)+"/entries", q, nil, &page); err != nil {
+		if err := c.api.Do(ctx, http.MethodGet, incidentPath(id)+"/entries", q, nil, &page); err != nil {
 			return err
 		}
 		for _, e := range page.Entries {
@@ -292,27 +215,27 @@ func (c *client) instancePlugin(ctx context.Context, name string) (string, error
 	var v struct {
 		Plugin string `json:"plugin"`
 	}
-	err := c.do(ctx, http.MethodGet, "/instances/"+url.PathEscape(name), nil, nil, &v)
+	err := c.api.Do(ctx, http.MethodGet, "/instances/"+url.PathEscape(name), nil, nil, &v)
 	return v.Plugin, err
 }
 
 func (c *client) create(ctx context.Context, in map[string]any) (incident, error) {
 	var inc incident
-	err := c.do(ctx, http.MethodPost, "/incidents", nil, in, &inc)
+	err := c.api.Do(ctx, http.MethodPost, "/incidents", nil, in, &inc)
 	return inc, err
 }
 
 func (c *client) patch(ctx context.Context, id string, in map[string]any) error {
-	return c.do(ctx, http.MethodPatch, incidentPath(id), nil, in, nil)
+	return c.api.Do(ctx, http.MethodPatch, incidentPath(id), nil, in, nil)
 }
 
 func (c *client) addEntry(ctx context.Context, id string, in entryInput) (entry, error) {
 	var e entry
-	err := c.do(ctx, http.MethodPost, incidentPath(id)+"/entries", nil, in, &e)
+	err := c.api.Do(ctx, http.MethodPost, incidentPath(id)+"/entries", nil, in, &e)
 	return e, err
 }
 
 func (c *client) close(ctx context.Context, id, reason, notes string) error {
 	body := map[string]string{"closeReason": reason, "closeNotes": notes}
-	return c.do(ctx, http.MethodPost, incidentPath(id)+"/close", nil, body, nil)
+	return c.api.Do(ctx, http.MethodPost, incidentPath(id)+"/close", nil, body, nil)
 }

@@ -97,7 +97,7 @@ func fetchIncidents(ctx context.Context, h *sdk.Host, lastRun map[string]any) ([
 	var picked []incident
 	for full := false; !full; {
 		page, next, err := c.listPage(ctx, q, cursor, pageSize)
-		if err != nil && cursor != "" && httpStatus(err) == 400 {
+		if err != nil && cursor != "" && sdk.HTTPStatus(err) == 400 {
 			h.Warnf("fetch: the peer refused the saved cursor (%v); reading from the start", err)
 			cursor = ""
 			continue
@@ -176,7 +176,7 @@ func (g *loopGuard) skip(ctx context.Context, inc incident) (bool, error) {
 	if !ok {
 		var err error
 		plugin, err = g.c.instancePlugin(ctx, inst)
-		if httpStatus(err) == 404 {
+		if sdk.HTTPStatus(err) == 404 {
 			err = nil // the instance is gone; its incidents are plain incidents now
 		}
 		if err != nil {

@@ -1,11 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -93,8 +89,8 @@ func parseConfig(p sdk.Params) (config, error) {
 
 // client calls the TicketDesk API through the host.
 type client struct {
-	cfg  config
-	http *http.Client
+	cfg config
+	api sdk.APIClient
 }
 
 func newClient(h *sdk.Host) (*client, config, error) {
@@ -102,64 +98,16 @@ func newClient(h *sdk.Host) (*client, config, error) {
 	if err != nil {
 		return nil, cfg, err
 	}
-	return &client{cfg: cfg, http: h.HTTPClient()}, cfg, nil
-}
-
-// do sends a request and decodes a 2xx JSON answer into out. Errors name
-// the method and path, never the key; 429 becomes rate_limited.
-func (c *client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
-	u := *c.cfg.base
-	u.Path += "/api/v1" + path
-	u.RawQuery = query.Encode()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("ticketdesk %s %s: %w", method, path, err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
-	if err != nil {
-		return fmt.Errorf("ticketdesk %s %s: %w", method, path, err)
-	}
-	req.Header.Set("X-API-Key", c.cfg.apiKey)
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("ticketdesk %s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("ticketdesk %s %s: read body: %w", method, path, err)
-	}
-	switch {
-	case resp.StatusCode == http.StatusTooManyRequests:
-		return sdk.RateLimited(fmt.Sprintf("TicketDesk API rate limit exceeded on %s %s (retry after %ss)", method, path, resp.Header.Get("Retry-After")))
-	case resp.StatusCode == http.StatusUnauthorized:
-		return fmt.Errorf("ticketdesk %s %s: authorization failed: check the API key (HTTP 401)", method, path)
-	case resp.StatusCode/100 != 2:
-		var e struct {
-			Error string `json:"error"`
-		}
-		_ = json.Unmarshal(data, &e) // best effort: the status says enough
-		return fmt.Errorf("ticketdesk %s %s: HTTP %d: %s", method, path, resp.StatusCode, e.Error)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("ticketdesk %s %s: decode answer: %w", method, path, err)
-	}
-	return nil
+	base := *cfg.base
+	base.Path += "/api/v1"
+	return &client{cfg: cfg, api: sdk.APIClient{
+		Name: "ticketdesk", Base: &base, HTTP: h.HTTPClient(),
+		Header: http.Header{"X-Api-Key": {cfg.apiKey}},
+	}}, cfg, nil
 }
 
 func (c *client) ping(ctx context.Context) error {
-	return c.do(ctx, http.MethodGet, "/ping", nil, nil, nil)
+	return c.api.Do(ctx, http.MethodGet, "/ping", nil, nil, nil)
 }
 
 // list returns tickets whose field ("created" or "updated") is at or after
@@ -169,33 +117,33 @@ func (c *client) list(ctx context.Context, field string, since time.Time, limit 
 	var r struct {
 		Tickets []ticket `json:"tickets"`
 	}
-	err := c.do(ctx, http.MethodGet, "/tickets", q, nil, &r)
+	err := c.api.Do(ctx, http.MethodGet, "/tickets", q, nil, &r)
 	return r.Tickets, err
 }
 
 func (c *client) get(ctx context.Context, id string) (ticket, error) {
 	var t ticket
-	err := c.do(ctx, http.MethodGet, "/tickets/"+url.PathEscape(id), nil, nil, &t)
+	err := c.api.Do(ctx, http.MethodGet, "/tickets/"+url.PathEscape(id), nil, nil, &t)
 	return t, err
 }
 
 func (c *client) create(ctx context.Context, fields map[string]any) (ticket, error) {
 	var t ticket
-	err := c.do(ctx, http.MethodPost, "/tickets", nil, fields, &t)
+	err := c.api.Do(ctx, http.MethodPost, "/tickets", nil, fields, &t)
 	return t, err
 }
 
 func (c *client) patch(ctx context.Context, id string, fields map[string]any) error {
-	return c.do(ctx, http.MethodPatch, "/tickets/"+url.PathEscape(id), nil, fields, nil)
+	return c.api.Do(ctx, http.MethodPatch, "/tickets/"+url.PathEscape(id), nil, fields, nil)
 }
 
 func (c *client) comment(ctx context.Context, id string, cm comment) (comment, error) {
 	var out comment
-	err := c.do(ctx, http.MethodPost, "/tickets/"+url.PathEscape(id)+"/comments", nil, cm, &out)
+	err := c.api.Do(ctx, http.MethodPost, "/tickets/"+url.PathEscape(id)+"/comments", nil, cm, &out)
 	return out, err
 }
 
 func (c *client) close(ctx context.Context, id, reason, notes string) error {
 	body := map[string]string{"close_reason": reason, "close_notes": notes}
-	return c.do(ctx, http.MethodPost, "/tickets/"+url.PathEscape(id)+"/close", nil, body, nil)
+	return c.api.Do(ctx, http.MethodPost, "/tickets/"+url.PathEscape(id)+"/close", nil, body, nil)
 }

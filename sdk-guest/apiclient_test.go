@@ -1,0 +1,73 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/connhost/connhost/abi"
+)
+
+func TestAPIClient(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Api-Key") != "k" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		switch r.URL.Path {
+		case "/v1/echo":
+			var in map[string]any
+			_ = json.NewDecoder(r.Body).Decode(&in)
+			in["q"] = r.URL.Query().Get("q")
+			in["ct"] = r.Header.Get("Content-Type")
+			_ = json.NewEncoder(w).Encode(in)
+		case "/v1/busy":
+			w.Header().Set("Retry-After", "7")
+			w.WriteHeader(http.StatusTooManyRequests)
+		case "/v1/missing":
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"error":"not found","detail":"no ticket TD-9"}`))
+		case "/v1/garbage":
+			_, _ = w.Write([]byte(`<html>`))
+		}
+	}))
+	defer srv.Close()
+	base, _ := url.Parse(srv.URL + "/v1")
+	c := &APIClient{Name: "desk", Base: base, HTTP: srv.Client(), Header: http.Header{"X-Api-Key": {"k"}}}
+	ctx := context.Background()
+
+	var out map[string]any
+	if err := c.Do(ctx, http.MethodPost, "/echo", url.Values{"q": {"a b"}}, map[string]any{"x": 1}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out["x"] != 1.0 || out["q"] != "a b" || out["ct"] != "application/json" {
+		t.Fatalf("echo = %v", out)
+	}
+
+	err := c.Do(ctx, http.MethodGet, "/busy", nil, nil, nil)
+	if abi.KindOf(err) != abi.KindRateLimited || !strings.Contains(err.Error(), "API rate limit") || !strings.Contains(err.Error(), "retry after 7s") {
+		t.Fatalf("429: %v", err)
+	}
+	err = c.Do(ctx, http.MethodGet, "/missing", nil, nil, nil)
+	var se *StatusError
+	if !errors.As(err, &se) || HTTPStatus(err) != 404 || se.Detail != "no ticket TD-9" || !strings.Contains(err.Error(), "desk GET /missing: HTTP 404") {
+		t.Fatalf("404: %v", err)
+	}
+	if err := c.Do(ctx, http.MethodGet, "/garbage", nil, nil, &out); err == nil || !strings.Contains(err.Error(), "decode answer") {
+		t.Fatalf("bad JSON: %v", err)
+	}
+	anon := *c
+	anon.Header = nil
+	err = anon.Do(ctx, http.MethodGet, "/echo", nil, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "check the API key") || strings.Contains(err.Error(), "k\"") {
+		t.Fatalf("401: %v", err)
+	}
+	if HTTPStatus(errors.New("plain")) != 0 {
+		t.Fatal("HTTPStatus of a plain error")
+	}
+}
