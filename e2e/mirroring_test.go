@@ -67,6 +67,19 @@ func build(dir string) error {
 	return os.WriteFile(peerWasm, wasm, 0o644)
 }
 
+// serverEnv is the test's environment without CONNHOST_ variables: the
+// server refuses unknown ones, and the test's own (such as the test cache
+// location) are not server configuration.
+func serverEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CONNHOST_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 // server is a `connhost serve` process on a loopback port.
 type server struct {
 	t    *testing.T
@@ -83,6 +96,7 @@ func startServer(t *testing.T, name string) *server {
 	s := &server{t: t, name: name}
 	s.cmd = exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", dir,
 		"--mirror-job-delay-advanced", "1", "--log-format", "json")
+	s.cmd.Env = serverEnv()
 	s.cmd.Stderr = &s.logs
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
