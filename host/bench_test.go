@@ -42,9 +42,10 @@ func reportMicros(b *testing.B, start time.Time) {
 }
 
 // BenchmarkCall measures a warm call of a trivial command: the host's
-// per-call overhead (WAT no-op) and that of a Go guest decoding its input.
+// per-call overhead (WAT no-op), a Go SDK guest's test-module (no decoding),
+// and a raw Go guest that decodes its input with encoding/json.
 func BenchmarkCall(b *testing.B) {
-	for _, g := range []struct{ name, guest string }{{"wat-noop", "noop"}, {"go-test-module", "probe"}} {
+	for _, g := range []struct{ name, guest string }{{"wat-noop", "noop"}, {"go-sdk-test-module", "goecho"}, {"go-test-module", "probe"}} {
 		b.Run(g.name, func(b *testing.B) {
 			inst := benchInstance(b, g.guest, true, Limits{})
 			ctx := context.Background()

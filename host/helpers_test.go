@@ -57,6 +57,8 @@ func guestSources() []guestSource {
 		gs = append(gs, guestSource{name: n, path: "host/testdata/guests/" + n + ".wat", manifest: manifest(n)})
 	}
 	gs = append(gs, guestSource{name: "probe", path: "host/testdata/guests/probe", manifest: probeManifest})
+	// The SDK's echo plugin: what a connector author's trivial command costs.
+	gs = append(gs, guestSource{name: "goecho", path: "plugins/goecho", manifest: manifest("goecho")})
 	return gs
 }
 
