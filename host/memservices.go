@@ -291,28 +291,12 @@ func (s *MemServices) Context(id string) (map[string]any, int64) {
 
 // Incidents returns the incidents created by instance id, in order.
 func (s *MemServices) Incidents(id string) []IncidentRecord {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []IncidentRecord
-	for _, r := range s.incidents {
-		if r.Instance == id {
-			out = append(out, r)
-		}
-	}
-	return out
+	return byInstance(s, &s.incidents, id, func(r IncidentRecord) string { return r.Instance })
 }
 
 // Entries returns the entries written by instance id, in order.
 func (s *MemServices) Entries(id string) []EntryRecord {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []EntryRecord
-	for _, r := range s.entries {
-		if r.Instance == id {
-			out = append(out, r)
-		}
-	}
-	return out
+	return byInstance(s, &s.entries, id, func(r EntryRecord) string { return r.Instance })
 }
 
 // Health returns the module health last set by instance id.
@@ -325,24 +309,22 @@ func (s *MemServices) Health(id string) (abi.ModuleHealth, bool) {
 
 // Mirrors returns the MirrorInvestigation calls of instance id.
 func (s *MemServices) Mirrors(id string) []MirrorRecord {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []MirrorRecord
-	for _, r := range s.mirrors {
-		if r.Instance == id {
-			out = append(out, r)
-		}
-	}
-	return out
+	return byInstance(s, &s.mirrors, id, func(r MirrorRecord) string { return r.Instance })
 }
 
 // Entitlements returns the HandleEntitlement calls of instance id.
 func (s *MemServices) Entitlements(id string) []EntitlementRecord {
+	return byInstance(s, &s.entitlement, id, func(r EntitlementRecord) string { return r.Instance })
+}
+
+// byInstance returns the records of instance id, in order. recs is read
+// under s.mu, so it is passed by pointer.
+func byInstance[T any](s *MemServices, recs *[]T, id string, instance func(T) string) []T {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []EntitlementRecord
-	for _, r := range s.entitlement {
-		if r.Instance == id {
+	var out []T
+	for _, r := range *recs {
+		if instance(r) == id {
 			out = append(out, r)
 		}
 	}
