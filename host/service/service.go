@@ -83,8 +83,12 @@ type Service struct {
 	live    map[string]*liveInstance
 	lr      *longRunning
 
-	ready    atomic.Bool
-	closing  atomic.Bool
+	ready   atomic.Bool
+	closing atomic.Bool
+	// gate orders enter's check of closing and its inflight.Add before
+	// Close's inflight.Wait (a WaitGroup must not grow from zero while
+	// waited on).
+	gate     sync.RWMutex
 	inflight sync.WaitGroup
 }
 
@@ -151,7 +155,9 @@ func (s *Service) Ready() bool { return s.ready.Load() && !s.closing.Load() }
 // and drains every instance's sandbox pool. The store and runtime stay open:
 // their owner closes them.
 func (s *Service) Close(ctx context.Context) error {
+	s.gate.Lock()
 	s.closing.Store(true)
+	s.gate.Unlock()
 	if s.watch != nil {
 		s.watch.close()
 	}
@@ -181,6 +187,8 @@ func (s *Service) Close(ctx context.Context) error {
 
 // enter registers an in-flight operation that Close waits for.
 func (s *Service) enter() (func(), error) {
+	s.gate.RLock()
+	defer s.gate.RUnlock()
 	if s.closing.Load() {
 		return nil, ErrShuttingDown
 	}
