@@ -9,11 +9,6 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 )
 
-// pCur holds one PluginCurrent per plugin name. It sits beside the keys in
-// keys.go rather than in its list because a missing record is meaningful
-// (the newest version is current) and needs no migration.
-const pCur = "cur/"
-
 // maxPreviousVersions bounds the rollback history of a plugin.
 const maxPreviousVersions = 32
 

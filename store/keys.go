@@ -42,6 +42,7 @@ const (
 	pIdxKeyHash   = "idx/apikey/hash/"
 	pPurge        = "purge/"
 	pChat         = "chat/"
+	pCur          = "cur/"
 )
 
 // sep ends a variable key part that is followed by more key.
