@@ -1,14 +1,13 @@
 package sdk
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
+
+	"github.com/connhost/connhost/abi"
 )
 
 // APIClient calls a JSON REST API through the host's http_request, as
@@ -24,9 +23,10 @@ type APIClient struct {
 	// Base is the API's base URL; a request's path is appended to its path.
 	Base *url.URL
 	// Header is sent with every request (credentials, typically).
-	Header http.Header
-	// HTTP sends the requests; usually Host.HTTPClient().
-	HTTP *http.Client
+	Header Header
+	// HTTP sends the requests: the Host, or a wrapper of it such as an
+	// OAuth 2 authorizer.
+	HTTP Doer
 }
 
 // StatusError is a non-2xx answer other than 401 and 429.
@@ -60,54 +60,44 @@ func (c *APIClient) Do(ctx context.Context, method, path string, query url.Value
 	u := *c.Base
 	u.Path += path
 	u.RawQuery = query.Encode()
-	var rd io.Reader
+	hd := c.Header.Clone()
+	if hd == nil {
+		hd = Header{}
+	}
+	hd.Set("Accept", "application/json")
+	req := abi.HTTPRequest{Method: method, URL: u.String(), Headers: hd}
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return fail("%w", err)
 		}
-		rd = bytes.NewReader(b)
+		req.Body = b
+		hd.Set("Content-Type", "application/json")
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	resp, err := c.HTTP.HTTP(ctx, req)
 	if err != nil {
 		return fail("%w", err)
-	}
-	for k, v := range c.Header {
-		req.Header[k] = v
-	}
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return fail("%w", err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fail("read body: %w", err)
 	}
 	switch {
-	case resp.StatusCode == http.StatusTooManyRequests:
-		return RateLimited(fmt.Sprintf("%s API rate limit exceeded on %s %s (retry after %ss)", c.Name, method, path, resp.Header.Get("Retry-After")))
-	case resp.StatusCode == http.StatusUnauthorized:
+	case resp.Status == 429:
+		return RateLimited(fmt.Sprintf("%s API rate limit exceeded on %s %s (retry after %ss)", c.Name, method, path, Header(resp.Headers).Get("Retry-After")))
+	case resp.Status == 401:
 		return fail("authorization failed: check the API key (HTTP 401)")
-	case resp.StatusCode/100 != 2:
+	case resp.Status/100 != 2:
 		var e struct{ Detail, Error, Message string }
-		_ = json.Unmarshal(data, &e) // best effort: the status says enough
+		_ = json.Unmarshal(resp.Body, &e) // best effort: the status says enough
 		detail := e.Detail
 		for _, d := range []string{e.Error, e.Message} {
 			if detail == "" {
 				detail = d
 			}
 		}
-		return &StatusError{API: c.Name, Method: method, Path: path, Status: resp.StatusCode, Detail: detail}
+		return &StatusError{API: c.Name, Method: method, Path: path, Status: resp.Status, Detail: detail}
 	}
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(data, out); err != nil {
+	if err := json.Unmarshal(resp.Body, out); err != nil {
 		return fail("decode answer: %w", err)
 	}
 	return nil

@@ -1,9 +1,11 @@
 package sdk
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -38,7 +40,7 @@ func TestAPIClient(t *testing.T) {
 	}))
 	defer srv.Close()
 	base, _ := url.Parse(srv.URL + "/v1")
-	c := &APIClient{Name: "desk", Base: base, HTTP: srv.Client(), Header: http.Header{"X-Api-Key": {"k"}}}
+	c := &APIClient{Name: "desk", Base: base, HTTP: nativeDoer(srv.Client()), Header: Header{"X-Api-Key": {"k"}}}
 	ctx := context.Background()
 
 	var out map[string]any
@@ -70,4 +72,22 @@ func TestAPIClient(t *testing.T) {
 	if HTTPStatus(errors.New("plain")) != 0 {
 		t.Fatal("HTTPStatus of a plain error")
 	}
+}
+
+// nativeDoer sends requests with a net/http client, as the host would.
+func nativeDoer(c *http.Client) Doer {
+	return DoerFunc(func(ctx context.Context, r abi.HTTPRequest) (abi.HTTPResponse, error) {
+		req, err := http.NewRequestWithContext(ctx, r.Method, r.URL, bytes.NewReader(r.Body))
+		if err != nil {
+			return abi.HTTPResponse{}, err
+		}
+		req.Header = http.Header(r.Headers)
+		resp, err := c.Do(req)
+		if err != nil {
+			return abi.HTTPResponse{}, err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return abi.HTTPResponse{Status: resp.StatusCode, Headers: resp.Header, Body: body}, err
+	})
 }

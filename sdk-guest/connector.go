@@ -3,7 +3,6 @@ package sdk
 import (
 	"context"
 	"fmt"
-	"net/http"
 
 	"github.com/connhost/connhost/abi"
 )
@@ -37,8 +36,8 @@ type Connector struct {
 	// send-notification); args are passed through as the host sent them.
 	SendNotification func(ctx context.Context, h *Host, args map[string]any) error
 	// HTTP serves connhost_http requests of long-running HTTP plugins
-	// (manifest longRunningHTTP). HostFrom(r.Context()) returns the Host.
-	HTTP http.Handler
+	// (manifest longRunningHTTP). nethttp.Handler adapts an http.Handler.
+	HTTP HTTPHandler
 	// Commands are the plugin's own commands, by name. Names of reserved
 	// commands are not allowed here.
 	Commands map[string]CommandFunc

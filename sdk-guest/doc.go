@@ -22,6 +22,15 @@
 // sdktest provides an in-memory one so handlers can be unit-tested with plain
 // go test.
 //
+// # HTTP
+//
+// Host.HTTP sends a request through the host's http_request (the host
+// enforces the egress allow-list); APIClient builds JSON REST calls on it,
+// and a long-running HTTP plugin serves requests with an HTTPHandler
+// (JSONResponse, TextResponse, BasicAuth and Header help). None of it links
+// net/http, which would triple a plugin's size and cold compile time; code
+// that wants net/http anyway uses package nethttp.
+//
 // # Errors
 //
 // A handler's error becomes the call's error envelope. Return the helpers

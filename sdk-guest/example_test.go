@@ -3,9 +3,9 @@ package sdk_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 
 	"github.com/connhost/connhost/abi"
 	sdk "github.com/connhost/connhost/sdk-guest"
@@ -13,8 +13,7 @@ import (
 )
 
 // weather is a small connector: test-module checks the API answers, and
-// weather-get returns the forecast for a city through the host's HTTP
-// client. In a plugin, main.go would hold it and call sdk.Register(weather)
+// weather-get returns the forecast for a city through Host.HTTP. In a plugin, main.go would hold it and call sdk.Register(weather)
 // from init.
 var weather = sdk.Connector{
 	TestModule: func(ctx context.Context, h *sdk.Host) error {
@@ -37,21 +36,18 @@ var weather = sdk.Connector{
 }
 
 func forecast(ctx context.Context, h *sdk.Host, city string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.Params().String("url")+"/forecast?city="+city, nil)
+	resp, err := h.HTTP(ctx, abi.HTTPRequest{
+		Method:  "GET",
+		URL:     h.Params().String("url") + "/forecast?city=" + url.QueryEscape(city),
+		Headers: sdk.Header{"Authorization": {"Bearer " + h.Params().Secret("token")}},
+	})
 	if err != nil {
 		return "", err
 	}
-	req.Header.Set("Authorization", "Bearer "+h.Params().Secret("token"))
-	resp, err := h.HTTPClient().Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusTooManyRequests {
+	if resp.Status == http.StatusTooManyRequests {
 		return "", sdk.RateLimited("weather API rate limit")
 	}
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
+	return string(resp.Body), nil
 }
 
 // Example tests the weather connector natively against a fake weather API.

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/connhost/connhost/abi"
@@ -21,7 +20,6 @@ type Host struct {
 	inst          abi.InstanceInfo
 	pluginVersion string
 	params        Params
-	client        *http.Client
 
 	req    bytes.Buffer // reused request encoding buffer
 	reqEnc *json.Encoder
@@ -268,15 +266,4 @@ func (h *Host) DirectMessage(ctx context.Context, req abi.DirectMessageRequest) 
 	var r abi.DirectMessageResult
 	err := h.rpc(ctx, abi.ImportDirectMessage, req, &r)
 	return r.Reply, err
-}
-
-// HTTPClient returns an http.Client whose requests go through the host's
-// http_request function (net/http has no network in wasip1). The host
-// enforces the egress allow-list; a denied host fails with an error matching
-// ErrDenied. Set a per-request deadline with the request's context.
-func (h *Host) HTTPClient() *http.Client {
-	if h.client == nil {
-		h.client = &http.Client{Transport: &transport{h: h}}
-	}
-	return h.client
 }

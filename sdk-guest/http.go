@@ -1,112 +1,177 @@
 package sdk
 
 import (
-	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"strconv"
+	"strings"
 	"time"
 
 	"github.com/connhost/connhost/abi"
 )
 
-// transport is an http.RoundTripper over the http_request host function.
-type transport struct{ h *Host }
+// The SDK speaks HTTP in abi.HTTPRequest and abi.HTTPResponse values instead
+// of net/http types: net/http (and crypto/tls behind it) would triple the
+// size and compile time of every plugin, and the host does the networking
+// anyway. Package nethttp adapts both directions for code that wants
+// net/http.
 
-// RoundTrip sends req through the host. The host applies the egress
-// allow-list and caps the response body; the call's context deadline, if
-// any, becomes the host-side timeout.
-func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	var body []byte
-	if req.Body != nil {
-		b, err := io.ReadAll(req.Body)
-		req.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("read request body: %w", err)
-		}
-		body = b
-	}
-	ctx := req.Context()
-	hr := abi.HTTPRequest{Method: req.Method, URL: req.URL.String(), Headers: req.Header, Body: body}
-	if req.Host != "" && req.Host != req.URL.Host {
-		hr.Headers = req.Header.Clone()
-		hr.Headers["Host"] = []string{req.Host}
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		hr.TimeoutMS = max(1, time.Until(dl).Milliseconds())
+// Doer sends an HTTP request and returns the whole response. *Host
+// implements it over the http_request host function; wrappers (an OAuth 2
+// authorizer) and test fakes implement it too.
+type Doer interface {
+	HTTP(ctx context.Context, req abi.HTTPRequest) (abi.HTTPResponse, error)
+}
+
+// DoerFunc adapts a function to Doer.
+type DoerFunc func(ctx context.Context, req abi.HTTPRequest) (abi.HTTPResponse, error)
+
+// HTTP calls f.
+func (f DoerFunc) HTTP(ctx context.Context, req abi.HTTPRequest) (abi.HTTPResponse, error) {
+	return f(ctx, req)
+}
+
+// HTTP sends req (URL absolute) through the host's http_request function.
+// The host enforces the egress allow-list (a denied host fails with an error
+// matching ErrDenied) and caps the response body. Unless req.TimeoutMS is
+// set, ctx's deadline, if any, becomes the host-side timeout. Any status is
+// a response, not an error.
+func (h *Host) HTTP(ctx context.Context, req abi.HTTPRequest) (abi.HTTPResponse, error) {
+	if dl, ok := ctx.Deadline(); ok && req.TimeoutMS == 0 {
+		req.TimeoutMS = max(1, time.Until(dl).Milliseconds())
 	}
 	var r abi.HTTPResponse
-	if err := t.h.rpc(ctx, abi.ImportHTTPRequest, hr, &r); err != nil {
-		return nil, err
+	if err := h.rpc(ctx, abi.ImportHTTPRequest, req, &r); err != nil {
+		return abi.HTTPResponse{}, err
 	}
-	return &http.Response{
-		Status:        strconv.Itoa(r.Status) + " " + http.StatusText(r.Status),
-		StatusCode:    r.Status,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        http.Header(r.Headers),
-		Body:          io.NopCloser(bytes.NewReader(r.Body)),
-		ContentLength: int64(len(r.Body)),
-		Request:       req,
+	return r, nil
+}
+
+// HTTPHandler serves connhost_http requests of long-running HTTP plugins.
+// req.Path and req.Query hold the request target (parse the query with
+// url.ParseQuery), Header(req.Headers) reads the headers. A nil response
+// with a nil error answers 204 No Content; an error fails the request with
+// its kind, so answer client mistakes with a 4xx response instead.
+type HTTPHandler func(ctx context.Context, h *Host, req *abi.HTTPRequest) (*abi.HTTPResponse, error)
+
+// JSONResponse answers status with v encoded as JSON.
+func JSONResponse(status int, v any) (*abi.HTTPResponse, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode JSON response: %w", err)
+	}
+	return &abi.HTTPResponse{
+		Status:  status,
+		Headers: Header{"Content-Type": {"application/json"}},
+		Body:    append(b, '\n'),
 	}, nil
 }
 
-type hostKey struct{}
-
-// HostFrom returns the Host stored in the context of a request served by
-// Connector.HTTP, or nil.
-func HostFrom(ctx context.Context) *Host {
-	h, _ := ctx.Value(hostKey{}).(*Host)
-	return h
+// TextResponse answers status with a plain-text body.
+func TextResponse(status int, text string) *abi.HTTPResponse {
+	return &abi.HTTPResponse{
+		Status:  status,
+		Headers: Header{"Content-Type": {"text/plain; charset=utf-8"}},
+		Body:    []byte(text),
+	}
 }
 
-// serveHTTP runs handler on a connhost_http request and records its
-// response.
-func serveHTTP(ctx context.Context, h *Host, handler http.Handler, hr *abi.HTTPRequest) (abi.HTTPResponse, error) {
-	target := hr.Path
-	if target == "" {
-		target = "/"
+// BasicAuth returns the credentials of req's Authorization header when it
+// uses HTTP Basic authentication.
+func BasicAuth(req *abi.HTTPRequest) (user, password string, ok bool) {
+	auth := Header(req.Headers).Get("Authorization")
+	const prefix = "basic "
+	if len(auth) < len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
+		return "", "", false
 	}
-	if hr.Query != "" {
-		target += "?" + hr.Query
-	}
-	req, err := http.NewRequestWithContext(context.WithValue(ctx, hostKey{}, h), hr.Method, target, bytes.NewReader(hr.Body))
+	raw, err := base64.StdEncoding.DecodeString(auth[len(prefix):])
 	if err != nil {
-		return abi.HTTPResponse{}, BadRequest("http request: %v", err)
+		return "", "", false
 	}
-	req.RequestURI = target
-	req.Header = http.Header(hr.Headers)
-	if req.Header == nil {
-		req.Header = http.Header{}
-	}
-	req.Host = req.Header.Get("Host")
-	rec := &recorder{header: http.Header{}}
-	handler.ServeHTTP(rec, req)
-	if rec.status == 0 {
-		rec.status = http.StatusOK
-	}
-	return abi.HTTPResponse{Status: rec.status, Headers: rec.header, Body: rec.body.Bytes()}, nil
+	user, password, ok = strings.Cut(string(raw), ":")
+	return user, password, ok
 }
 
-// recorder is a minimal http.ResponseWriter that buffers the response.
-type recorder struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
+// BasicAuthHeader returns the Authorization header value for HTTP Basic
+// authentication.
+func BasicAuthHeader(user, password string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
 }
 
-func (r *recorder) Header() http.Header { return r.header }
+// Header is HTTP headers as abi.HTTPRequest and abi.HTTPResponse carry them
+// (convert with Header(req.Headers)). Like net/http's Header, its methods
+// use canonical keys ("Content-Type"); Get and Values also find keys stored
+// in another case.
+type Header map[string][]string
 
-func (r *recorder) WriteHeader(status int) {
-	if r.status == 0 {
-		r.status = status
+// Get returns the first value of key, or "".
+func (h Header) Get(key string) string {
+	if v := h.Values(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// Values returns the values of key.
+func (h Header) Values(key string) []string {
+	if v, ok := h[CanonicalHeaderKey(key)]; ok {
+		return v
+	}
+	for k, v := range h {
+		if strings.EqualFold(k, key) {
+			return v
+		}
+	}
+	return nil
+}
+
+// Set replaces the values of key with value.
+func (h Header) Set(key, value string) {
+	h.Del(key)
+	h[CanonicalHeaderKey(key)] = []string{value}
+}
+
+// Add appends value to the values of key.
+func (h Header) Add(key, value string) {
+	k := CanonicalHeaderKey(key)
+	h[k] = append(h[k], value)
+}
+
+// Del removes key in any case.
+func (h Header) Del(key string) {
+	for k := range h {
+		if strings.EqualFold(k, key) {
+			delete(h, k)
+		}
 	}
 }
 
-func (r *recorder) Write(b []byte) (int, error) {
-	r.WriteHeader(http.StatusOK)
-	return r.body.Write(b)
+// Clone returns a copy of h that shares no slices with it; nil stays nil.
+func (h Header) Clone() Header {
+	if h == nil {
+		return nil
+	}
+	c := make(Header, len(h))
+	for k, v := range h {
+		c[k] = append([]string(nil), v...)
+	}
+	return c
+}
+
+// CanonicalHeaderKey returns key with the first letter and each letter after
+// a hyphen upper case and the others lower case, as net/http does.
+func CanonicalHeaderKey(key string) string {
+	b := []byte(key)
+	upper := true
+	for i, c := range b {
+		switch {
+		case upper && 'a' <= c && c <= 'z':
+			b[i] = c - 'a' + 'A'
+		case !upper && 'A' <= c && c <= 'Z':
+			b[i] = c - 'A' + 'a'
+		}
+		upper = c == '-'
+	}
+	return string(b)
 }

@@ -107,9 +107,15 @@ func (m *Module) HTTP(ctx context.Context, req []byte) []byte {
 	if err := json.Unmarshal(req, &hr); err != nil {
 		return m.fail(BadRequest("http request: %v", err))
 	}
-	resp, err := serveHTTP(ctx, &m.host, m.conn.HTTP, &hr)
+	resp, err := m.conn.HTTP(ctx, &m.host, &hr)
 	if err != nil {
 		return m.fail(err)
+	}
+	if resp == nil {
+		resp = &abi.HTTPResponse{Status: 204}
+	}
+	if resp.Status == 0 {
+		resp.Status = 200
 	}
 	return m.result(resp)
 }

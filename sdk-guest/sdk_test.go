@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -300,7 +301,7 @@ func TestServerFunctions(t *testing.T) {
 	}
 }
 
-func TestHTTPClient(t *testing.T) {
+func TestHostHTTP(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("X-Seen", r.Header.Get("X-Token"))
@@ -310,15 +311,14 @@ func TestHTTPClient(t *testing.T) {
 	defer srv.Close()
 	c := sdk.Connector{Commands: map[string]sdk.CommandFunc{
 		"get": func(ctx context.Context, h *sdk.Host, a sdk.Args) (any, error) {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, a.String("url"), strings.NewReader("payload"))
-			req.Header.Set("X-Token", "t")
-			resp, err := h.HTTPClient().Do(req)
+			resp, err := h.HTTP(ctx, abi.HTTPRequest{
+				Method: "POST", URL: a.String("url"), Body: []byte("payload"),
+				Headers: sdk.Header{"X-Token": {"t"}},
+			})
 			if err != nil {
 				return nil, err
 			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			return fmt.Sprintf("%d %s %s", resp.StatusCode, resp.Header.Get("X-Seen"), b), nil
+			return fmt.Sprintf("%d %s %s", resp.Status, sdk.Header(resp.Headers).Get("x-seen"), resp.Body), nil
 		},
 	}}
 	h := sdktest.New(c, nil)
@@ -357,34 +357,85 @@ func TestLongRunningStopAndSleep(t *testing.T) {
 }
 
 func TestHTTPHandler(t *testing.T) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /hook", func(w http.ResponseWriter, r *http.Request) {
-		h := sdk.HostFrom(r.Context())
-		body, _ := io.ReadAll(r.Body)
-		ids, err := h.CreateIncidents(r.Context(), abi.CreateIncidentsRequest{Incidents: []abi.Incident{{Name: string(body)}}})
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
+	hook := func(ctx context.Context, h *sdk.Host, r *abi.HTTPRequest) (*abi.HTTPResponse, error) {
+		switch {
+		case r.Path == "/empty":
+			return nil, nil
+		case r.Path == "/fail":
+			return nil, sdk.RateLimited("slow down")
+		case r.Path != "/hook" || r.Method != "POST":
+			return sdk.TextResponse(http.StatusNotFound, "no route"), nil
 		}
-		w.Header().Set("Content-Type", "text/plain")
-		w.WriteHeader(http.StatusCreated)
-		fmt.Fprint(w, ids[0], " ", r.URL.Query().Get("src"))
-	})
-	h := sdktest.New(sdk.Connector{HTTP: mux}, nil)
+		user, pass, ok := sdk.BasicAuth(r)
+		if !ok || user != "siem" || pass != "pw:1" {
+			return sdk.JSONResponse(http.StatusUnauthorized, map[string]string{"error": "who are you"})
+		}
+		ids, err := h.CreateIncidents(ctx, abi.CreateIncidentsRequest{Incidents: []abi.Incident{{Name: string(r.Body)}}})
+		if err != nil {
+			return nil, err
+		}
+		q, _ := url.ParseQuery(r.Query)
+		return sdk.JSONResponse(http.StatusCreated, map[string]string{
+			"id": ids[0], "src": q.Get("src"), "ct": sdk.Header(r.Headers).Get("content-type"),
+		})
+	}
+	h := sdktest.New(sdk.Connector{HTTP: hook}, nil)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	resp, err := http.Post(srv.URL+"/hook?src=siem", "text/plain", strings.NewReader("alert"))
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name, method, path, user, pass string
+		wantStatus                     int
+		wantBody, wantType             string
+	}{
+		{"created", "POST", "/hook?src=siem", "siem", "pw:1", http.StatusCreated, `{"ct":"text/plain","id":"incident-1","src":"siem"}` + "\n", "application/json"},
+		{"bad password", "POST", "/hook", "siem", "guess", http.StatusUnauthorized, `{"error":"who are you"}` + "\n", "application/json"},
+		{"unrouted", "GET", "/nope", "", "", http.StatusNotFound, "no route", "text/plain; charset=utf-8"},
+		{"nil response", "GET", "/empty", "", "", http.StatusNoContent, "", ""},
+		{"error", "GET", "/fail", "", "", http.StatusBadGateway, "", ""},
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated || string(b) != "incident-1 siem" || h.Incidents()[0].Name != "alert" {
-		t.Fatalf("response %d %q, incidents %+v", resp.StatusCode, b, h.Incidents())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader("alert"))
+			req.Header.Set("Content-Type", "text/plain")
+			req.SetBasicAuth(tt.user, tt.pass)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus || tt.wantStatus != http.StatusBadGateway && (string(b) != tt.wantBody || resp.Header.Get("Content-Type") != tt.wantType) {
+				t.Fatalf("response %d %q (%s), want %d %q (%s)", resp.StatusCode, b, resp.Header.Get("Content-Type"), tt.wantStatus, tt.wantBody, tt.wantType)
+			}
+		})
 	}
-	resp, _ = http.Get(srv.URL + "/nope")
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Errorf("unrouted path: status %d", resp.StatusCode)
+	if inc := h.Incidents(); len(inc) != 1 || inc[0].Name != "alert" {
+		t.Errorf("incidents %+v", inc)
+	}
+}
+
+func TestHeader(t *testing.T) {
+	h := sdk.Header{"x-lower": {"a"}}
+	h.Add("content-type", "text/plain")
+	h.Set("X-LOWER", "b")
+	tests := []struct{ key, want string }{
+		{"Content-Type", "text/plain"},
+		{"CONTENT-TYPE", "text/plain"},
+		{"x-lower", "b"},
+		{"missing", ""},
+	}
+	for _, tt := range tests {
+		if got := h.Get(tt.key); got != tt.want {
+			t.Errorf("Get(%q) = %q, want %q", tt.key, got, tt.want)
+		}
+	}
+	if len(h) != 2 || h["X-Lower"] == nil || h["Content-Type"] == nil {
+		t.Errorf("keys not canonical: %v", h)
+	}
+	c := h.Clone()
+	c["X-Lower"][0] = "changed"
+	h.Del("X-LOWER")
+	if h.Get("x-lower") != "" || c.Get("x-lower") != "changed" || len(h) != 1 {
+		t.Errorf("after Del/Clone: %v, clone %v", h, c)
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -154,8 +153,8 @@ func newClient(h *sdk.Host) (*client, config, error) {
 	base := *cfg.base
 	base.Path += "/api/v1"
 	return &client{cfg: cfg, api: sdk.APIClient{
-		Name: "peer", Base: &base, HTTP: h.HTTPClient(),
-		Header: http.Header{"Authorization": {"Bearer " + cfg.apiKey}},
+		Name: "peer", Base: &base, HTTP: h,
+		Header: sdk.Header{"Authorization": {"Bearer " + cfg.apiKey}},
 	}}, cfg, nil
 }
 
@@ -172,13 +171,13 @@ func (c *client) listPage(ctx context.Context, q url.Values, cursor string, limi
 		Incidents []incident `json:"incidents"`
 		Next      string     `json:"next"`
 	}
-	err := c.api.Do(ctx, http.MethodGet, "/incidents", q, nil, &page)
+	err := c.api.Do(ctx, "GET", "/incidents", q, nil, &page)
 	return page.Incidents, page.Next, err
 }
 
 func (c *client) get(ctx context.Context, id string) (incident, error) {
 	var inc incident
-	err := c.api.Do(ctx, http.MethodGet, incidentPath(id), nil, nil, &inc)
+	err := c.api.Do(ctx, "GET", incidentPath(id), nil, nil, &inc)
 	return inc, err
 }
 
@@ -195,7 +194,7 @@ func (c *client) entries(ctx context.Context, id string, fn func(entry) bool) er
 			Entries []entry `json:"entries"`
 			Next    string  `json:"next"`
 		}
-		if err := c.api.Do(ctx, http.MethodGet, incidentPath(id)+"/entries", q, nil, &page); err != nil {
+		if err := c.api.Do(ctx, "GET", incidentPath(id)+"/entries", q, nil, &page); err != nil {
 			return err
 		}
 		for _, e := range page.Entries {
@@ -215,27 +214,27 @@ func (c *client) instancePlugin(ctx context.Context, name string) (string, error
 	var v struct {
 		Plugin string `json:"plugin"`
 	}
-	err := c.api.Do(ctx, http.MethodGet, "/instances/"+url.PathEscape(name), nil, nil, &v)
+	err := c.api.Do(ctx, "GET", "/instances/"+url.PathEscape(name), nil, nil, &v)
 	return v.Plugin, err
 }
 
 func (c *client) create(ctx context.Context, in map[string]any) (incident, error) {
 	var inc incident
-	err := c.api.Do(ctx, http.MethodPost, "/incidents", nil, in, &inc)
+	err := c.api.Do(ctx, "POST", "/incidents", nil, in, &inc)
 	return inc, err
 }
 
 func (c *client) patch(ctx context.Context, id string, in map[string]any) error {
-	return c.api.Do(ctx, http.MethodPatch, incidentPath(id), nil, in, nil)
+	return c.api.Do(ctx, "PATCH", incidentPath(id), nil, in, nil)
 }
 
 func (c *client) addEntry(ctx context.Context, id string, in entryInput) (entry, error) {
 	var e entry
-	err := c.api.Do(ctx, http.MethodPost, incidentPath(id)+"/entries", nil, in, &e)
+	err := c.api.Do(ctx, "POST", incidentPath(id)+"/entries", nil, in, &e)
 	return e, err
 }
 
 func (c *client) close(ctx context.Context, id, reason, notes string) error {
 	body := map[string]string{"closeReason": reason, "closeNotes": notes}
-	return c.api.Do(ctx, http.MethodPost, incidentPath(id)+"/close", nil, body, nil)
+	return c.api.Do(ctx, "POST", incidentPath(id)+"/close", nil, body, nil)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -166,7 +165,7 @@ func updateRemoteSystem(ctx context.Context, h *sdk.Host, args abi.UpdateRemoteS
 		reason, _ := args.Data["closeReason"].(string)
 		notes, _ := args.Data["closeNotes"].(string)
 		// 409: already closed, e.g. the close came from the peer.
-		if err := c.close(ctx, id, reason, notes); err != nil && sdk.HTTPStatus(err) != http.StatusConflict {
+		if err := c.close(ctx, id, reason, notes); err != nil && sdk.HTTPStatus(err) != 409 {
 			return "", fmt.Errorf("peer incident %s: %w", id, err)
 		}
 	}

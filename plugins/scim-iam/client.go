@@ -1,15 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"strings"
 
+	"github.com/connhost/connhost/abi"
 	sdk "github.com/connhost/connhost/sdk-guest"
 	"github.com/connhost/connhost/sdk-guest/iam"
 	"github.com/connhost/connhost/sdk-guest/oauth2"
@@ -26,7 +24,7 @@ const (
 // scimClient talks to one SCIM service with a cached OAuth2 token.
 type scimClient struct {
 	base string
-	http *http.Client
+	http sdk.Doer
 }
 
 var _ iam.Client = (*scimClient)(nil)
@@ -39,7 +37,7 @@ func newSCIMClient(h *sdk.Host) (*scimClient, error) {
 		ClientSecret: p.Secret(paramClientSecret),
 		Scopes:       scopes(p.String(paramScope)),
 	}
-	return &scimClient{base: strings.TrimRight(p.String(paramURL), "/"), http: cfg.Client(h)}, nil
+	return &scimClient{base: strings.TrimRight(p.String(paramURL), "/"), http: cfg.Doer(h)}, nil
 }
 
 // scimError is a non-2xx answer; its status becomes the IAM errorCode.
@@ -62,39 +60,31 @@ func (e *scimError) StatusCode() int { return e.status }
 // do sends a SCIM request and decodes a JSON answer into out (may be nil).
 func (c *scimClient) do(ctx context.Context, method, path string, body, out any) error {
 	op := method + " " + path
-	var rd io.Reader
+	req := abi.HTTPRequest{Method: method, URL: c.base + path, Headers: sdk.Header{"Accept": {mediaType}}}
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return fmt.Errorf("%s: encode: %w", op, err)
 		}
-		rd = bytes.NewReader(b)
+		req.Body = b
+		req.Headers["Content-Type"] = []string{mediaType}
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	resp, err := c.http.HTTP(ctx, req)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	req.Header.Set("Accept", mediaType)
-	if body != nil {
-		req.Header.Set("Content-Type", mediaType)
+	if len(resp.Body) > maxBody {
+		return fmt.Errorf("%s: response larger than %d bytes", op, maxBody)
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return fmt.Errorf("%s: read response: %w", op, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+	data := resp.Body
+	if resp.Status < 200 || resp.Status > 299 {
 		var e struct {
 			Detail   string `json:"detail"`
 			ScimType string `json:"scimType"`
 		}
 		_ = json.Unmarshal(data, &e) // a non-SCIM error body leaves detail empty
 		detail := strings.TrimSpace(e.ScimType + " " + e.Detail)
-		return &scimError{status: resp.StatusCode, op: op, detail: detail}
+		return &scimError{status: resp.Status, op: op, detail: detail}
 	}
 	if out == nil || len(data) == 0 {
 		return nil
@@ -106,7 +96,7 @@ func (c *scimClient) do(ctx context.Context, method, path string, body, out any)
 }
 
 func (c *scimClient) ping(ctx context.Context) error {
-	return c.do(ctx, http.MethodGet, "/Users?count=1", nil, nil)
+	return c.do(ctx, "GET", "/Users?count=1", nil, nil)
 }
 
 // filterQuote quotes a filter comparison value (RFC 7644 §3.4.2.2: a JSON
@@ -121,8 +111,8 @@ func filterQuote(v string) string {
 func (c *scimClient) GetUser(ctx context.Context, attr, value string) (*iam.AppUser, error) {
 	if attr == "id" {
 		var u map[string]any
-		err := c.do(ctx, http.MethodGet, "/Users/"+url.PathEscape(value), nil, &u)
-		if e, ok := err.(*scimError); ok && e.status == http.StatusNotFound {
+		err := c.do(ctx, "GET", "/Users/"+url.PathEscape(value), nil, &u)
+		if e, ok := err.(*scimError); ok && e.status == 404 {
 			return nil, nil
 		}
 		if err != nil {
@@ -138,14 +128,14 @@ func (c *scimClient) GetUser(ctx context.Context, attr, value string) (*iam.AppU
 		TotalResults int              `json:"totalResults"`
 		Resources    []map[string]any `json:"Resources"`
 	}
-	if err := c.do(ctx, http.MethodGet, "/Users?"+q.Encode(), nil, &list); err != nil {
+	if err := c.do(ctx, "GET", "/Users?"+q.Encode(), nil, &list); err != nil {
 		return nil, err
 	}
 	switch {
 	case len(list.Resources) == 0:
 		return nil, nil
 	case len(list.Resources) > 1:
-		return nil, &scimError{status: http.StatusConflict, op: "GET /Users", detail: fmt.Sprintf("%d users match %s", list.TotalResults, attr)}
+		return nil, &scimError{status: 409, op: "GET /Users", detail: fmt.Sprintf("%d users match %s", list.TotalResults, attr)}
 	}
 	return appUser(list.Resources[0]), nil
 }
@@ -155,7 +145,7 @@ func (c *scimClient) CreateUser(ctx context.Context, fields map[string]any) (*ia
 	body := userBody(fields)
 	body["schemas"] = []string{schemaUser}
 	var u map[string]any
-	if err := c.do(ctx, http.MethodPost, "/Users", body, &u); err != nil {
+	if err := c.do(ctx, "POST", "/Users", body, &u); err != nil {
 		return nil, err
 	}
 	return appUser(u), nil
@@ -176,11 +166,11 @@ func (c *scimClient) patch(ctx context.Context, id string, ops ...map[string]any
 	body := map[string]any{"schemas": []string{schemaPatchOp}, "Operations": ops}
 	var u map[string]any
 	path := "/Users/" + url.PathEscape(id)
-	if err := c.do(ctx, http.MethodPatch, path, body, &u); err != nil {
+	if err := c.do(ctx, "PATCH", path, body, &u); err != nil {
 		return nil, err
 	}
 	if u == nil { // 204 No Content: nothing changed
-		if err := c.do(ctx, http.MethodGet, path, nil, &u); err != nil {
+		if err := c.do(ctx, "GET", path, nil, &u); err != nil {
 			return nil, err
 		}
 	}
@@ -193,7 +183,7 @@ func (c *scimClient) AppFields(ctx context.Context) (map[string]string, error) {
 	var s struct {
 		Attributes []attribute `json:"attributes"`
 	}
-	if err := c.do(ctx, http.MethodGet, "/Schemas/"+schemaUser, nil, &s); err != nil {
+	if err := c.do(ctx, "GET", "/Schemas/"+schemaUser, nil, &s); err != nil {
 		return nil, err
 	}
 	out := map[string]string{}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -101,13 +100,13 @@ func newClient(h *sdk.Host) (*client, config, error) {
 	base := *cfg.base
 	base.Path += "/api/v1"
 	return &client{cfg: cfg, api: sdk.APIClient{
-		Name: "ticketdesk", Base: &base, HTTP: h.HTTPClient(),
-		Header: http.Header{"X-Api-Key": {cfg.apiKey}},
+		Name: "ticketdesk", Base: &base, HTTP: h,
+		Header: sdk.Header{"X-Api-Key": {cfg.apiKey}},
 	}}, cfg, nil
 }
 
 func (c *client) ping(ctx context.Context) error {
-	return c.api.Do(ctx, http.MethodGet, "/ping", nil, nil, nil)
+	return c.api.Do(ctx, "GET", "/ping", nil, nil, nil)
 }
 
 // list returns tickets whose field ("created" or "updated") is at or after
@@ -117,33 +116,33 @@ func (c *client) list(ctx context.Context, field string, since time.Time, limit 
 	var r struct {
 		Tickets []ticket `json:"tickets"`
 	}
-	err := c.api.Do(ctx, http.MethodGet, "/tickets", q, nil, &r)
+	err := c.api.Do(ctx, "GET", "/tickets", q, nil, &r)
 	return r.Tickets, err
 }
 
 func (c *client) get(ctx context.Context, id string) (ticket, error) {
 	var t ticket
-	err := c.api.Do(ctx, http.MethodGet, "/tickets/"+url.PathEscape(id), nil, nil, &t)
+	err := c.api.Do(ctx, "GET", "/tickets/"+url.PathEscape(id), nil, nil, &t)
 	return t, err
 }
 
 func (c *client) create(ctx context.Context, fields map[string]any) (ticket, error) {
 	var t ticket
-	err := c.api.Do(ctx, http.MethodPost, "/tickets", nil, fields, &t)
+	err := c.api.Do(ctx, "POST", "/tickets", nil, fields, &t)
 	return t, err
 }
 
 func (c *client) patch(ctx context.Context, id string, fields map[string]any) error {
-	return c.api.Do(ctx, http.MethodPatch, "/tickets/"+url.PathEscape(id), nil, fields, nil)
+	return c.api.Do(ctx, "PATCH", "/tickets/"+url.PathEscape(id), nil, fields, nil)
 }
 
 func (c *client) comment(ctx context.Context, id string, cm comment) (comment, error) {
 	var out comment
-	err := c.api.Do(ctx, http.MethodPost, "/tickets/"+url.PathEscape(id)+"/comments", nil, cm, &out)
+	err := c.api.Do(ctx, "POST", "/tickets/"+url.PathEscape(id)+"/comments", nil, cm, &out)
 	return out, err
 }
 
 func (c *client) close(ctx context.Context, id, reason, notes string) error {
 	body := map[string]string{"close_reason": reason, "close_notes": notes}
-	return c.api.Do(ctx, http.MethodPost, "/tickets/"+url.PathEscape(id)+"/close", nil, body, nil)
+	return c.api.Do(ctx, "POST", "/tickets/"+url.PathEscape(id)+"/close", nil, body, nil)
 }

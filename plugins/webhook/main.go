@@ -13,8 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"time"
 
@@ -39,7 +37,7 @@ func Connector() sdk.Connector {
 			h.WaitForStop(ctx)
 			return nil
 		},
-		HTTP: http.HandlerFunc(serve),
+		HTTP: serve,
 	}
 }
 
@@ -51,34 +49,31 @@ type body struct {
 	RawJSON  map[string]any `json:"raw_json"`
 }
 
-func serve(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use POST"})
-		return
+func serve(ctx context.Context, h *sdk.Host, r *abi.HTTPRequest) (*abi.HTTPResponse, error) {
+	if r.Method != "POST" {
+		resp, err := sdk.JSONResponse(405, map[string]string{"error": "use POST"})
+		if err != nil {
+			return nil, err
+		}
+		resp.Headers["Allow"] = []string{"POST"}
+		return resp, nil
 	}
-	h := sdk.HostFrom(r.Context())
 	inc, err := incident(h, r)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
-		return
+		return sdk.JSONResponse(400, map[string]string{"error": err.Error()})
 	}
-	ids, err := h.CreateIncidents(r.Context(), abi.CreateIncidentsRequest{Incidents: []abi.Incident{inc}})
+	ids, err := h.CreateIncidents(ctx, abi.CreateIncidentsRequest{Incidents: []abi.Incident{inc}})
 	if err != nil {
 		h.Errorf("create incident: %v", err)
-		_ = h.SetUnhealthy(r.Context(), fmt.Errorf("create incident: %w", err))
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "could not create the incident"})
-		return
+		_ = h.SetUnhealthy(ctx, fmt.Errorf("create incident: %w", err))
+		return sdk.JSONResponse(500, map[string]string{"error": "could not create the incident"})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": ids[0], "name": inc.Name})
+	return sdk.JSONResponse(200, map[string]any{"id": ids[0], "name": inc.Name})
 }
 
 // incident builds the incident of a request, or says why the body is bad.
-func incident(h *sdk.Host, r *http.Request) (abi.Incident, error) {
-	raw, err := io.ReadAll(r.Body)
-	if err != nil {
-		return abi.Incident{}, fmt.Errorf("read body: %w", err)
-	}
+func incident(h *sdk.Host, r *abi.HTTPRequest) (abi.Incident, error) {
+	raw := r.Body
 	var b body
 	if len(strings.TrimSpace(string(raw))) > 0 {
 		dec := json.NewDecoder(strings.NewReader(string(raw)))
@@ -108,7 +103,7 @@ func incident(h *sdk.Host, r *http.Request) (abi.Incident, error) {
 		rawJSON = map[string]any{}
 	}
 	headers := map[string]string{}
-	for k, v := range r.Header {
+	for k, v := range r.Headers {
 		headers[k] = strings.Join(v, ", ")
 	}
 	rawJSON["headers"] = headers
@@ -118,10 +113,4 @@ func incident(h *sdk.Host, r *http.Request) (abi.Incident, error) {
 	}
 	inc.RawJSON = string(enc)
 	return inc, nil
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

@@ -25,11 +25,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/connhost/connhost/abi"
 	sdk "github.com/connhost/connhost/sdk-guest"
 	"github.com/connhost/connhost/sdk-guest/cache"
 )
@@ -345,34 +345,32 @@ func (c *Config) fetch(ctx context.Context, h *sdk.Host) (Token, error) {
 		form.Set("client_id", c.ClientID)
 		form.Set("client_secret", c.ClientSecret)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.TokenURL, strings.NewReader(form.Encode()))
-	if err != nil {
-		return Token{}, sdk.BadRequest("oauth2 token URL: %v", err)
+	hd := sdk.Header{
+		"Content-Type": {"application/x-www-form-urlencoded"},
+		"Accept":       {"application/json"},
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
 	if !c.AuthInBody {
-		req.SetBasicAuth(url.QueryEscape(c.ClientID), url.QueryEscape(c.ClientSecret))
+		hd.Set("Authorization", sdk.BasicAuthHeader(url.QueryEscape(c.ClientID), url.QueryEscape(c.ClientSecret)))
+	}
+	if u, err := url.Parse(c.TokenURL); err != nil || !u.IsAbs() {
+		return Token{}, sdk.BadRequest("oauth2 token URL %s: want an absolute URL", redact(c.TokenURL))
 	}
 	start := c.now()
-	resp, err := h.HTTPClient().Do(req)
+	resp, err := h.HTTP(ctx, abi.HTTPRequest{Method: "POST", URL: c.TokenURL, Headers: hd, Body: []byte(form.Encode())})
 	if err != nil {
 		return Token{}, fmt.Errorf("oauth2 token request to %s: %w", redact(c.TokenURL), err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	if err != nil {
-		return Token{}, fmt.Errorf("oauth2 token request to %s: read response: %w", redact(c.TokenURL), err)
-	}
+	// Token answers are small; parse at most maxErrorBody bytes of any.
+	body := resp.Body[:min(len(resp.Body), maxErrorBody)]
 	var tr tokenResponse
 	jsonErr := json.Unmarshal(body, &tr)
-	if resp.StatusCode != http.StatusOK || tr.Error != "" {
+	if resp.Status != 200 || tr.Error != "" {
 		// Only the standard error fields: the body could echo credentials.
 		msg := strings.TrimSpace(tr.Error + " " + tr.ErrorDescription)
 		if msg == "" {
 			msg = "no OAuth error in the response"
 		}
-		return Token{}, fmt.Errorf("oauth2 token request to %s: HTTP %d: %s", redact(c.TokenURL), resp.StatusCode, msg)
+		return Token{}, fmt.Errorf("oauth2 token request to %s: HTTP %d: %s", redact(c.TokenURL), resp.Status, msg)
 	}
 	if jsonErr != nil || tr.AccessToken == "" {
 		return Token{}, fmt.Errorf("oauth2 token request to %s: response has no access_token", redact(c.TokenURL))

@@ -102,13 +102,16 @@ func connector(clk *clock, grant string) sdk.Connector {
 				ClientSecret: h.Params().Secret("secret"), Now: clk.Now, Grant: grant,
 				RefreshToken: h.Params().Secret("refresh_token"),
 			}
-			resp, err := cfg.Client(h).Get(h.Params().String("url") + "/resource")
+			hd := sdk.Header{"Accept": {"*/*"}}
+			resp, err := cfg.Doer(h).HTTP(ctx, abi.HTTPRequest{Method: "GET", URL: h.Params().String("url") + "/resource", Headers: hd})
 			if err != nil {
 				return nil, err
 			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return nil, fmt.Errorf("resource: HTTP %d", resp.StatusCode)
+			if len(hd) != 1 {
+				return nil, fmt.Errorf("the caller's headers changed: %v", hd)
+			}
+			if resp.Status != http.StatusOK {
+				return nil, fmt.Errorf("resource: HTTP %d", resp.Status)
 			}
 			return "ok", nil
 		},

@@ -1,60 +1,49 @@
 package oauth2
 
 import (
-	"fmt"
-	"io"
-	"net/http"
+	"context"
 
+	"github.com/connhost/connhost/abi"
 	sdk "github.com/connhost/connhost/sdk-guest"
 )
 
-// Client returns an http.Client that sends every request with a bearer
-// token from c and, when the server answers 401 to a token it should still
-// accept (revoked, rotated), invalidates it and retries once with a fresh
-// one.
-func (c *Config) Client(h *sdk.Host) *http.Client {
-	return &http.Client{Transport: &transport{c: c, h: h, base: h.HTTPClient().Transport}}
+// Doer returns an sdk.Doer (for sdk.APIClient, or nethttp.Client) that
+// sends every request through h with a bearer token from c and, when the
+// server answers 401 to a token it should still accept (revoked, rotated),
+// invalidates it and retries once with a fresh one.
+func (c *Config) Doer(h *sdk.Host) sdk.Doer { return &authorizer{c: c, h: h} }
+
+type authorizer struct {
+	c *Config
+	h *sdk.Host
 }
 
-type transport struct {
-	c    *Config
-	h    *sdk.Host
-	base http.RoundTripper
-}
-
-// RoundTrip implements http.RoundTripper.
-func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
-	tok, err := t.c.Token(ctx, t.h)
+// HTTP implements sdk.Doer.
+func (a *authorizer) HTTP(ctx context.Context, req abi.HTTPRequest) (abi.HTTPResponse, error) {
+	tok, err := a.c.Token(ctx, a.h)
 	if err != nil {
-		return nil, err
+		return abi.HTTPResponse{}, err
 	}
-	resp, err := t.send(req, tok)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+	resp, err := a.send(ctx, req, tok)
+	if err != nil || resp.Status != 401 {
 		return resp, err
 	}
-	if req.Body != nil && req.GetBody == nil {
-		return resp, nil // the body cannot be replayed
+	if err := a.c.Invalidate(ctx, a.h, tok); err != nil {
+		return abi.HTTPResponse{}, err
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if err := t.c.Invalidate(ctx, t.h, tok); err != nil {
-		return nil, err
+	if tok, err = a.c.Token(ctx, a.h); err != nil {
+		return abi.HTTPResponse{}, err
 	}
-	if tok, err = t.c.Token(ctx, t.h); err != nil {
-		return nil, err
-	}
-	retry := req.Clone(ctx)
-	if req.GetBody != nil {
-		if retry.Body, err = req.GetBody(); err != nil {
-			return nil, fmt.Errorf("oauth2: replay request body: %w", err)
-		}
-	}
-	return t.send(retry, tok)
+	return a.send(ctx, req, tok)
 }
 
-func (t *transport) send(req *http.Request, tok Token) (*http.Response, error) {
-	r := req.Clone(req.Context())
-	r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-	return t.base.RoundTrip(r)
+// send adds the token to a copy of the headers, leaving the caller's intact.
+func (a *authorizer) send(ctx context.Context, req abi.HTTPRequest, tok Token) (abi.HTTPResponse, error) {
+	hd := sdk.Header(req.Headers).Clone()
+	if hd == nil {
+		hd = sdk.Header{}
+	}
+	hd.Set("Authorization", "Bearer "+tok.AccessToken)
+	req.Headers = hd
+	return a.h.HTTP(ctx, req)
 }
