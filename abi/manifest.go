@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -82,11 +81,55 @@ type Manifest struct {
 	Egress []string `json:"egress,omitempty"`
 }
 
-var (
-	nameRe   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
-	cmdRe    = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,127}$`)
-	semverRe = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
-)
+// The checks below are written out rather than as regular expressions:
+// this package is linked into every guest, and package regexp would add
+// half a megabyte to each.
+
+// isIdent reports whether s matches ^[a-z0-9][a-z0-9_-]{0,max-1}$: plugin
+// and command names.
+func isIdent(s string, max int) bool {
+	if s == "" || len(s) > max || s[0] == '_' || s[0] == '-' {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// isSemver reports whether v is MAJOR.MINOR.PATCH (no leading zeros) with
+// an optional -prerelease and +build of [0-9A-Za-z.-].
+func isSemver(v string) bool {
+	core, build, hasBuild := strings.Cut(v, "+")
+	core, pre, hasPre := strings.Cut(core, "-")
+	if (hasBuild && !isSemverTag(build)) || (hasPre && !isSemverTag(pre)) {
+		return false
+	}
+	parts := strings.Split(core, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" || (len(p) > 1 && p[0] == '0') || strings.Trim(p, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
+}
+
+func isSemverTag(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // ErrNoManifest is returned by ReadManifest for a module without a
 // ManifestSection.
@@ -96,10 +139,10 @@ var ErrNoManifest = errors.New("no " + ManifestSection + " custom section")
 func (m *Manifest) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if !nameRe.MatchString(m.Name) {
+	if !isIdent(m.Name, 64) {
 		bad("name %q: want lower-case letters, digits, '-' or '_', at most 64", m.Name)
 	}
-	if !semverRe.MatchString(m.Version) {
+	if !isSemver(m.Version) {
 		bad("version %q: not a semantic version (MAJOR.MINOR.PATCH)", m.Version)
 	}
 	if m.ABIVersion != Version {
@@ -132,7 +175,7 @@ func (m *Manifest) Validate() error {
 	cmds := map[string]bool{}
 	for i, c := range m.Commands {
 		switch {
-		case !cmdRe.MatchString(c.Name):
+		case !isIdent(c.Name, 128):
 			bad("commands[%d]: name %q: want lower-case letters, digits, '-' or '_'", i, c.Name)
 		case cmds[c.Name]:
 			bad("commands[%d]: duplicate name %q", i, c.Name)

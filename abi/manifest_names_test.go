@@ -1,0 +1,28 @@
+package abi
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// The hand-written checks must accept exactly what the documented patterns
+// accept (SPEC.md §7); regexp is fine here, in a test.
+func TestNameAndVersionChecks(t *testing.T) {
+	name := regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+	semver := regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
+	names := []string{"", "a", "ticketdesk", "scim-iam", "a_b", "-a", "_a", "A", "a.b", "a b", "é",
+		strings.Repeat("a", 64), strings.Repeat("a", 65), "0abc", "ab-"}
+	for _, n := range names {
+		if got, want := isIdent(n, 64), name.MatchString(n); got != want {
+			t.Errorf("isIdent(%q) = %v, pattern says %v", n, got, want)
+		}
+	}
+	versions := []string{"1.0.0", "0.0.0", "10.20.30", "01.0.0", "1.02.0", "1.0", "1.0.0.0", "1.0.0-rc.1",
+		"1.0.0-", "1.0.0+build.5", "1.0.0-rc+b", "1.0.0+", "1.0.0-a_b", "v1.0.0", "1..0", "1.0.0-rc-1+x-y", "", "1.0.x"}
+	for _, v := range versions {
+		if got, want := isSemver(v), semver.MatchString(v); got != want {
+			t.Errorf("isSemver(%q) = %v, pattern says %v", v, got, want)
+		}
+	}
+}
