@@ -142,6 +142,13 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte) (*Plugin, error) {
 		return nil, abi.Errorf(abi.KindUnavailable, "plugin %q: runtime closed", label)
 	}
 	p := &Plugin{Manifest: m, SHA256: sha, Size: len(wasm), rt: r}
+	start := time.Now()
+	log := r.cfg.Logger.With().Str("plugin", label).Str("sha256", sha).Logger()
+	cached := r.cfg.CacheDir != "" && dirHasEntries(filepath.Join(r.cfg.CacheDir, sha))
+	if !cached {
+		// A cold compile of a Go guest takes seconds: say so before it starts.
+		log.Info().Int("bytes", len(wasm)).Msg("compiling plugin")
+	}
 	if err := p.compile(ctx, wasm); err != nil {
 		return nil, err
 	}
@@ -156,6 +163,7 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte) (*Plugin, error) {
 	r.mu.Lock()
 	r.plugins[p] = struct{}{}
 	r.mu.Unlock()
+	log.Info().Bool("from_cache", cached).Dur("took", time.Since(start)).Msg("plugin loaded")
 	return p, nil
 }
 
