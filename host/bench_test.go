@@ -13,12 +13,12 @@ import (
 	"github.com/connhost/connhost/abi"
 )
 
-// benchInstance returns a warm instance of a guest on a runtime whose
-// WithCloseOnContextDone is set as given.
-func benchInstance(b *testing.B, name string, closeOnDone bool, lim Limits) *Instance {
+// benchInstance returns a warm instance of a guest on a runtime that
+// instruments guests unless unchecked is set.
+func benchInstance(b *testing.B, name string, unchecked bool, lim Limits) *Instance {
 	b.Helper()
 	ctx := context.Background()
-	rt, err := newRuntime(ctx, Config{Logger: zerolog.Nop()}, closeOnDone)
+	rt, err := newRuntime(ctx, Config{Logger: zerolog.Nop()}, unchecked)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func reportMicros(b *testing.B, start time.Time) {
 func BenchmarkCall(b *testing.B) {
 	for _, g := range []struct{ name, guest string }{{"wat-noop", "noop"}, {"go-sdk-test-module", "goecho"}, {"go-test-module", "probe"}} {
 		b.Run(g.name, func(b *testing.B) {
-			inst := benchInstance(b, g.guest, true, Limits{})
+			inst := benchInstance(b, g.guest, false, Limits{})
 			ctx := context.Background()
 			args := json.RawMessage(`{}`)
 			b.ReportAllocs()
@@ -74,7 +74,7 @@ func BenchmarkCloseOnContextDone(b *testing.B) {
 				name = g + "/on"
 			}
 			b.Run(name, func(b *testing.B) {
-				inst := benchInstance(b, g, on, Limits{})
+				inst := benchInstance(b, g, !on, Limits{})
 				ctx := context.Background()
 				b.ResetTimer()
 				start := time.Now()
@@ -129,7 +129,7 @@ func BenchmarkLoad(b *testing.B) {
 func BenchmarkInstantiate(b *testing.B) {
 	for _, g := range []string{"noop", "probe"} {
 		b.Run(g, func(b *testing.B) {
-			inst := benchInstance(b, g, true, Limits{})
+			inst := benchInstance(b, g, false, Limits{})
 			ctx := context.Background()
 			b.ResetTimer()
 			start := time.Now()
@@ -153,7 +153,7 @@ func BenchmarkWarmInstanceMemory(b *testing.B) {
 	ctx := context.Background()
 	var linear, heap float64
 	for range b.N {
-		inst := benchInstance(b, "probe", true, Limits{PoolSize: n})
+		inst := benchInstance(b, "probe", false, Limits{PoolSize: n})
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
@@ -178,7 +178,7 @@ func BenchmarkDeadlineInterrupt(b *testing.B) {
 	const deadline = 20 * time.Millisecond
 	for _, g := range []string{"loop", "sleeper"} {
 		b.Run(g, func(b *testing.B) {
-			inst := benchInstance(b, g, true, Limits{CallTimeout: deadline})
+			inst := benchInstance(b, g, false, Limits{CallTimeout: deadline})
 			ctx := context.Background()
 			late := make([]time.Duration, 0, b.N)
 			for range b.N {

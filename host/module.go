@@ -179,6 +179,8 @@ func (p *Plugin) instantiate(ctx context.Context, cs *callState) (*modInst, *abi
 		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader).
 		WithStdout(&guestStream{mi: mi, fd: 1}).WithStderr(&guestStream{mi: mi, fd: 2})
 	ictx := experimental.WithMemoryAllocator(context.WithValue(ctx, callKey{}, cs), mi.alloc)
+	mi.alloc.Enter()
+	defer mi.alloc.Exit()
 	mod, err := p.wr.InstantiateModule(ictx, p.compiled, cfg)
 	if err != nil {
 		return nil, cs.classify(ctx, "instantiate", err)
@@ -214,7 +216,9 @@ func (cs *callState) invoke(ctx context.Context, fn api.Function, export string,
 	mi.cur = cs
 	cs.output, cs.outputCalls, cs.fault = nil, 0, nil
 	copy(mi.stack[:], params)
+	mi.alloc.Enter()
 	err := fn.CallWithStack(context.WithValue(ctx, callKey{}, cs), mi.stack[:])
+	mi.alloc.Exit()
 	if err == nil && ctx.Err() != nil {
 		// The deadline passed while the guest was in a host function (sleep,
 		// http_request) and it returned before wazero closed the module: the

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -19,15 +20,22 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/host/internal/gate"
 )
 
 // Runtime loads plugins and runs their connector instances.
 type Runtime struct {
 	cfg Config
-	// closeOnDone is WithCloseOnContextDone; always true outside the
-	// benchmark that measures its cost.
-	closeOnDone bool
-	transport   *http.Transport
+	// unchecked compiles plugins without the gate's instrumentation, so
+	// nothing stops a spinning guest; only the benchmarks that measure the
+	// instrumentation's cost set it.
+	unchecked bool
+	transport *http.Transport
+	// hostFuncs are the signatures of the functions a plugin may import,
+	// by module and name.
+	hostFuncs map[string]map[string]funcSig
+	// compiling holds a slot per compilation in progress.
+	compiling chan struct{}
 
 	mu      sync.Mutex
 	plugins map[*Plugin]struct{}
@@ -37,14 +45,26 @@ type Runtime struct {
 // NewRuntime returns a Runtime. With cfg.CacheDir set, compiled plugins are
 // cached on disk below it.
 func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
-	return newRuntime(ctx, cfg, true)
+	return newRuntime(ctx, cfg, false)
 }
 
-func newRuntime(_ context.Context, cfg Config, closeOnDone bool) (*Runtime, error) {
+func newRuntime(ctx context.Context, cfg Config, unchecked bool) (*Runtime, error) {
 	if cfg.CacheDir != "" {
 		if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
 			return nil, fmt.Errorf("compilation cache %s: %w", cfg.CacheDir, err)
 		}
+	}
+	cfg.Limits = cfg.Limits.withDefaults()
+	cfg.Module.MemoryBytes = cfg.Limits.MemoryBytes
+	if cfg.StackBytes == 0 {
+		cfg.StackBytes = DefaultStackBytes
+	}
+	if cfg.CompileTimeout <= 0 {
+		cfg.CompileTimeout = DefaultCompileTimeout
+	}
+	hostFuncs, err := hostFunctions(ctx)
+	if err != nil {
+		return nil, err
 	}
 	// No proxy from the environment: the egress allow-list names the hosts
 	// actually dialled.
@@ -57,7 +77,43 @@ func newRuntime(_ context.Context, cfg Config, closeOnDone bool) (*Runtime, erro
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-	return &Runtime{cfg: cfg, closeOnDone: closeOnDone, transport: tr, plugins: map[*Plugin]struct{}{}}, nil
+	return &Runtime{
+		cfg: cfg, unchecked: unchecked, transport: tr, hostFuncs: hostFuncs,
+		compiling: make(chan struct{}, CompileConcurrency), plugins: map[*Plugin]struct{}{},
+	}, nil
+}
+
+// hostFunctions returns the signatures of the host functions plugins may
+// import, read from the host modules instantiated in a scratch runtime.
+func hostFunctions(ctx context.Context) (map[string]map[string]funcSig, error) {
+	wr := wazero.NewRuntime(ctx)
+	defer wr.Close(ctx)
+	if err := instantiateHostModules(ctx, wr, 0); err != nil {
+		return nil, err
+	}
+	out := map[string]map[string]funcSig{}
+	for _, mod := range []string{wasi_snapshot_preview1.ModuleName, abi.ImportModule} {
+		out[mod] = map[string]funcSig{}
+		for name, d := range wr.Module(mod).ExportedFunctionDefinitions() {
+			out[mod][name] = sigOf(d)
+		}
+	}
+	return out, nil
+}
+
+// instantiateHostModules instantiates WASI, connhost_v1 and the guard's
+// check function in wr.
+func instantiateHostModules(ctx context.Context, wr wazero.Runtime, stackBytes uint32) error {
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, wr); err != nil {
+		return fmt.Errorf("instantiate WASI: %w", err)
+	}
+	if err := instantiateHostModule(ctx, wr); err != nil {
+		return fmt.Errorf("instantiate %s: %w", abi.ImportModule, err)
+	}
+	if err := instantiateGuard(ctx, wr, stackBytes); err != nil {
+		return fmt.Errorf("instantiate %s: %w", guardModule, err)
+	}
+	return nil
 }
 
 // Close closes every plugin loaded by r, and with them their module
@@ -112,12 +168,53 @@ func (p *Plugin) Close(ctx context.Context) error {
 	return p.closeErr
 }
 
+// CheckModule runs the load-time gate on a plugin file without compiling
+// it: the module's declarations and code against lim, and its imports
+// against ABI v1. `connhost plugin pack` and `inspect` use it; Load runs the
+// same gate. Errors are *abi.Error of kind incompatible.
+func CheckModule(ctx context.Context, wasm []byte, lim ModuleLimits) error {
+	hostFuncs, err := hostFunctions(ctx)
+	if err != nil {
+		return abi.Errorf(abi.KindInternalError, "%v", err)
+	}
+	if lim.MemoryBytes == 0 {
+		lim.MemoryBytes = DefaultMemoryBytes
+	}
+	_, err = parseModule(wasm, lim, hostFuncs)
+	return err
+}
+
+// parseModule is the load-time gate: gate.Parse with the imports checked
+// against the host's functions.
+func parseModule(wasm []byte, lim ModuleLimits, hostFuncs map[string]map[string]funcSig) (*gate.Module, error) {
+	mod, err := gate.Parse(wasm, lim, func(imp gate.Import, params, results []byte) error {
+		defs, ok := hostFuncs[imp.Module]
+		if !ok {
+			return fmt.Errorf("import %q.%q: unknown module %q (want %s or %s)", imp.Module, imp.Name, imp.Module, abi.ImportModule, wasi_snapshot_preview1.ModuleName)
+		}
+		want, ok := defs[imp.Name]
+		if !ok {
+			return fmt.Errorf("import %q.%q: no such function in %s", imp.Module, imp.Name, imp.Module)
+		}
+		if got := sigFromBytes(params, results); !got.equal(want) {
+			return fmt.Errorf("import %q.%q has signature %s, want %s", imp.Module, imp.Name, got, want)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, abi.Errorf(abi.KindIncompatible, "%v", err)
+	}
+	return mod, nil
+}
+
 // Load hashes, reads and validates a plugin file and compiles it (through
 // the compilation cache). Errors are *abi.Error: bad_request for a file
 // that is not a wasm module with a valid manifest, incompatible for a module
-// that does not implement ABI v1 (exports, imports or version).
+// beyond the module limits or that does not implement ABI v1 (exports,
+// imports or version), timeout for a guest that does not finish loading
+// within the call timeout.
 //
-// Each plugin gets its own wazero runtime, with connhost_v1 and WASI
+// Each plugin gets its own wazero runtime, with the host modules
 // instantiated once in it, and its own cache subdirectory named by its
 // SHA-256: the cache is keyed by content, not trusted, so a cache entry that
 // fails to load is removed and the module compiled afresh.
@@ -141,7 +238,15 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte) (*Plugin, error) {
 	if closed {
 		return nil, abi.Errorf(abi.KindUnavailable, "plugin %q: runtime closed", label)
 	}
-	p := &Plugin{Manifest: m, SHA256: sha, Size: len(wasm), rt: r}
+	mod, err := parseModule(wasm, r.cfg.Module, r.hostFuncs)
+	if err != nil {
+		return nil, abi.Errorf(abi.KindIncompatible, "plugin %q: %s", label, err.(*abi.Error).Message)
+	}
+	code := wasm
+	if !r.unchecked {
+		code = mod.Instrument(gate.Config{CheckModule: guardModule, CheckName: guardName, StackBytes: r.cfg.StackBytes})
+	}
+	p := &Plugin{Manifest: m, SHA256: sha, Size: len(wasm), rt: r, minPages: uint32(mod.InitialMemoryBytes() / wasmPageSize)}
 	start := time.Now()
 	log := r.cfg.Logger.With().Str("plugin", label).Str("sha256", sha).Logger()
 	cached := r.cfg.CacheDir != "" && dirHasEntries(filepath.Join(r.cfg.CacheDir, sha))
@@ -149,7 +254,7 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte) (*Plugin, error) {
 		// A cold compile of a Go guest takes seconds: say so before it starts.
 		log.Info().Int("bytes", len(wasm)).Msg("compiling plugin")
 	}
-	if err := p.compile(ctx, wasm); err != nil {
+	if err := p.compile(ctx, code); err != nil {
 		return nil, err
 	}
 	if err := p.check(); err != nil {
@@ -175,7 +280,7 @@ func (p *Plugin) compile(ctx context.Context, wasm []byte) error {
 		dir = filepath.Join(p.rt.cfg.CacheDir, p.SHA256)
 	}
 	err := p.compileIn(ctx, dir, wasm)
-	if err != nil && dir != "" && dirHasEntries(dir) {
+	if err != nil && abi.KindOf(err) != abi.KindTimeout && dir != "" && dirHasEntries(dir) {
 		p.rt.cfg.Logger.Warn().Str("plugin", p.Label()).Str("sha256", p.SHA256).Err(err).
 			Msg("discarding compilation cache entry")
 		if rmErr := os.RemoveAll(dir); rmErr != nil {
@@ -192,9 +297,7 @@ func dirHasEntries(dir string) bool {
 }
 
 func (p *Plugin) compileIn(ctx context.Context, dir string, wasm []byte) error {
-	rc := wazero.NewRuntimeConfigCompiler().
-		WithCoreFeatures(api.CoreFeaturesV2).
-		WithCloseOnContextDone(p.rt.closeOnDone)
+	rc := wazero.NewRuntimeConfigCompiler().WithCoreFeatures(api.CoreFeaturesV2)
 	if dir != "" {
 		cc, err := wazero.NewCompilationCacheWithDir(dir)
 		if err != nil {
@@ -203,21 +306,68 @@ func (p *Plugin) compileIn(ctx context.Context, dir string, wasm []byte) error {
 		rc = rc.WithCompilationCache(cc)
 	}
 	wr := wazero.NewRuntimeWithConfig(ctx, rc)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, wr); err != nil {
+	if err := instantiateHostModules(ctx, wr, p.rt.cfg.StackBytes); err != nil {
 		_ = wr.Close(ctx)
-		return abi.Errorf(abi.KindInternalError, "plugin %q: instantiate WASI: %v", p.Label(), err)
+		return abi.Errorf(abi.KindInternalError, "plugin %q: %v", p.Label(), err)
 	}
-	if err := instantiateHostModule(ctx, wr); err != nil {
-		_ = wr.Close(ctx)
-		return abi.Errorf(abi.KindInternalError, "plugin %q: instantiate %s: %v", p.Label(), abi.ImportModule, err)
-	}
-	cm, err := wr.CompileModule(ctx, wasm)
+	cm, owned, err := p.rt.compileModule(ctx, wr, wasm)
 	if err != nil {
-		_ = wr.Close(ctx)
+		if owned {
+			_ = wr.Close(ctx)
+		}
+		if errors.Is(err, errCompileTimeout) {
+			return abi.Errorf(abi.KindTimeout, "plugin %q: %v", p.Label(), err)
+		}
 		return abi.Errorf(abi.KindBadRequest, "plugin %q: compile: %v", p.Label(), err)
 	}
 	p.wr, p.compiled = wr, cm
 	return nil
+}
+
+var errCompileTimeout = errors.New("compilation exceeded its time budget")
+
+// compileModule compiles wasm in wr within the runtime's compile slots and
+// time budget. A compilation past its budget is abandoned: it finishes in
+// the background, holding its slot, and closes wr; owned is then false.
+func (r *Runtime) compileModule(ctx context.Context, wr wazero.Runtime, wasm []byte) (cm wazero.CompiledModule, owned bool, err error) {
+	timer := time.NewTimer(r.cfg.CompileTimeout)
+	defer timer.Stop()
+	select {
+	case r.compiling <- struct{}{}:
+	case <-ctx.Done():
+		return nil, true, ctx.Err()
+	case <-timer.C:
+		return nil, true, fmt.Errorf("%w (%s) waiting for a compile slot", errCompileTimeout, r.cfg.CompileTimeout)
+	}
+	type result struct {
+		cm  wazero.CompiledModule
+		err error
+	}
+	done := make(chan result, 1)
+	var claimed atomic.Bool // the first to claim the outcome owns wr
+	go func() {
+		defer func() { <-r.compiling }()
+		cm, err := wr.CompileModule(context.WithoutCancel(ctx), wasm)
+		if !claimed.CompareAndSwap(false, true) {
+			_ = wr.Close(context.Background())
+			return
+		}
+		done <- result{cm, err}
+	}()
+	var stop error
+	select {
+	case res := <-done:
+		return res.cm, true, res.err
+	case <-timer.C:
+		stop = fmt.Errorf("%w (%s, compile_timeout)", errCompileTimeout, r.cfg.CompileTimeout)
+	case <-ctx.Done():
+		stop = ctx.Err()
+	}
+	if claimed.CompareAndSwap(false, true) {
+		return nil, false, stop
+	}
+	res := <-done
+	return res.cm, true, res.err
 }
 
 var (
@@ -246,18 +396,23 @@ func sigOf(d api.FunctionDefinition) funcSig {
 	return funcSig{params: d.ParamTypes(), results: d.ResultTypes()}
 }
 
+// sigFromBytes reads value types in their binary encoding, which is also
+// the value of api.ValueType.
+func sigFromBytes(params, results []byte) funcSig {
+	return funcSig{params: slices.Clone(params), results: slices.Clone(results)}
+}
+
 func (s funcSig) equal(o funcSig) bool {
 	return slices.Equal(s.params, o.params) && slices.Equal(s.results, o.results)
 }
 
-// check verifies the module's exports and imports against ABI v1.
+// check verifies the module's exports against ABI v1 (the gate has checked
+// its imports).
 func (p *Plugin) check() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if _, ok := p.compiled.ExportedMemories()[abi.ExportMemory]; !ok {
 		bad("missing export %q (memory)", abi.ExportMemory)
-	} else {
-		p.minPages = p.compiled.ExportedMemories()[abi.ExportMemory].Min()
 	}
 	exports := p.compiled.ExportedFunctions()
 	want := []struct {
@@ -283,41 +438,18 @@ func (p *Plugin) check() error {
 	_, p.hasInit = exports[abi.ExportInitialize]
 	_, p.hasHTTP = exports[abi.ExportHTTP]
 
-	hostDefs := map[string]map[string]api.FunctionDefinition{}
-	for _, name := range []string{wasi_snapshot_preview1.ModuleName, abi.ImportModule} {
-		hostDefs[name] = p.wr.Module(name).ExportedFunctionDefinitions()
-	}
-	for _, d := range p.compiled.ImportedFunctions() {
-		mod, name, _ := d.Import()
-		defs, ok := hostDefs[mod]
-		if !ok {
-			bad("import %q.%q: unknown module %q (want %s or %s)", mod, name, mod, abi.ImportModule, wasi_snapshot_preview1.ModuleName)
-			continue
-		}
-		hd, ok := defs[name]
-		if !ok {
-			bad("import %q.%q: no such function in %s", mod, name, mod)
-			continue
-		}
-		if got, want := sigOf(d), sigOf(hd); !got.equal(want) {
-			bad("import %q.%q has signature %s, want %s", mod, name, got, want)
-		}
-	}
-	for _, d := range p.compiled.ImportedMemories() {
-		mod, name, _ := d.Import()
-		bad("import %q.%q: memory imports are not allowed (the guest exports its memory)", mod, name)
-	}
 	if err := errors.Join(errs...); err != nil {
 		return abi.Errorf(abi.KindIncompatible, "plugin %q: %v", p.Label(), err)
 	}
 	return nil
 }
 
-// probe instantiates the module once to check connhost_abi_version.
+// probe instantiates the module once to check connhost_abi_version, under
+// the runtime's limits.
 func (p *Plugin) probe(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, DefaultCallTimeout)
+	lim := p.rt.cfg.Limits
+	ctx, cancel := context.WithTimeout(ctx, lim.CallTimeout)
 	defer cancel()
-	lim := Limits{}.withDefaults()
 	cs := &callState{lim: lim, command: "load", log: p.rt.cfg.Logger.With().Str("plugin", p.Label()).Logger()}
 	mi, aerr := p.instantiate(ctx, cs)
 	if aerr != nil {

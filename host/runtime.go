@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/host/internal/gate"
 )
 
 // Config configures a Runtime.
@@ -22,7 +23,40 @@ type Config struct {
 	// Logger receives guest logs and stdout/stderr, tagged with instance,
 	// plugin and command. Parameters and HTTP headers/bodies are never logged.
 	Logger zerolog.Logger
+	// Limits bound loading a plugin: its initial memory must fit
+	// MemoryBytes, and every guest entry during load (_initialize, the start
+	// function, connhost_abi_version) runs under CallTimeout. Zero fields
+	// take the defaults of Limits.
+	Limits Limits
+	// Module bounds what a plugin module may declare; zero fields take
+	// gate defaults (DefaultModuleLimits). Its MemoryBytes is ignored:
+	// Limits.MemoryBytes applies.
+	Module ModuleLimits
+	// StackBytes is the call-stack budget of a guest call: the estimated
+	// native stack of its nested frames. Past it the call fails with kind
+	// trap. Default DefaultStackBytes.
+	StackBytes uint32
+	// CompileTimeout bounds the compilation of one plugin; default
+	// DefaultCompileTimeout. At most CompileConcurrency plugins compile at
+	// once, so an abandoned compilation still holds its slot until done.
+	CompileTimeout time.Duration
 }
+
+// ModuleLimits bound what a plugin module may declare (see the load-time
+// gate in abi/SPEC.md §8).
+type ModuleLimits = gate.Limits
+
+// DefaultModuleLimits returns the module limits of a Config that sets none.
+func DefaultModuleLimits() ModuleLimits { return gate.DefaultLimits() }
+
+// Defaults of Config.
+const (
+	DefaultStackBytes     = 1 << 20
+	DefaultCompileTimeout = 2 * time.Minute
+	// CompileConcurrency is how many plugins compile at once: a cold
+	// compile of a Go guest takes seconds of one core and ~100 MB.
+	CompileConcurrency = 2
+)
 
 // Limits bounds what one connector instance may use. Zero values mean the
 // documented default.
