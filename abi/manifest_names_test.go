@@ -10,7 +10,10 @@ import (
 // accept (SPEC.md §7); regexp is fine here, in a test.
 func TestNameAndVersionChecks(t *testing.T) {
 	name := regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
-	semver := regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
+	// The pattern semver.org gives for Semantic Versioning 2.0.0.
+	semver := regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)` +
+		`(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?` +
+		`(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
 	names := []string{"", "a", "ticketdesk", "scim-iam", "a_b", "-a", "_a", "A", "a.b", "a b", "é",
 		strings.Repeat("a", 64), strings.Repeat("a", 65), "0abc", "ab-"}
 	for _, n := range names {
@@ -19,10 +22,13 @@ func TestNameAndVersionChecks(t *testing.T) {
 		}
 	}
 	versions := []string{"1.0.0", "0.0.0", "10.20.30", "01.0.0", "1.02.0", "1.0", "1.0.0.0", "1.0.0-rc.1",
-		"1.0.0-", "1.0.0+build.5", "1.0.0-rc+b", "1.0.0+", "1.0.0-a_b", "v1.0.0", "1..0", "1.0.0-rc-1+x-y", "", "1.0.x"}
+		"1.0.0-", "1.0.0+build.5", "1.0.0-rc+b", "1.0.0+", "1.0.0-a_b", "v1.0.0", "1..0", "1.0.0-rc-1+x-y", "", "1.0.x",
+		"1.0.0-..+..", "1.0.0-rc..1", "1.0.0-.a", "1.0.0-a.", "1.0.0+.", "1.0.0+a..b", "1.0.0-a+b+c",
+		"1.0.0-01", "1.0.0-a.01", "1.0.0-0", "1.0.0-0a", "1.0.0-00a", "1.0.0+01", "1.0.0--", "1.0.0-a-",
+		"1.0.0-x.7.z.92", "1.0.0+21AF26D3----117B344092BD", "1.0.0-0.3.7", "1.0.0-rc.1+build.1", "1.0.0-é"}
 	for _, v := range versions {
-		if got, want := isSemver(v), semver.MatchString(v); got != want {
-			t.Errorf("isSemver(%q) = %v, pattern says %v", v, got, want)
+		if got, want := checkSemver(v) == nil, semver.MatchString(v); got != want {
+			t.Errorf("checkSemver(%q) == nil is %v, pattern says %v", v, got, want)
 		}
 	}
 }
