@@ -79,8 +79,9 @@ type Manifest struct {
 	LongRunning     bool      `json:"longRunning,omitempty"`
 	LongRunningHTTP bool      `json:"longRunningHTTP,omitempty"`
 	// Egress lists the hosts the plugin needs to reach: "host", "host:port",
-	// "*.domain", or "param:NAME" for the host of the URL in parameter NAME
-	// (for connectors whose server address is configured per instance).
+	// "*.domain", or "param:NAME" for the host of the URL in string
+	// parameter NAME (for connectors whose server address is configured per
+	// instance). ParseEgress gives the exact grammar.
 	Egress []string `json:"egress,omitempty"`
 }
 
