@@ -3,7 +3,6 @@ package abi
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -57,8 +56,7 @@ func ParseEgress(entry string) (EgressRule, error) {
 		if after != "" && !hasPort {
 			return EgressRule{}, errors.New("want ':PORT' after ']'")
 		}
-		ip, err := netip.ParseAddr(addr)
-		if err != nil || !ip.Is6() || ip.Zone() != "" {
+		if !isIPv6(addr) {
 			return EgressRule{}, errors.New("want an IPv6 address (without zone) between brackets")
 		}
 		host = addr
@@ -101,13 +99,77 @@ func checkEgressHost(host string) error {
 	if strings.Contains(host, "*") {
 		return errors.New(`'*' only as the whole first label, as "*.example.com"`)
 	}
-	if ip, err := netip.ParseAddr(host); err == nil && ip.Is4() {
+	if isIPv4(host) {
 		return nil
 	}
 	if !isDNSName(host) {
 		return errors.New("want a DNS name (labels of a-z, 0-9, '-', '_'), an IPv4 address or [IPv6]")
 	}
 	return nil
+}
+
+// The address checks below are written out rather than with net/netip,
+// which would bring package unique into every guest that links abi without
+// net/url; a test holds them to net/netip.
+
+// isIPv4 reports whether s is an IPv4 address in dotted decimal, without
+// leading zeros.
+func isIPv4(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) != 4 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" || len(p) > 3 || len(p) > 1 && p[0] == '0' || strings.Trim(p, "0123456789") != "" {
+			return false
+		}
+		if n, _ := strconv.Atoi(p); n > 255 {
+			return false
+		}
+	}
+	return true
+}
+
+// isIPv6 reports whether s is an IPv6 address in the text form of RFC 4291
+// §2.2, lower case and without zone: eight groups of one to four hex
+// digits, or fewer around one "::", the last two optionally as an IPv4
+// address.
+func isIPv6(s string) bool {
+	head, tail, compressed := strings.Cut(s, "::")
+	if !compressed {
+		n, ok := ipv6Groups(s)
+		return ok && n == 8
+	}
+	if strings.Contains(tail, "::") || strings.Contains(head, ".") {
+		return false
+	}
+	h, okHead := ipv6Groups(head)
+	t, okTail := ipv6Groups(tail)
+	return okHead && okTail && h+t <= 7 // "::" stands for at least one group
+}
+
+// ipv6Groups counts the 16-bit groups of a run of them, such as "1:2:3",
+// an IPv4 address at the end counting two.
+func ipv6Groups(s string) (int, bool) {
+	if s == "" {
+		return 0, true
+	}
+	groups := strings.Split(s, ":")
+	n := 0
+	for i, g := range groups {
+		switch {
+		case i == len(groups)-1 && strings.Contains(g, "."):
+			if !isIPv4(g) {
+				return 0, false
+			}
+			n += 2
+		case g == "" || len(g) > 4 || strings.Trim(g, "0123456789abcdef") != "":
+			return 0, false
+		default:
+			n++
+		}
+	}
+	return n, true
 }
 
 // isDNSName reports whether s is a lower-case DNS name as Go's resolver

@@ -1,6 +1,7 @@
 package abi
 
 import (
+	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
@@ -29,6 +30,29 @@ func TestNameAndVersionChecks(t *testing.T) {
 	for _, v := range versions {
 		if got, want := checkSemver(v) == nil, semver.MatchString(v); got != want {
 			t.Errorf("checkSemver(%q) == nil is %v, pattern says %v", v, got, want)
+		}
+	}
+}
+
+// The hand-written address checks must agree with net/netip, for the forms
+// an egress entry allows: lower case, no zone.
+func TestAddressChecks(t *testing.T) {
+	v4 := []string{"0.0.0.0", "10.0.0.1", "255.255.255.255", "256.0.0.1", "1.2.3", "1.2.3.4.5", "01.2.3.4",
+		"1.2.3.04", "1..3.4", "1.2.3.4.", "", "a.b.c.d", "1.2.3.-4", "1.2.3.+4", "1.2.3.4 ", "1000.2.3.4"}
+	for _, s := range v4 {
+		ip, err := netip.ParseAddr(s)
+		if got, want := isIPv4(s), err == nil && ip.Is4(); got != want {
+			t.Errorf("isIPv4(%q) = %v, net/netip says %v", s, got, want)
+		}
+	}
+	v6 := []string{"::", "::1", "1::", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8:9",
+		"1:2:3:4:5:6:7", "1::2::3", ":::", "1:::2", ":1:2:3:4:5:6:7", "1:2:3:4:5:6:7:", "2001:db8::1", "fe80::1",
+		"::ffff:1.2.3.4", "1:2:3:4:5:6:1.2.3.4", "1:2:3:4:5:6:7:1.2.3.4", "::1.2.3.4", "1.2.3.4::", "::1.2.3",
+		"::1.2.3.4:5", "12345::", "0000:0000::", "g::", "::ffff:01.2.3.4", "1:2:3:4:5::1.2.3.4", "", "1.2.3.4"}
+	for _, s := range v6 {
+		ip, err := netip.ParseAddr(s)
+		if got, want := isIPv6(s), err == nil && ip.Is6(); got != want {
+			t.Errorf("isIPv6(%q) = %v, net/netip says %v", s, got, want)
 		}
 	}
 }
