@@ -258,7 +258,8 @@ func (p *problems) err() error {
 
 // Validate checks the manifest against the rules of SPEC.md §7 that
 // DecodeManifest does not (names, version, caps, egress, ...) and returns
-// every problem found, joined, each naming the path of its field.
+// the problems found, joined, each naming the path of its field: the first
+// 20, then how many more.
 func (m *Manifest) Validate() error {
 	var p problems
 	if p.fits("name", m.Name, MaxNameBytes) && !isIdent(m.Name, MaxNameBytes) {
@@ -369,7 +370,7 @@ func (m *Manifest) validateEgress(p *problems) {
 			continue
 		}
 		if _, err := ParseEgress(e); err != nil {
-			p.add("%s %s: %w; want HOST, HOST:PORT, *.DOMAIN or param:NAME", at, quote(e), err)
+			p.add("%s %s: %w", at, quote(e), err)
 		}
 	}
 }
@@ -547,9 +548,11 @@ func DecodeManifest(b []byte) (*Manifest, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber() // the walk only looks at keys; leave number ranges to the typed decode
-	if tok, err := dec.Token(); err != nil {
+	tok, err := dec.Token()
+	if err != nil && err != io.EOF {
 		return nil, err
-	} else if tok != json.Delim('{') {
+	}
+	if tok != json.Delim('{') {
 		return nil, errors.New("want a JSON object")
 	}
 	if err := checkKeys(dec, reflect.TypeFor[Manifest](), ""); err != nil {
