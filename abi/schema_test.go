@@ -99,10 +99,8 @@ func TestPluginManifestsValidate(t *testing.T) {
 			if err := s.Validate(instance(t, string(b))); err != nil {
 				t.Errorf("%s: %v", path, err)
 			}
-			var m abi.Manifest
-			dec := json.NewDecoder(bytes.NewReader(b))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&m); err != nil {
+			m, err := abi.DecodeManifest(b)
+			if err != nil {
 				t.Fatalf("%s: %v", path, err)
 			}
 			if err := m.Validate(); err != nil {
@@ -134,14 +132,23 @@ func TestManifestSchemaAgreesWithValidate(t *testing.T) {
 		{"unknown param type", `{"name":"x","version":"1.0.0","abi_version":1,"params":[{"name":"p","type":"file"}]}`, false},
 		{"bad command name", `{"name":"x","version":"1.0.0","abi_version":1,"commands":[{"name":"Get It"}]}`, false},
 		{"egress url", `{"name":"x","version":"1.0.0","abi_version":1,"egress":["https://a.example/"]}`, false},
+		{"key case", `{"name":"x","NAME":"y","version":"1.0.0","abi_version":1}`, false},
+		{"empty prerelease identifiers", `{"name":"x","version":"1.0.0-..+..","abi_version":1}`, false},
+		{"prerelease leading zero", `{"name":"x","version":"1.0.0-01","abi_version":1}`, false},
+		{"egress bare wildcard", `{"name":"x","version":"1.0.0","abi_version":1,"egress":["*"]}`, false},
+		{"egress wildcard on a TLD", `{"name":"x","version":"1.0.0","abi_version":1,"egress":["*.com"]}`, false},
+		{"egress upper case", `{"name":"x","version":"1.0.0","abi_version":1,"egress":["API.example.com"]}`, false},
+		{"egress port 0", `{"name":"x","version":"1.0.0","abi_version":1,"egress":["a.example:0"]}`, false},
+		{"egress duplicate", `{"name":"x","version":"1.0.0","abi_version":1,"egress":["a.example","a.example"]}`, false},
+		{"egress ipv6", `{"name":"x","version":"1.0.0","abi_version":1,"egress":["[::1]:8443","10.0.0.1"]}`, true},
+		{"long display", `{"name":"x","display":"` + strings.Repeat("d", abi.MaxDisplayBytes+1) + `","version":"1.0.0","abi_version":1}`, false},
+		{"display at the cap", `{"name":"x","display":"` + strings.Repeat("d", abi.MaxDisplayBytes) + `","version":"1.0.0","abi_version":1}`, true},
+		{"long help", `{"name":"x","version":"1.0.0","abi_version":1,"params":[{"name":"p","type":"string","help":"` + strings.Repeat("h", abi.MaxHelpBytes+1) + `"}]}`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			schemaErr := s.Validate(instance(t, tt.manifest))
-			var m abi.Manifest
-			dec := json.NewDecoder(strings.NewReader(tt.manifest))
-			dec.DisallowUnknownFields()
-			goErr := dec.Decode(&m)
+			m, goErr := abi.DecodeManifest([]byte(tt.manifest))
 			if goErr == nil {
 				goErr = m.Validate()
 			}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -23,30 +22,21 @@ type egressRule struct {
 	port     string // "" matches any port
 }
 
-// parseEgress parses allow-list entries: "host", "host:port", "*.domain",
-// "*.domain:port", "[v6]:port".
+// parseEgress parses allow-list entries with abi.ParseEgress, the grammar
+// the manifest check uses, after lower-casing them: operators and URL
+// parameters may spell host names in any case.
 func parseEgress(entries []string) ([]egressRule, error) {
 	rules := make([]egressRule, 0, len(entries))
 	for _, e := range entries {
-		host, port := e, ""
-		if strings.HasPrefix(e, "[") || strings.Count(e, ":") == 1 {
-			h, p, err := net.SplitHostPort(e)
-			if err != nil {
-				return nil, fmt.Errorf("egress %q: %w", e, err)
-			}
-			host, port = h, p
-		} else if strings.Contains(e, ":") && net.ParseIP(e) == nil {
-			return nil, fmt.Errorf("egress %q: want host, host:port, [ipv6]:port or *.domain", e)
+		r, err := abi.ParseEgress(strings.ToLower(e))
+		if err != nil {
+			return nil, fmt.Errorf("egress %q: %w", e, err)
 		}
-		host = strings.ToLower(host)
-		r := egressRule{host: host, port: port}
-		if suffix, ok := strings.CutPrefix(host, "*."); ok {
-			r.host, r.wildcard = "."+suffix, true
+		rule := egressRule{host: r.Host, wildcard: r.Wildcard, port: r.Port}
+		if r.Wildcard {
+			rule.host = "." + r.Host
 		}
-		if r.host == "" || r.host == "." || strings.ContainsAny(r.host, "/ *") {
-			return nil, fmt.Errorf("egress %q: want host, host:port or *.domain", e)
-		}
-		rules = append(rules, r)
+		rules = append(rules, rule)
 	}
 	return rules, nil
 }

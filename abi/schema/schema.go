@@ -221,16 +221,58 @@ func refine(s *jsonschema.Schema) {
 		return nil
 	}
 	one := uint64(1)
-	set(self("Manifest"), "name", func(p *jsonschema.Schema) { p.Pattern = `^[a-z0-9][a-z0-9_-]{0,63}$` })
-	set(self("Manifest"), "version", func(p *jsonschema.Schema) {
-		p.Pattern = `^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`
+	// maxLength counts characters where abi's caps count bytes, so the
+	// schema is as strict for ASCII and looser otherwise.
+	maxLen := func(n int) func(*jsonschema.Schema) {
+		return func(p *jsonschema.Schema) { u := uint64(n); p.MaxLength = &u }
+	}
+	maxItems := func(n int) func(*jsonschema.Schema) {
+		return func(p *jsonschema.Schema) { u := uint64(n); p.MaxItems = &u }
+	}
+	options := func(p *jsonschema.Schema) {
+		maxItems(abi.MaxOptions)(p)
+		maxLen(abi.MaxOptionBytes)(p.Items)
+	}
+	m := self("Manifest")
+	set(m, "name", func(p *jsonschema.Schema) { p.Pattern = `^[a-z0-9][a-z0-9_-]{0,63}$` })
+	set(m, "display", maxLen(abi.MaxDisplayBytes))
+	set(m, "version", func(p *jsonschema.Schema) {
+		// semver.org's pattern for Semantic Versioning 2.0.0.
+		p.Pattern = `^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)` +
+			`(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?` +
+			`(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`
+		maxLen(abi.MaxVersionBytes)(p)
 	})
-	set(self("Manifest"), "abi_version", func(p *jsonschema.Schema) { p.Const = abi.Version })
-	set(self("Manifest"), "egress", func(p *jsonschema.Schema) {
-		p.Items = &jsonschema.Schema{Type: "string", Pattern: `^[^/ ]+$`}
+	set(m, "description", maxLen(abi.MaxDescriptionBytes))
+	set(m, "abi_version", func(p *jsonschema.Schema) { p.Const = abi.Version })
+	set(m, "params", maxItems(abi.MaxParams))
+	set(m, "commands", maxItems(abi.MaxCommands))
+	set(m, "egress", func(p *jsonschema.Schema) {
+		// The grammar of abi.ParseEgress, but for the finer points of DNS
+		// names and IP addresses, and param:NAME naming a string param.
+		const port = `(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?`
+		const name = `[a-z0-9_-]+(\.[a-z0-9_-]+)*`
+		p.Items = &jsonschema.Schema{Type: "string",
+			Pattern: `^(param:.+|(\*\.[a-z0-9_-]+\.` + name + `|` + name + `|\[[0-9a-f:.]+\])` + port + `)$`}
+		maxLen(abi.MaxEgressBytes)(p.Items)
+		maxItems(abi.MaxEgress)(p)
+		p.UniqueItems = true
 	})
-	set(self("Param"), "name", func(p *jsonschema.Schema) { p.MinLength = &one })
-	set(self("Command"), "name", func(p *jsonschema.Schema) { p.Pattern = `^[a-z0-9][a-z0-9_-]{0,127}$` })
+	prm := self("Param")
+	set(prm, "name", func(p *jsonschema.Schema) { p.MinLength = &one; maxLen(abi.MaxParamNameBytes)(p) })
+	set(prm, "display", maxLen(abi.MaxDisplayBytes))
+	set(prm, "help", maxLen(abi.MaxHelpBytes))
+	set(prm, "default", maxLen(abi.MaxDefaultBytes)) // applies to strings only
+	set(prm, "options", options)
+	cmd := self("Command")
+	set(cmd, "name", func(p *jsonschema.Schema) { p.Pattern = `^[a-z0-9][a-z0-9_-]{0,127}$` })
+	set(cmd, "description", maxLen(abi.MaxDescriptionBytes))
+	set(cmd, "arguments", maxItems(abi.MaxArguments))
+	arg := self("Argument")
+	set(arg, "name", maxLen(abi.MaxArgumentNameBytes))
+	set(arg, "description", maxLen(abi.MaxDescriptionBytes))
+	set(arg, "default", maxLen(abi.MaxDefaultBytes))
+	set(arg, "options", options)
 	if e := self("Error"); e != nil {
 		// DecodeEnvelope needs only the kind; guests may omit the message.
 		e.Required = []string{"kind"}

@@ -171,6 +171,10 @@ func TestPack(t *testing.T) {
 	}
 	unknownField := writeTemp(t, "m.json", `{"name":"x","version":"1.0.0","abi_version":1,"commands":[{"name":"c","arguments":[{"name":"a","Required":true}]}]}`)
 	invalid := writeTemp(t, "m.json", `{"name":"X","version":"1","abi_version":1}`)
+	keyCase := writeTemp(t, "m.json", `{"name":"x","NAME":"y","version":"1.0.0","abi_version":1}`)
+	longHelp := writeTemp(t, "m.json", `{"name":"x","version":"1.0.0","abi_version":1,"params":[{"name":"url","type":"string","help":"`+
+		strings.Repeat("h", abi.MaxHelpBytes+1)+`"}],"egress":["*","param:url"]}`)
+	trailing := writeTemp(t, "m.json", `{"name":"x","version":"1.0.0","abi_version":1}]`)
 	notWasm := writeTemp(t, "x.wasm", "not wasm")
 	out := filepath.Join(t.TempDir(), "out.wasm")
 	tests := []struct {
@@ -181,8 +185,12 @@ func TestPack(t *testing.T) {
 	}{
 		{"good", []string{"--manifest", good, "-o", out, echoRaw}, exitOK, []string{"packed echo@0.1.0"}},
 		{"repack replaces the manifest", []string{"--manifest", good, "-o", out, echoWasm}, exitOK, nil},
-		{"unknown field", []string{"--manifest", unknownField, "-o", out, echoRaw}, exitUsage, []string{`manifest.commands[0].arguments[0]: unknown field "Required" (did you mean "required"?)`}},
+		{"unknown field", []string{"--manifest", unknownField, "-o", out, echoRaw}, exitUsage, []string{`commands[0].arguments[0]: unknown key "Required" (keys are case-sensitive: did you mean "required"?)`}},
 		{"invalid manifest", []string{"--manifest", invalid, "-o", out, echoRaw}, exitUsage, []string{`name "X"`, `version "1"`}},
+		{"key case", []string{"--manifest", keyCase, "-o", out, echoRaw}, exitUsage, []string{`unknown key "NAME" (keys are case-sensitive: did you mean "name"?)`}},
+		{"caps and egress", []string{"--manifest", longHelp, "-o", out, echoRaw}, exitUsage,
+			[]string{fmt.Sprintf("params[0].help: %d bytes, limit %d", abi.MaxHelpBytes+1, abi.MaxHelpBytes), `egress[0] "*": a bare "*"`}},
+		{"trailing data", []string{"--manifest", trailing, "-o", out, echoRaw}, exitUsage, []string{"trailing data after the JSON object"}},
 		{"not wasm", []string{"--manifest", good, "-o", out, notWasm}, exitUsage, []string{"not a wasm module"}},
 		{"no output", []string{"--manifest", good, echoRaw}, exitUsage, []string{"-o OUT.wasm"}},
 		{"missing input", []string{"--manifest", good, "-o", out, "/nonexistent.wasm"}, exitUsage, []string{"/nonexistent.wasm"}},

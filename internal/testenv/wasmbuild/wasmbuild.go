@@ -18,7 +18,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"go/parser"
@@ -210,17 +209,15 @@ func readManifest(path string) (abi.Manifest, error) {
 		path = filepath.Dir(path)
 	}
 	name := filepath.Join(path, "manifest.json")
-	var m abi.Manifest
 	b, err := os.ReadFile(name)
 	if err != nil {
-		return m, err
+		return abi.Manifest{}, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
-		return m, fmt.Errorf("manifest %s: %w", name, err)
+	m, err := abi.DecodeManifest(b)
+	if err != nil {
+		return abi.Manifest{}, fmt.Errorf("manifest %s: %w", name, err)
 	}
-	return m, nil
+	return *m, nil
 }
 
 // cached returns the module for key from the cache, building it under the

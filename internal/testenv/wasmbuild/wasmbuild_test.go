@@ -78,7 +78,7 @@ func TestCacheKeyedBySources(t *testing.T) {
 }
 
 // TestBuildManifest: the manifest embedded is manifest.json, an explicit
-// one, or either edited; an unknown field in manifest.json fails the build.
+// one, or either edited; an unknown key in manifest.json fails the build.
 func TestBuildManifest(t *testing.T) {
 	t.Setenv(EnvCacheDir, t.TempDir())
 	dir := writeGuest(t, "4", manifest)
@@ -93,7 +93,7 @@ func TestBuildManifest(t *testing.T) {
 		{"manifest.json", Source{Path: dir}, "g", "1.0.0", ""},
 		{"edited", Source{Path: dir, Edit: func(m *abi.Manifest) { m.Version = "1.1.0" }}, "g", "1.1.0", ""},
 		{"explicit", Source{Path: filepath.Join(dir, "g.wat"), Manifest: &abi.Manifest{Name: "h", Version: "2.0.0", ABIVersion: abi.Version}}, "h", "2.0.0", ""},
-		{"unknown field", Source{Path: bad}, "", "", `unknown field "bogus"`},
+		{"unknown key", Source{Path: bad}, "", "", `unknown key "bogus"`},
 		{"no such guest", Source{Path: filepath.Join(dir, "nope")}, "", "", "manifest.json"},
 	}
 	for _, tc := range tests {
