@@ -3,8 +3,10 @@ package host
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,23 +65,34 @@ func BenchmarkCall(b *testing.B) {
 	}
 }
 
-// BenchmarkCloseOnContextDone compares WithCloseOnContextDone on and off: on
-// a trivial call (a watcher goroutine per call), a Go guest's test-module
-// and a CPU-bound guest (a termination check at every loop iteration).
-func BenchmarkCloseOnContextDone(b *testing.B) {
-	for _, g := range []string{"noop", "probe", "count"} {
-		for _, on := range []bool{true, false} {
-			name := g + "/off"
-			if on {
-				name = g + "/on"
-			}
-			b.Run(name, func(b *testing.B) {
-				inst := benchInstance(b, g, !on, Limits{})
+// echo2KB is a 2 KB JSON object: the arguments of BenchmarkInterruption's
+// echo.
+var echo2KB = func() json.RawMessage {
+	obj := map[string]string{}
+	for i := 0; len(obj) < 40; i++ {
+		obj[fmt.Sprintf("field_%02d", i)] = strings.Repeat(string(rune('a'+i%26)), 36)
+	}
+	b, _ := json.Marshal(obj)
+	return b
+}()
+
+// BenchmarkInterruption compares guests run with the gate's instrumentation
+// (checked: the only way a spinning guest is stopped) and without it
+// (unchecked): a CPU-bound loop of 10^7 iterations (count), and the Go SDK
+// echoing a 2 KB JSON object (goecho).
+func BenchmarkInterruption(b *testing.B) {
+	for _, g := range []struct{ name, guest, command string }{
+		{"loop", "count", abi.CommandTestModule},
+		{"echo-2KB", "goecho", "echo"},
+	} {
+		for _, mode := range []string{"checked", "unchecked"} {
+			b.Run(g.name+"/"+mode, func(b *testing.B) {
+				inst := benchInstance(b, g.guest, mode == "unchecked", Limits{})
 				ctx := context.Background()
 				b.ResetTimer()
 				start := time.Now()
 				for range b.N {
-					if _, err := inst.Execute(ctx, abi.CommandTestModule, nil); err != nil {
+					if _, err := inst.Execute(ctx, g.command, echo2KB); err != nil {
 						b.Fatal(err)
 					}
 				}

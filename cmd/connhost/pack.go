@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/host"
 )
 
 func packCommand() *command {
@@ -16,10 +17,10 @@ func packCommand() *command {
 	}
 }
 
-func runPack(_ context.Context, a *app, args []string) error {
+func runPack(ctx context.Context, a *app, args []string) error {
 	const synopsis = "--manifest manifest.json -o OUT.wasm IN.wasm"
 	fs := newFlags(a, "connhost plugin pack", synopsis,
-		"Validates the manifest as the host does (SPEC §7: exact keys, size caps, egress, ...) and writes IN.wasm with the manifest\nin its "+abi.ManifestSection+" custom section to OUT.wasm, replacing any earlier manifest.")
+		"Validates the manifest as the host does (SPEC §7: exact keys, size caps, egress, ...), checks the module against the\ndefault module limits and ABI v1 imports (SPEC §8), and writes IN.wasm with the manifest in its "+abi.ManifestSection+"\ncustom section to OUT.wasm, replacing any earlier manifest. Exits 3 when the module is beyond the limits.")
 	manifestPath := fs.String("manifest", "manifest.json", "manifest JSON file")
 	out := fs.StringP("output", "o", "", "output .wasm file (required)")
 	if err := parse(fs, args); err != nil {
@@ -41,6 +42,11 @@ func runPack(_ context.Context, a *app, args []string) error {
 	packed, err := abi.EmbedManifest(wasm, m)
 	if err != nil {
 		return usageErr("plugin pack: %s: %w", in, err)
+	}
+	// The gate that install runs, with the default limits: an author learns
+	// here, not from a server, that a module is refused.
+	if err := host.CheckModule(ctx, packed, host.ModuleLimits{}); err != nil {
+		return withCode(exitIncompatible, fmt.Errorf("plugin pack: %s: %w", in, err))
 	}
 	if err := writeFileAtomic(*out, packed); err != nil {
 		return fmt.Errorf("plugin pack: %w", err)

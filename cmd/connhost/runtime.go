@@ -23,11 +23,29 @@ func openRuntime(ctx context.Context, a *app, fs *pflag.FlagSet) (*config.Config
 	if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
 		return nil, log, nil, fmt.Errorf("compilation cache %s: %w", cfg.CacheDir, err)
 	}
-	rt, err := host.NewRuntime(ctx, host.Config{CacheDir: cfg.CacheDir, Logger: log})
+	rt, err := host.NewRuntime(ctx, runtimeConfig(cfg, log))
 	if err != nil {
 		return nil, log, nil, fmt.Errorf("starting runtime: %w", err)
 	}
 	return cfg, log, rt, nil
+}
+
+// runtimeConfig turns the configuration into the host runtime's.
+func runtimeConfig(cfg *config.Config, log zerolog.Logger) host.Config {
+	m := cfg.Limits.Module
+	return host.Config{
+		CacheDir: cfg.CacheDir, Logger: log, Limits: hostLimits(cfg.Limits),
+		StackBytes: uint32(cfg.Limits.StackKiB) << 10, CompileTimeout: cfg.Limits.CompileTimeout,
+		Module: host.ModuleLimits{
+			ModuleBytes: m.Bytes, Types: m.Types, Imports: m.Imports, Functions: m.Functions,
+			FunctionBodyBytes: m.FunctionBodyBytes, CodeBytes: m.CodeBytes, Locals: m.Locals,
+			BlockDepth: m.BlockDepth, Globals: m.Globals, Tables: m.Tables,
+			TableElements: uint32(m.TableElements), Exports: m.Exports,
+			ElementSegments: m.ElementSegments, ElementEntries: m.ElementEntries,
+			DataSegments: m.DataSegments, DataBytes: m.DataBytes,
+			CustomSections: m.CustomSections, CustomBytes: m.CustomBytes, NameBytes: m.NameBytes,
+		},
+	}
 }
 
 // hostLimits turns the configured default limits into host limits.

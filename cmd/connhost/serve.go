@@ -69,7 +69,7 @@ func openDataDir(ctx context.Context, a *app, fs *pflag.FlagSet, idle bool) (*da
 		}
 		return nil, err
 	}
-	rt, err := host.NewRuntime(ctx, host.Config{CacheDir: cfg.CacheDir, Logger: log})
+	rt, err := host.NewRuntime(ctx, runtimeConfig(cfg, log))
 	if err != nil {
 		_ = st.Close()
 		return nil, fmt.Errorf("starting runtime: %w", err)

@@ -172,6 +172,92 @@ type Limits struct {
 	OutputBytes int `koanf:"output_bytes" default:"4194304" help:"maximum size of a result envelope and of each host-function request, bytes"`
 	// PoolSize is the number of warm module instances per connector instance; default 4.
 	PoolSize int `koanf:"pool_size" default:"4" help:"maximum warm module instances per connector instance (1-1024)"`
+	// StackKiB is the call-stack budget of one guest call; default 1024.
+	StackKiB int `koanf:"stack_kib" default:"1024" help:"call-stack budget of one guest call (estimated native frames), KiB (16-65536); past it the call fails with kind trap"`
+	// CompileTimeout bounds the compilation of one plugin; default 2m.
+	CompileTimeout time.Duration `koanf:"compile_timeout" default:"2m" help:"time budget to compile one plugin (Go duration, at least 1s)"`
+	// Module bounds what a plugin module may declare.
+	Module ModuleLimits `koanf:"module"`
+}
+
+// ModuleLimits bound what a plugin module may declare: the load-time gate
+// refuses anything beyond them before compiling, naming the item, its size
+// and the limit. A first-party Go plugin of ~4.5 MB uses about a tenth of
+// each default.
+type ModuleLimits struct {
+	// Bytes caps the whole .wasm file; default 32 MiB.
+	Bytes int `koanf:"bytes" default:"33554432" help:"size of a plugin file, bytes"`
+	// Types caps the function types; default 10000.
+	Types int `koanf:"types" default:"10000" help:"function types of a module"`
+	// Imports caps the imports; default 1000.
+	Imports int `koanf:"imports" default:"1000" help:"imports of a module (functions only)"`
+	// Functions caps imported and defined functions; default 50000.
+	Functions int `koanf:"functions" default:"50000" help:"functions of a module, imported and defined"`
+	// FunctionBodyBytes caps one function body; default 1 MiB.
+	FunctionBodyBytes int `koanf:"function_body_bytes" default:"1048576" help:"size of one function body, bytes"`
+	// CodeBytes caps all function bodies; default 24 MiB.
+	CodeBytes int `koanf:"code_bytes" default:"25165824" help:"size of all function bodies, bytes"`
+	// Locals caps the locals of a function, parameters included; default 10000.
+	Locals int `koanf:"locals" default:"10000" help:"locals of one function, parameters included"`
+	// BlockDepth caps the nesting of blocks in a body; default 10000.
+	BlockDepth int `koanf:"block_depth" default:"10000" help:"nesting of block, loop and if in one function"`
+	// Globals caps the globals; default 1000.
+	Globals int `koanf:"globals" default:"1000" help:"globals of a module"`
+	// Tables caps the tables; default 4.
+	Tables int `koanf:"tables" default:"4" help:"tables of a module"`
+	// TableElements caps a table's initial size and lowers its maximum; default 100000.
+	TableElements int `koanf:"table_elements" default:"100000" help:"elements of one table: its initial size is refused above this, and it cannot grow past it"`
+	// Exports caps the exports; default 1000.
+	Exports int `koanf:"exports" default:"1000" help:"exports of a module"`
+	// ElementSegments caps the element segments; default 10000.
+	ElementSegments int `koanf:"element_segments" default:"10000" help:"element segments of a module"`
+	// ElementEntries caps the entries of all element segments; default 200000.
+	ElementEntries int `koanf:"element_entries" default:"200000" help:"entries of all element segments together"`
+	// DataSegments caps the data segments; default 200000.
+	DataSegments int `koanf:"data_segments" default:"200000" help:"data segments of a module"`
+	// DataBytes caps the bytes of all data segments; default 24 MiB.
+	DataBytes int `koanf:"data_bytes" default:"25165824" help:"bytes of all data segments together"`
+	// CustomSections caps the custom sections; default 64.
+	CustomSections int `koanf:"custom_sections" default:"64" help:"custom sections of a module"`
+	// CustomBytes caps all custom sections; default 8 MiB.
+	CustomBytes int `koanf:"custom_bytes" default:"8388608" help:"bytes of all custom sections together"`
+	// NameBytes caps one import, export or custom section name; default 1024.
+	NameBytes int `koanf:"name_bytes" default:"1024" help:"length of one import, export or custom section name, bytes"`
+}
+
+// ranges are the valid range of each module limit: at least what a small
+// plugin needs, at most what one host process can afford to load.
+func (m *ModuleLimits) ranges() []struct {
+	key      string
+	v        *int
+	min, max int
+} {
+	type r = struct {
+		key      string
+		v        *int
+		min, max int
+	}
+	return []r{
+		{"bytes", &m.Bytes, 1024, 1 << 30},
+		{"types", &m.Types, 1, 1 << 20},
+		{"imports", &m.Imports, 1, 1 << 16},
+		{"functions", &m.Functions, 1, 1 << 20},
+		{"function_body_bytes", &m.FunctionBodyBytes, 1024, 16 << 20},
+		{"code_bytes", &m.CodeBytes, 1024, 1 << 30},
+		{"locals", &m.Locals, 16, 50000},
+		{"block_depth", &m.BlockDepth, 16, 1 << 16},
+		{"globals", &m.Globals, 1, 1 << 16},
+		{"tables", &m.Tables, 1, 100},
+		{"table_elements", &m.TableElements, 1, 10_000_000},
+		{"exports", &m.Exports, 4, 1 << 16},
+		{"element_segments", &m.ElementSegments, 1, 1 << 20},
+		{"element_entries", &m.ElementEntries, 1, 10_000_000},
+		{"data_segments", &m.DataSegments, 1, 1 << 22},
+		{"data_bytes", &m.DataBytes, 0, 1 << 30},
+		{"custom_sections", &m.CustomSections, 1, 1024},
+		{"custom_bytes", &m.CustomBytes, 1024, 1 << 30},
+		{"name_bytes", &m.NameBytes, 16, 1 << 16},
+	}
 }
 
 // PluginsDir is where installed plugins live: <data_dir>/plugins.
@@ -235,6 +321,17 @@ func (c *Config) problems() []problem {
 	}
 	if c.Limits.PoolSize < 1 || c.Limits.PoolSize > 1024 {
 		bad("limits.pool_size", "%d: want 1-1024", c.Limits.PoolSize)
+	}
+	if c.Limits.StackKiB < 16 || c.Limits.StackKiB > 65536 {
+		bad("limits.stack_kib", "%d: want 16-65536", c.Limits.StackKiB)
+	}
+	if c.Limits.CompileTimeout < time.Second {
+		bad("limits.compile_timeout", "%v: want at least 1s", c.Limits.CompileTimeout)
+	}
+	for _, r := range c.Limits.Module.ranges() {
+		if *r.v < r.min || *r.v > r.max {
+			bad("limits.module."+r.key, "%d: want %d-%d", *r.v, r.min, r.max)
+		}
 	}
 	if c.Server.MaxBodyBytes < 1024 || c.Server.MaxBodyBytes > 1<<30 {
 		bad("server.max_body_bytes", "%d: want 1024 to 1 GiB", c.Server.MaxBodyBytes)

@@ -117,7 +117,7 @@ type LimitError struct {
 	Size  uint64
 	Limit uint64
 	Unit  string // "bytes", "elements", ...
-	Key   string // the limit's name, e.g. "function_body_bytes"
+	Key   string // the limit's configuration key below limits., e.g. "module.function_body_bytes"
 }
 
 func (e *LimitError) Error() string {
@@ -128,6 +128,9 @@ func (e *LimitError) Error() string {
 func (e *LimitError) Unwrap() error { return ErrLimit }
 
 func over(item string, size, limit uint64, unit, key string) error {
+	if key != "memory_mib" {
+		key = "module." + key
+	}
 	return &LimitError{Item: item, Size: size, Limit: limit, Unit: unit, Key: key}
 }
 

@@ -120,7 +120,7 @@ type ImportChecker func(imp Import, params, results []byte) error
 func Parse(wasm []byte, lim Limits, checkImport ImportChecker) (*Module, error) {
 	lim = lim.withDefaults()
 	if len(wasm) > lim.ModuleBytes {
-		return nil, over("module", uint64(len(wasm)), uint64(lim.ModuleBytes), "bytes", "module_bytes")
+		return nil, over("module", uint64(len(wasm)), uint64(lim.ModuleBytes), "bytes", "bytes")
 	}
 	if len(wasm) < 8 || string(wasm[:8]) != "\x00asm\x01\x00\x00\x00" {
 		return nil, malformedf("not a wasm module (bad magic or version)")
@@ -368,7 +368,7 @@ func (m *Module) parseTables(r *reader) error {
 func (m *Module) parseMemory(r *reader) error {
 	n := r.u32()
 	if r.err == nil && n > 1 {
-		return over("memories", uint64(n), 1, "memories", "memories")
+		return malformedf("%d memories (a module has at most one)", n)
 	}
 	if n == 1 {
 		min, _, _, err := limits(r)
