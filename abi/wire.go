@@ -200,6 +200,19 @@ type ConfigureRequest struct {
 	Instance      InstanceInfo   `json:"instance"`
 	PluginVersion string         `json:"plugin_version"`
 	Params        map[string]any `json:"params"`
+	Limits        Limits         `json:"limits"`
+}
+
+// Limits are the sandbox limits an instance runs with (SPEC §8), so that a
+// guest can size its work to them: e.g. page a fetch to stay under the
+// output limit and the deadline.
+type Limits struct {
+	MemoryBytes   uint64 `json:"memory_bytes"`
+	CallTimeoutMS int64  `json:"call_timeout_ms"`
+	OutputBytes   int    `json:"output_bytes"`
+	LogBytes      int    `json:"log_bytes"`
+	StackBytes    int    `json:"stack_bytes"`
+	HTTPBodyBytes int    `json:"http_body_bytes"`
 }
 
 // ContextGetResult is the result of integration_context_get.

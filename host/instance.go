@@ -62,13 +62,17 @@ func (r *Runtime) NewInstance(_ context.Context, p *Plugin, spec InstanceSpec) (
 	if params == nil {
 		params = map[string]any{}
 	}
+	lim := spec.Limits.withDefaults()
 	conf, err := json.Marshal(abi.ConfigureRequest{
 		ABIVersion: abi.Version, Instance: spec.Info, PluginVersion: p.Manifest.Version, Params: params,
+		Limits: abi.Limits{
+			MemoryBytes: lim.MemoryBytes, CallTimeoutMS: lim.CallTimeout.Milliseconds(), OutputBytes: lim.OutputBytes,
+			LogBytes: lim.LogBytes, StackBytes: int(r.cfg.StackBytes), HTTPBodyBytes: lim.HTTPBodyBytes,
+		},
 	})
 	if err != nil {
 		return nil, abi.Errorf(abi.KindBadRequest, "instance %q plugin %q: encode params: %v", spec.Info.Name, p.Label(), err)
 	}
-	lim := spec.Limits.withDefaults()
 	i := &Instance{
 		rt: r, p: p, spec: spec, lim: lim, egress: rules,
 		client:    newHTTPClient(r.transport, rules),

@@ -238,3 +238,16 @@ func TestLogAndOutputCaps(t *testing.T) {
 	_, err = rpcCall(t, inst, abi.ImportCacheSet, abi.CacheSetRequest{Key: "k", Value: json.RawMessage(`"` + strings.Repeat("b", 3000) + `"`)})
 	wantCallError(t, err, abi.KindOutputLimit, "cache_set request of")
 }
+
+// TestGuestSeesItsLimits: the configure request carries the limits the
+// instance runs with (SPEC §8).
+func TestGuestSeesItsLimits(t *testing.T) {
+	e := newEnv(t)
+	lim := Limits{MemoryBytes: 48 << 20, CallTimeout: 7 * time.Second, OutputBytes: 1 << 20, LogBytes: 4096, HTTPBodyBytes: 1 << 22}
+	inst := e.instance(t, "probe", NewMemServices(), InstanceSpec{Limits: lim})
+	got := mustExec[abi.Limits](t, inst, "limits", nil)
+	want := abi.Limits{MemoryBytes: 48 << 20, CallTimeoutMS: 7000, OutputBytes: 1 << 20, LogBytes: 4096, StackBytes: DefaultStackBytes, HTTPBodyBytes: 1 << 22}
+	if got != want {
+		t.Fatalf("guest limits %+v, want %+v", got, want)
+	}
+}

@@ -20,6 +20,7 @@ type Host struct {
 	inst          abi.InstanceInfo
 	pluginVersion string
 	params        Params
+	limits        abi.Limits
 
 	req    bytes.Buffer // reused request encoding buffer
 	reqEnc *json.Encoder
@@ -33,6 +34,11 @@ func (h *Host) Instance() abi.InstanceInfo { return h.inst }
 
 // PluginVersion returns the plugin version the host loaded.
 func (h *Host) PluginVersion() string { return h.pluginVersion }
+
+// Limits returns the sandbox limits the instance runs with (memory, call
+// deadline, output and log sizes, ...), so a command can size its work to
+// them, e.g. page a fetch to stay well inside the deadline.
+func (h *Host) Limits() abi.Limits { return h.limits }
 
 func (h *Host) logf(level int32, format string, args []any) {
 	h.imp.Log(level, fmt.Appendf(nil, format, args...))

@@ -69,6 +69,7 @@ func (m *Module) Configure(ctx context.Context, req []byte) []byte {
 	m.host.inst = cr.Instance
 	m.host.pluginVersion = cr.PluginVersion
 	m.host.params = Params{vals: cr.Params}
+	m.host.limits = cr.Limits
 	if m.conn.Configure != nil {
 		if err := m.conn.Configure(ctx, &m.host); err != nil {
 			return m.fail(err)

@@ -140,6 +140,21 @@ func TestConfigureParamsAndInstance(t *testing.T) {
 	}
 }
 
+func TestConfigureLimits(t *testing.T) {
+	var got abi.Limits
+	h := sdktest.New(sdk.Connector{Configure: func(_ context.Context, h *sdk.Host) error {
+		got = h.Limits()
+		return nil
+	}}, nil)
+	h.Limits = abi.Limits{MemoryBytes: 64 << 20, CallTimeoutMS: 5000, OutputBytes: 1 << 20}
+	if err := h.Configure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got != h.Limits {
+		t.Fatalf("configure saw limits %+v, want %+v", got, h.Limits)
+	}
+}
+
 func TestIntegrationContextVersioning(t *testing.T) {
 	attempts := 0
 	var fake *sdktest.Host

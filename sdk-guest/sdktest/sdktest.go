@@ -61,6 +61,8 @@ type Host struct {
 	PluginVersion string
 	// Params are the instance parameters, passed to configure as given.
 	Params map[string]any
+	// Limits are passed to configure as the instance's limits.
+	Limits abi.Limits
 	// HTTPClient performs http_request (default: a client with a 30 s
 	// timeout).
 	HTTPClient *http.Client
@@ -181,7 +183,7 @@ func (h *Host) configure(ctx context.Context) error {
 		return nil
 	}
 	req, err := json.Marshal(abi.ConfigureRequest{
-		ABIVersion: abi.Version, Instance: h.Instance, PluginVersion: h.PluginVersion, Params: h.Params,
+		ABIVersion: abi.Version, Instance: h.Instance, PluginVersion: h.PluginVersion, Params: h.Params, Limits: h.Limits,
 	})
 	if err != nil {
 		return fmt.Errorf("sdktest: configure instance %s: %w", h.Instance.Name, err)

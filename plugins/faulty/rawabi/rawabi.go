@@ -77,6 +77,8 @@ var (
 	handler Handler
 	// Params holds the instance parameters from connhost_configure.
 	Params map[string]any
+	// Limits holds the instance's limits from connhost_configure.
+	Limits abi.Limits
 )
 
 // HTTPHandler serves connhost_http requests of long-running HTTP plugins.
@@ -135,7 +137,7 @@ func configure(n int32) int32 {
 	if err := json.Unmarshal(read(uint32(n)), &req); err != nil {
 		return reply(nil, &abi.Error{Kind: abi.KindBadRequest, Message: err.Error()})
 	}
-	Params = req.Params
+	Params, Limits = req.Params, req.Limits
 	return reply(nil, nil)
 }
 

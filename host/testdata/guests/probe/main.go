@@ -64,6 +64,8 @@ func handle(cmd string, raw json.RawMessage) (any, error) {
 		// Reports whether a parameter arrived with the given value, without
 		// echoing it.
 		return rawabi.Params[a.Param] == a.Msg, nil
+	case "limits":
+		return rawabi.Limits, nil
 	case "alloc":
 		garbage = make([]byte, a.N)
 		garbage[len(garbage)-1] = 1
