@@ -24,6 +24,7 @@ type Instance struct {
 	egress []egressRule
 	client *http.Client
 	log    zerolog.Logger
+	logw   *logWindow // log budget per minute
 	// configure is the ConfigureRequest JSON. It holds secrets in clear and
 	// is never logged.
 	configure []byte
@@ -69,10 +70,12 @@ func (r *Runtime) NewInstance(_ context.Context, p *Plugin, spec InstanceSpec) (
 		return nil, abi.Errorf(abi.KindBadRequest, "instance %q plugin %q: encode params: %v", spec.Info.Name, p.Label(), err)
 	}
 	lim := spec.Limits.withDefaults()
+	log := r.cfg.Logger.With().Str("instance", spec.Info.Name).Str("plugin", p.Label()).Logger()
 	i := &Instance{
 		rt: r, p: p, spec: spec, lim: lim, egress: rules,
 		client:    newHTTPClient(r.transport, rules),
-		log:       r.cfg.Logger.With().Str("instance", spec.Info.Name).Str("plugin", p.Label()).Logger(),
+		log:       log,
+		logw:      newLogWindow(lim, log),
 		configure: conf,
 		tokens:    make(chan struct{}, lim.PoolSize),
 		done:      make(chan struct{}),
@@ -137,6 +140,7 @@ func (i *Instance) Close(ctx context.Context) error {
 	for _, mi := range idle {
 		i.discard(ctx, mi)
 	}
+	i.logw.close()
 	return err
 }
 
@@ -309,7 +313,7 @@ func (i *Instance) acquire(ctx context.Context) (*modInst, *abi.Error) {
 // fault or once the Instance is closed, and frees its slot.
 func (i *Instance) release(ctx context.Context, mi *modInst, discard bool) {
 	if mi != nil {
-		mi.cur, mi.staged = nil, nil
+		mi.staged = nil
 		i.mu.Lock()
 		if discard || i.closed {
 			i.mu.Unlock()

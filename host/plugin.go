@@ -203,7 +203,7 @@ func (p *Plugin) compileIn(ctx context.Context, dir string, wasm []byte) error {
 		rc = rc.WithCompilationCache(cc)
 	}
 	wr := wazero.NewRuntimeWithConfig(ctx, rc)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, wr); err != nil {
+	if err := instantiateWASI(ctx, wr); err != nil {
 		_ = wr.Close(ctx)
 		return abi.Errorf(abi.KindInternalError, "plugin %q: instantiate WASI: %v", p.Label(), err)
 	}
