@@ -154,6 +154,7 @@ type rpcHandler func(ctx context.Context, cs *callState, req []byte) (any, error
 func rpc(name string, h rpcHandler) api.GoModuleFunc {
 	return func(ctx context.Context, mod api.Module, stack []uint64) {
 		cs := mustCall(ctx, name)
+		checkDone(ctx)
 		ptr, n := uint32(stack[0]), uint32(stack[1])
 		var env []byte
 		if uint64(n) > uint64(cs.lim.OutputBytes) {

@@ -96,13 +96,15 @@ func (cs *callState) record(level zerolog.Level, source string, msg []byte) {
 		n = granted
 	}
 	t.records++
-	text := string(msg)
+	var text string
 	if n < len(msg) {
 		for n > 0 && !utf8.RuneStart(msg[n]) {
 			n--
 		}
 		t.droppedBytes += len(msg) - n
 		text = string(msg[:n]) + truncMarker
+	} else {
+		text = string(msg)
 	}
 	t.bytes += n
 	cs.log.WithLevel(level).Str("command", cs.command).Str("source", source).Msg(text)
