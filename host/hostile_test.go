@@ -266,3 +266,20 @@ func TestDroppedCountsExact(t *testing.T) {
 		t.Errorf("%d records logged, want 10", n)
 	}
 }
+
+// TestGoGuestSleeps: a Go guest's time.Sleep, which its runtime turns into
+// poll_oneoff, sleeps for real and then returns.
+func TestGoGuestSleeps(t *testing.T) {
+	e := newEnv(t)
+	inst := e.instance(t, "wasisleeper", NewMemServices(), InstanceSpec{})
+	if err := inst.Warm(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if got := mustExec[string](t, inst, "sleep", map[string]int{"ms": 80}); got != "slept" {
+		t.Errorf("sleep returned %q", got)
+	}
+	if took := time.Since(start); took < 80*time.Millisecond || took > 80*time.Millisecond+hostileSlack {
+		t.Errorf("time.Sleep(80ms) took %s", took)
+	}
+}
