@@ -118,11 +118,11 @@ func (cs *callState) record(level zerolog.Level, source string, msg []byte) {
 func (cs *callState) writeStream(now time.Time, fd int, p []byte) {
 	for len(p) > 0 {
 		if cs.muted(now) {
-			cs.lines[fd] = cs.lines[fd][:0]
 			if fd == 2 {
 				cs.watchPanic(p)
 			}
-			cs.drop(now, 0, len(p))
+			cs.drop(now, 0, len(cs.lines[fd])+len(p))
+			cs.lines[fd] = cs.lines[fd][:0]
 			return
 		}
 		i := bytes.IndexByte(p, '\n')
