@@ -216,16 +216,40 @@ func Normalize(e *Error) *Error {
 	return &out
 }
 
+// FromGuest reports whether a guest may put k in an envelope (SPEC.md §5.1).
+// The other kinds are the host's: it produces them for faults it detects.
+func (k ErrorKind) FromGuest() bool { return guestKinds[k] }
+
+var guestKinds = map[ErrorKind]bool{
+	KindNotImplemented: true, KindRateLimited: true, KindSkipUpdate: true,
+	KindBadRequest: true, KindFailed: true,
+}
+
+// NormalizeGuest normalizes the error of a guest's envelope. A kind the guest
+// may not produce (a host kind such as timeout or trap, or an unknown one)
+// becomes failed, its message prefixed with "guest reported kind K: ", so
+// that a guest cannot pass its own failure off as a fault the host detected;
+// then Normalize applies the sentinel rule.
+func NormalizeGuest(e *Error) *Error {
+	if e == nil || e.Kind.FromGuest() {
+		return Normalize(e)
+	}
+	msg := "guest reported kind " + string(e.Kind)
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	return Normalize(&Error{Kind: KindFailed, Message: msg})
+}
+
 // Envelope is what every entry point and RPC host function returns: exactly
-// one of Result or Error is set. A null or absent result with no error is a
-// successful empty result.
+// one of Result or Error is set. A null result is a successful empty result.
 type Envelope struct {
 	Result json.RawMessage `json:"result,omitempty"`
 	Error  *Error          `json:"error,omitempty"`
 }
 
-// DecodeEnvelope parses an envelope strictly: it must be a JSON object, may
-// not carry both result and error, and an error needs a kind.
+// DecodeEnvelope parses an envelope strictly: it must be a JSON object with
+// exactly one member, result or error, and an error needs a kind.
 func DecodeEnvelope(b []byte) (Envelope, error) {
 	// Members are checked first: a bare null or an object with a misspelt
 	// member would otherwise decode as an empty success.
@@ -241,13 +265,19 @@ func DecodeEnvelope(b []byte) (Envelope, error) {
 			return Envelope{}, fmt.Errorf("malformed result envelope: unknown member %q", k)
 		}
 	}
+	switch len(members) {
+	case 0:
+		return Envelope{}, errors.New("malformed result envelope: no result or error member")
+	case 2:
+		return Envelope{}, errors.New("malformed result envelope: both result and error set")
+	}
 	var env Envelope
 	if err := json.Unmarshal(b, &env); err != nil {
 		return Envelope{}, fmt.Errorf("malformed result envelope: %w", err)
 	}
-	if env.Error != nil {
-		if len(env.Result) > 0 && string(env.Result) != "null" {
-			return Envelope{}, errors.New("malformed result envelope: both result and error set")
+	if _, ok := members["error"]; ok {
+		if env.Error == nil {
+			return Envelope{}, errors.New("malformed result envelope: error is null")
 		}
 		if env.Error.Kind == "" {
 			return Envelope{}, errors.New("malformed result envelope: error without kind")

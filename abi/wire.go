@@ -211,6 +211,7 @@ type Limits struct {
 	CallTimeoutMS int64  `json:"call_timeout_ms"`
 	OutputBytes   int    `json:"output_bytes"`
 	LogBytes      int    `json:"log_bytes"`
+	LogRecords    int    `json:"log_records"`
 	StackBytes    int    `json:"stack_bytes"`
 	HTTPBodyBytes int    `json:"http_body_bytes"`
 }

@@ -109,7 +109,7 @@ func TestHTTPRequestEgress(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := rpcCall(t, inst, abi.ImportHTTPRequest, tt.req)
-			wantCallError(t, err, tt.kind, tt.want)
+			wantRelayed(t, err, tt.kind, tt.want)
 		})
 	}
 }

@@ -27,8 +27,8 @@ func TestFaults(t *testing.T) {
 		{guest: "outputbomb", command: "bomb", kind: abi.KindOutputLimit, want: "output of 5242880 bytes exceeds the limit of 4194304"},
 		{guest: "badjson", command: "bad", kind: abi.KindABIViolation, want: "malformed result envelope"},
 		{guest: "sleeper", command: "sleep", limits: Limits{CallTimeout: 200 * time.Millisecond}, kind: abi.KindTimeout, want: "deadline exceeded"},
-		// time.Sleep is WASI poll_oneoff, which wazero does not interrupt: the
-		// call overruns its deadline by the rest of the sleep, then times out.
+		// time.Sleep is WASI poll_oneoff, which sleeps for real and ends the
+		// call at its deadline.
 		{guest: "wasisleeper", command: "sleep", args: map[string]int{"ms": 600}, limits: Limits{CallTimeout: 100 * time.Millisecond}, kind: abi.KindTimeout, want: "deadline exceeded"},
 		{guest: "abuse", command: "oob", kind: abi.KindABIViolation, want: "buffer_read(65532, 5): out of bounds"},
 		{guest: "abuse", command: "noout", kind: abi.KindABIViolation, want: "returned without calling output"},

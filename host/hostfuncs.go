@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -86,6 +87,8 @@ func hostOutput(ctx context.Context, mod api.Module, stack []uint64) {
 
 var logLevels = [...]zerolog.Level{abi.LogDebug: zerolog.DebugLevel, abi.LogInfo: zerolog.InfoLevel, abi.LogWarn: zerolog.WarnLevel, abi.LogError: zerolog.ErrorLevel}
 
+// hostLog logs one record. Empty messages count as records: a guest looping
+// on them meets the log budget like any other.
 func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 	cs := mustCall(ctx, abi.ImportLog)
 	level, ptr, n := uint32(stack[0]), uint32(stack[1]), uint32(stack[2])
@@ -93,18 +96,25 @@ func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 	if !ok {
 		cs.violate("%s(%d, %d): out of bounds of guest memory (%d bytes)", abi.ImportLog, ptr, n, mod.Memory().Size())
 	}
+	checkDone(ctx)
 	lvl := zerolog.InfoLevel
 	if level < uint32(len(logLevels)) {
 		lvl = logLevels[level]
 	}
-	cs.emit(lvl, "guest", string(b))
+	cs.record(lvl, "guest", b)
 }
 
-// hostSleep waits on a timer, the call's context (deadline) and the
-// instance's stop signal, so a sleeping guest never outlives its call.
+// hostSleep waits on a timer, the call's context and the instance's stop
+// signal. A stop request returns 1; a sleep that reaches the call's deadline
+// (or a canceled call) does not return to the guest: the call fails with
+// timeout (or canceled), as it would once the guest went on.
 func hostSleep(ctx context.Context, _ api.Module, stack []uint64) {
 	cs := mustCall(ctx, abi.ImportSleep)
 	ms := int64(stack[0])
+	if ms < 0 {
+		cs.violate("%s(%d): negative duration", abi.ImportSleep, ms)
+	}
+	checkDone(ctx)
 	var stop <-chan struct{}
 	if cs.inst != nil {
 		if cs.inst.stopped.Load() {
@@ -113,21 +123,20 @@ func hostSleep(ctx context.Context, _ api.Module, stack []uint64) {
 		}
 		stop = cs.inst.stop
 	}
-	if ms <= 0 {
+	if ms == 0 {
 		stack[0] = abi.SleepCompleted
 		return
 	}
-	t := time.NewTimer(time.Duration(ms) * time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		stack[0] = abi.SleepCompleted
-	case <-ctx.Done():
+	if !sleepFor(ctx, stop, time.Duration(min(ms, maxSleepMS))*time.Millisecond) {
 		stack[0] = abi.SleepInterrupted
-	case <-stop:
-		stack[0] = abi.SleepInterrupted
+		return
 	}
+	stack[0] = abi.SleepCompleted
 }
+
+// maxSleepMS keeps ms × time.Millisecond from overflowing; it is some 292
+// years, past any call's deadline.
+const maxSleepMS = math.MaxInt64 / int64(time.Millisecond)
 
 func hostShouldStop(ctx context.Context, _ api.Module, stack []uint64) {
 	cs := mustCall(ctx, abi.ImportShouldStop)
@@ -145,6 +154,7 @@ type rpcHandler func(ctx context.Context, cs *callState, req []byte) (any, error
 func rpc(name string, h rpcHandler) api.GoModuleFunc {
 	return func(ctx context.Context, mod api.Module, stack []uint64) {
 		cs := mustCall(ctx, name)
+		checkDone(ctx)
 		ptr, n := uint32(stack[0]), uint32(stack[1])
 		var env []byte
 		if uint64(n) > uint64(cs.lim.OutputBytes) {

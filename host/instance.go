@@ -24,6 +24,7 @@ type Instance struct {
 	egress []egressRule
 	client *http.Client
 	log    zerolog.Logger
+	logw   *logWindow // log budget per minute
 	// configure is the ConfigureRequest JSON. It holds secrets in clear and
 	// is never logged.
 	configure []byte
@@ -67,16 +68,18 @@ func (r *Runtime) NewInstance(_ context.Context, p *Plugin, spec InstanceSpec) (
 		ABIVersion: abi.Version, Instance: spec.Info, PluginVersion: p.Manifest.Version, Params: params,
 		Limits: abi.Limits{
 			MemoryBytes: lim.MemoryBytes, CallTimeoutMS: lim.CallTimeout.Milliseconds(), OutputBytes: lim.OutputBytes,
-			LogBytes: lim.LogBytes, StackBytes: int(r.cfg.StackBytes), HTTPBodyBytes: lim.HTTPBodyBytes,
+			LogBytes: lim.LogBytes, LogRecords: lim.LogRecords, StackBytes: int(r.cfg.StackBytes), HTTPBodyBytes: lim.HTTPBodyBytes,
 		},
 	})
 	if err != nil {
 		return nil, abi.Errorf(abi.KindBadRequest, "instance %q plugin %q: encode params: %v", spec.Info.Name, p.Label(), err)
 	}
+	log := r.cfg.Logger.With().Str("instance", spec.Info.Name).Str("plugin", p.Label()).Logger()
 	i := &Instance{
 		rt: r, p: p, spec: spec, lim: lim, egress: rules,
 		client:    newHTTPClient(r.transport, rules),
-		log:       r.cfg.Logger.With().Str("instance", spec.Info.Name).Str("plugin", p.Label()).Logger(),
+		log:       log,
+		logw:      newLogWindow(lim, log),
 		configure: conf,
 		tokens:    make(chan struct{}, lim.PoolSize),
 		done:      make(chan struct{}),
@@ -141,6 +144,7 @@ func (i *Instance) Close(ctx context.Context) error {
 	for _, mi := range idle {
 		i.discard(ctx, mi)
 	}
+	i.logw.close()
 	return err
 }
 
@@ -313,7 +317,7 @@ func (i *Instance) acquire(ctx context.Context) (*modInst, *abi.Error) {
 // fault or once the Instance is closed, and frees its slot.
 func (i *Instance) release(ctx context.Context, mi *modInst, discard bool) {
 	if mi != nil {
-		mi.cur, mi.staged = nil, nil
+		mi.staged = nil
 		i.mu.Lock()
 		if discard || i.closed {
 			i.mu.Unlock()

@@ -1,13 +1,10 @@
 package host
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 	"github.com/tetratelabs/wazero"
@@ -32,9 +29,7 @@ type modInst struct {
 	staged []byte
 	// callBuf backs the staged command and arguments, reused across calls.
 	callBuf []byte
-	// cur is the call being served; guest stdout/stderr goes to its log.
-	cur   *callState
-	stack [2]uint64
+	stack   [2]uint64
 }
 
 // memoryBytes returns the size of the instance's linear memory.
@@ -58,9 +53,12 @@ type callState struct {
 	// guest does next (output_limit, abi_violation).
 	fault *abi.Error
 
-	logUsed, logDropped int
-	lines               [3][]byte // partial stdout (1) and stderr (2) lines
-	panicLine           string
+	tally     logTally  // log records and bytes, logged and dropped
+	lines     [3][]byte // partial stdout (1) and stderr (2) lines
+	panicLine string
+	// stderrMidLine and panicBuf find panicLine once the log is muted.
+	stderrMidLine bool
+	panicBuf      []byte
 
 	fetch         bool
 	lastRun       map[string]any
@@ -86,87 +84,6 @@ func (cs *callState) setFault(e *abi.Error) {
 	}
 }
 
-const truncMarker = " …[log truncated]"
-
-// emit logs one guest message within the per-call log budget.
-func (cs *callState) emit(level zerolog.Level, source, msg string) {
-	left := cs.lim.LogBytes - cs.logUsed
-	if left <= 0 {
-		cs.logDropped += len(msg)
-		return
-	}
-	if len(msg) > left {
-		cs.logDropped += len(msg) - left
-		cut := left
-		for cut > 0 && !utf8.RuneStart(msg[cut]) {
-			cut--
-		}
-		msg = msg[:cut] + truncMarker
-	}
-	cs.logUsed += len(msg)
-	cs.log.WithLevel(level).Str("command", cs.command).Str("source", source).Msg(msg)
-}
-
-const maxLine = 4096
-
-// writeStream takes guest stdout/stderr bytes, logging whole lines. On
-// stderr it remembers the Go runtime's "panic: " or "fatal error: " line so
-// the call's error can name it.
-func (cs *callState) writeStream(fd int, p []byte) {
-	buf := append(cs.lines[fd], p...)
-	for {
-		i := bytes.IndexByte(buf, '\n')
-		if i < 0 {
-			break
-		}
-		cs.streamLine(fd, string(buf[:i]))
-		buf = buf[i+1:]
-	}
-	if len(buf) > maxLine {
-		cs.streamLine(fd, string(buf))
-		buf = buf[:0]
-	}
-	cs.lines[fd] = append(cs.lines[fd][:0], buf...)
-}
-
-func (cs *callState) streamLine(fd int, line string) {
-	level, source := zerolog.InfoLevel, "stdout"
-	if fd == 2 {
-		level, source = zerolog.WarnLevel, "stderr"
-		if cs.panicLine == "" && (strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ")) {
-			cs.panicLine = line
-		}
-	}
-	cs.emit(level, source, line)
-}
-
-// finish flushes partial output lines and reports dropped log bytes.
-func (cs *callState) finish() {
-	for fd := 1; fd <= 2; fd++ {
-		if len(cs.lines[fd]) > 0 {
-			cs.streamLine(fd, string(cs.lines[fd]))
-			cs.lines[fd] = nil
-		}
-	}
-	if cs.logDropped > 0 {
-		cs.log.Warn().Str("command", cs.command).Int("dropped_bytes", cs.logDropped).Int("limit_bytes", cs.lim.LogBytes).
-			Msg("guest log truncated: per-call log limit reached")
-	}
-}
-
-// guestStream routes a module instance's stdout or stderr to its current call.
-type guestStream struct {
-	mi *modInst
-	fd int
-}
-
-func (w *guestStream) Write(p []byte) (int, error) {
-	if cs := w.mi.cur; cs != nil {
-		cs.writeStream(w.fd, p)
-	}
-	return len(p), nil
-}
-
 // instantiate creates a module instance of p, runs _initialize and checks
 // connhost_abi_version. cs becomes its current call.
 func (p *Plugin) instantiate(ctx context.Context, cs *callState) (*modInst, *abi.Error) {
@@ -174,10 +91,10 @@ func (p *Plugin) instantiate(ctx context.Context, cs *callState) (*modInst, *abi
 		return nil, abi.Errorf(abi.KindMemoryLimit, "instantiate: module needs %d bytes of initial memory, limit is %d", need, cs.lim.MemoryBytes)
 	}
 	mi := &modInst{alloc: memlimit.New(cs.lim.MemoryBytes)}
-	mi.cur, cs.mi = cs, mi
-	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().
-		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader).
-		WithStdout(&guestStream{mi: mi, fd: 1}).WithStderr(&guestStream{mi: mi, fd: 2})
+	cs.mi = mi
+	// Clocks, randomness and stdout/stderr are the host's own WASI functions
+	// (wasi.go), which reach the call through the context.
+	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
 	ictx := experimental.WithMemoryAllocator(context.WithValue(ctx, callKey{}, cs), mi.alloc)
 	mi.alloc.Enter()
 	defer mi.alloc.Exit()
@@ -213,7 +130,6 @@ func (p *Plugin) instantiate(ctx context.Context, cs *callState) (*modInst, *abi
 // after which the module instance must not be reused.
 func (cs *callState) invoke(ctx context.Context, fn api.Function, export string, params ...uint64) (res json.RawMessage, e *abi.Error, discard bool) {
 	mi := cs.mi
-	mi.cur = cs
 	cs.output, cs.outputCalls, cs.fault = nil, 0, nil
 	copy(mi.stack[:], params)
 	mi.alloc.Enter()
@@ -242,7 +158,7 @@ func (cs *callState) invoke(ctx context.Context, fn api.Function, export string,
 		return nil, abi.Errorf(abi.KindABIViolation, "%s: %v", export, err), true
 	}
 	if env.Error != nil {
-		return nil, abi.Normalize(env.Error), false
+		return nil, abi.NormalizeGuest(env.Error), false
 	}
 	return env.Result, nil, false
 }

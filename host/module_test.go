@@ -6,7 +6,8 @@ import (
 	"github.com/connhost/connhost/abi"
 )
 
-// TestDecodeEnvelope covers the compact fast path and the strict fallback.
+// TestDecodeEnvelope covers the compact fast path and the strict fallback:
+// an envelope has exactly one member.
 func TestDecodeEnvelope(t *testing.T) {
 	tests := []struct {
 		in     string
@@ -18,7 +19,9 @@ func TestDecodeEnvelope(t *testing.T) {
 		{in: `{"result":null}`, result: `null`},
 		{in: `{"result":{"a":[1,2]}}`, result: `{"a":[1,2]}`},
 		{in: ` { "result" : 1 } `, result: `1`},
-		{in: `{}`},
+		{in: `{}`, bad: true},
+		{in: `{"result":null,"error":{"kind":"failed"}}`, bad: true},
+		{in: `{"error":null}`, bad: true},
 		{in: `{"error":{"kind":"failed","message":"x"}}`, kind: abi.KindFailed},
 		{in: `{"result":1,"error":{"kind":"failed"}}`, bad: true},
 		{in: `{"result":1}x`, bad: true},

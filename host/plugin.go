@@ -104,7 +104,7 @@ func hostFunctions(ctx context.Context) (map[string]map[string]funcSig, error) {
 // instantiateHostModules instantiates WASI, connhost_v1 and the guard's
 // check function in wr.
 func instantiateHostModules(ctx context.Context, wr wazero.Runtime, stackBytes uint32) error {
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, wr); err != nil {
+	if err := instantiateWASI(ctx, wr); err != nil {
 		return fmt.Errorf("instantiate WASI: %w", err)
 	}
 	if err := instantiateHostModule(ctx, wr); err != nil {

@@ -67,6 +67,19 @@ type Limits struct {
 	LogBytes      int           // default 64 KiB per call (guest log + stdout/stderr), then truncated with a marker
 	HTTPBodyBytes int           // default 8 MiB, http_request response body cap
 	PoolSize      int           // max warm module instances per Instance; default 4
+
+	// LogRecords bounds the log records of one call: log host function
+	// calls and stdout/stderr lines, empty ones included. Default 1,000.
+	// Records over it, or over LogBytes, are dropped and counted, and the
+	// call ends with one line saying how many. A long-running execution
+	// never ends, so it is bounded by the per-minute budgets alone.
+	LogRecords int
+	// LogRecordsPerMinute and LogBytesPerMinute bound the log records and
+	// bytes of the whole Instance (all its module instances and calls) per
+	// one-minute window. Defaults 10,000 records and 1 MiB. What goes over
+	// is dropped and counted, with one line per window.
+	LogRecordsPerMinute int
+	LogBytesPerMinute   int
 }
 
 // Default limits, applied to zero fields of Limits.
@@ -77,6 +90,10 @@ const (
 	DefaultLogBytes      = 64 << 10
 	DefaultHTTPBodyBytes = 8 << 20
 	DefaultPoolSize      = 4
+
+	DefaultLogRecords          = 1000
+	DefaultLogRecordsPerMinute = 10000
+	DefaultLogBytesPerMinute   = 1 << 20
 )
 
 // withDefaults returns l with zero fields set to their defaults.
@@ -98,6 +115,15 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.PoolSize <= 0 {
 		l.PoolSize = DefaultPoolSize
+	}
+	if l.LogRecords <= 0 {
+		l.LogRecords = DefaultLogRecords
+	}
+	if l.LogRecordsPerMinute <= 0 {
+		l.LogRecordsPerMinute = DefaultLogRecordsPerMinute
+	}
+	if l.LogBytesPerMinute <= 0 {
+		l.LogBytesPerMinute = DefaultLogBytesPerMinute
 	}
 	return l
 }

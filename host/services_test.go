@@ -43,10 +43,10 @@ func TestContextConflictThroughGuest(t *testing.T) {
 	wg.Wait()
 	wins, conflicts := 0, 0
 	for _, err := range errs {
-		switch abi.KindOf(err) {
-		case "":
+		switch {
+		case err == nil:
 			wins++
-		case abi.KindConflict:
+		case abi.KindOf(err) == abi.KindFailed && strings.Contains(err.Error(), "guest reported kind conflict: "):
 			conflicts++
 		default:
 			t.Errorf("unexpected error: %v", err)
@@ -69,6 +69,21 @@ func rpcCall(t *testing.T, inst *Instance, name string, req any) (json.RawMessag
 		t.Fatal(err)
 	}
 	return exec1(t, inst, "rpc", map[string]any{"name": name, "req": json.RawMessage(raw)})
+}
+
+// wantRelayed checks err is the failure of a guest that passed on the error
+// envelope of a host function: a kind only the host produces arrives as
+// failed, naming the kind the host gave (SPEC §5.1).
+func wantRelayed(t *testing.T, err error, kind abi.ErrorKind, want string) *CallError {
+	t.Helper()
+	if kind.FromGuest() {
+		return wantCallError(t, err, kind, want)
+	}
+	ce := wantCallError(t, err, abi.KindFailed, want)
+	if !strings.Contains(ce.Err.Message, "guest reported kind "+string(kind)+": ") {
+		t.Fatalf("error %q does not name the relayed kind %s", ce.Err.Message, kind)
+	}
+	return ce
 }
 
 // TestCacheTTLThroughGuest: a cache entry is found until its TTL passes.
@@ -112,7 +127,8 @@ func TestCacheTTLThroughGuest(t *testing.T) {
 }
 
 // TestRPCErrorsThroughGuest: typed errors of services and request checks
-// reach the guest with their kind.
+// reach the guest with their kind; the guest passing them on cannot report
+// a host kind as its own.
 func TestRPCErrorsThroughGuest(t *testing.T) {
 	e := newEnv(t)
 	inst := e.instance(t, "probe", NewMemServices(), InstanceSpec{})
@@ -130,7 +146,7 @@ func TestRPCErrorsThroughGuest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		_, err := rpcCall(t, inst, tt.name, tt.req)
-		wantCallError(t, err, tt.kind, tt.want)
+		wantRelayed(t, err, tt.kind, tt.want)
 	}
 	if st := inst.Stats(); st.Discarded != 0 {
 		t.Errorf("guest-visible errors discarded module instances: %+v", st)
@@ -199,7 +215,7 @@ func TestSecretsNotLogged(t *testing.T) {
 	_, err := exec1(t, inst, "fail", map[string]string{"msg": "remote said no"})
 	wantCallError(t, err, abi.KindFailed, "remote said no")
 	_, err = rpcCall(t, inst, abi.ImportHTTPRequest, abi.HTTPRequest{Method: "GET", URL: "https://denied.example.org/?key=" + secret, Headers: map[string][]string{"Authorization": {secret}}})
-	ce := wantCallError(t, err, abi.KindDenied, `host "denied.example.org" is not on the egress allow-list`)
+	ce := wantRelayed(t, err, abi.KindDenied, `host "denied.example.org" is not on the egress allow-list`)
 	if strings.Contains(ce.Error(), secret) {
 		t.Errorf("error carries the secret: %v", ce)
 	}
@@ -246,7 +262,7 @@ func TestGuestSeesItsLimits(t *testing.T) {
 	lim := Limits{MemoryBytes: 48 << 20, CallTimeout: 7 * time.Second, OutputBytes: 1 << 20, LogBytes: 4096, HTTPBodyBytes: 1 << 22}
 	inst := e.instance(t, "probe", NewMemServices(), InstanceSpec{Limits: lim})
 	got := mustExec[abi.Limits](t, inst, "limits", nil)
-	want := abi.Limits{MemoryBytes: 48 << 20, CallTimeoutMS: 7000, OutputBytes: 1 << 20, LogBytes: 4096, StackBytes: DefaultStackBytes, HTTPBodyBytes: 1 << 22}
+	want := abi.Limits{MemoryBytes: 48 << 20, CallTimeoutMS: 7000, OutputBytes: 1 << 20, LogBytes: 4096, LogRecords: DefaultLogRecords, StackBytes: DefaultStackBytes, HTTPBodyBytes: 1 << 22}
 	if got != want {
 		t.Fatalf("guest limits %+v, want %+v", got, want)
 	}

@@ -44,22 +44,16 @@ func BadRequest(format string, args ...any) error {
 	return &abi.Error{Kind: abi.KindBadRequest, Message: fmt.Sprintf(format, args...)}
 }
 
-// guestKinds are the kinds a guest may put in an envelope (SPEC.md §5.1).
-var guestKinds = map[abi.ErrorKind]bool{
-	abi.KindNotImplemented: true, abi.KindRateLimited: true, abi.KindSkipUpdate: true,
-	abi.KindBadRequest: true, abi.KindFailed: true,
-}
-
 // toABIError turns a handler error into the error of an envelope. A typed
 // error keeps its kind (its message is the whole chain when wrapped, so
 // context added with %w is not lost); host-produced kinds that a handler
 // passes on, and plain errors, become failed.
 func toABIError(err error) *abi.Error {
-	if e, ok := err.(*abi.Error); ok && guestKinds[e.Kind] {
+	if e, ok := err.(*abi.Error); ok && e.Kind.FromGuest() {
 		return e
 	}
 	kind := abi.KindOf(err)
-	if !guestKinds[kind] {
+	if !kind.FromGuest() {
 		kind = abi.KindFailed
 	}
 	return &abi.Error{Kind: kind, Message: err.Error()}

@@ -57,14 +57,15 @@ func (h *Host) Warnf(format string, args ...any) { h.logf(abi.LogWarn, format, a
 func (h *Host) Errorf(format string, args ...any) { h.logf(abi.LogError, format, args) }
 
 // Sleep waits for d on the host. It returns true after the full time and
-// false when interrupted: the call's deadline passed, the host asked the
-// guest to stop, or ctx is done. Prefer it to time.Sleep, which the host
-// cannot interrupt.
+// false when the host asked the guest to stop or ctx is done. A sleep that
+// reaches the call's deadline does not return: the call fails with timeout.
+// Prefer it to time.Sleep, which a stop request does not interrupt. A
+// negative d sleeps not at all (the host refuses a negative sleep).
 func (h *Host) Sleep(ctx context.Context, d time.Duration) bool {
 	if ctx.Err() != nil {
 		return false
 	}
-	return h.imp.Sleep(ctx, d.Milliseconds()) == abi.SleepCompleted
+	return h.imp.Sleep(ctx, max(d, 0).Milliseconds()) == abi.SleepCompleted
 }
 
 // ShouldStop reports whether the host wants the current call (typically a

@@ -55,5 +55,7 @@ func hostLimits(l config.Limits) host.Limits {
 		CallTimeout: l.CallTimeout,
 		OutputBytes: l.OutputBytes,
 		PoolSize:    l.PoolSize,
+		LogBytes:    l.LogBytes, LogRecords: l.LogRecords,
+		LogRecordsPerMinute: l.LogRecordsPerMinute, LogBytesPerMinute: l.LogBytesPerMinute,
 	}
 }

@@ -172,6 +172,14 @@ type Limits struct {
 	OutputBytes int `koanf:"output_bytes" default:"4194304" help:"maximum size of a result envelope and of each host-function request, bytes"`
 	// PoolSize is the number of warm module instances per connector instance; default 4.
 	PoolSize int `koanf:"pool_size" default:"4" help:"maximum warm module instances per connector instance (1-1024)"`
+	// LogBytes caps the guest log bytes of one call; default 64 KiB.
+	LogBytes int `koanf:"log_bytes" default:"65536" help:"guest log bytes of one call (log host function and stdout/stderr); the rest is dropped and counted"`
+	// LogRecords caps the guest log records of one call; default 1000.
+	LogRecords int `koanf:"log_records" default:"1000" help:"guest log records of one call, empty ones included; the rest is dropped and counted"`
+	// LogRecordsPerMinute caps the guest log records of one instance per minute; default 10000.
+	LogRecordsPerMinute int `koanf:"log_records_per_minute" default:"10000" help:"guest log records of one connector instance per minute"`
+	// LogBytesPerMinute caps the guest log bytes of one instance per minute; default 1 MiB.
+	LogBytesPerMinute int `koanf:"log_bytes_per_minute" default:"1048576" help:"guest log bytes of one connector instance per minute"`
 	// StackKiB is the call-stack budget of one guest call; default 1024.
 	StackKiB int `koanf:"stack_kib" default:"1024" help:"call-stack budget of one guest call (estimated native frames), KiB (16-65536); past it the call fails with kind trap"`
 	// CompileTimeout bounds the compilation of one plugin; default 2m.
@@ -321,6 +329,20 @@ func (c *Config) problems() []problem {
 	}
 	if c.Limits.PoolSize < 1 || c.Limits.PoolSize > 1024 {
 		bad("limits.pool_size", "%d: want 1-1024", c.Limits.PoolSize)
+	}
+	for _, r := range []struct {
+		key      string
+		v        int
+		min, max int
+	}{
+		{"log_bytes", c.Limits.LogBytes, 256, 64 << 20},
+		{"log_records", c.Limits.LogRecords, 1, 1 << 20},
+		{"log_records_per_minute", c.Limits.LogRecordsPerMinute, 1, 1 << 24},
+		{"log_bytes_per_minute", c.Limits.LogBytesPerMinute, 256, 1 << 30},
+	} {
+		if r.v < r.min || r.v > r.max {
+			bad("limits."+r.key, "%d: want %d-%d", r.v, r.min, r.max)
+		}
 	}
 	if c.Limits.StackKiB < 16 || c.Limits.StackKiB > 65536 {
 		bad("limits.stack_kib", "%d: want 16-65536", c.Limits.StackKiB)

@@ -44,6 +44,7 @@ func TestDefaults(t *testing.T) {
 		Listen:   "127.0.0.1:8080",
 		CacheDir: filepath.Join("data", "cache", "wazero"),
 		Limits: Limits{MemoryMiB: 128, CallTimeout: 30 * time.Second, OutputBytes: 4 << 20, PoolSize: 4,
+			LogBytes: 64 << 10, LogRecords: 1000, LogRecordsPerMinute: 10000, LogBytesPerMinute: 1 << 20,
 			StackKiB: 1024, CompileTimeout: 2 * time.Minute, Module: ModuleLimits{
 				Bytes: 32 << 20, Types: 10000, Imports: 1000, Functions: 50000, FunctionBodyBytes: 1 << 20,
 				CodeBytes: 24 << 20, Locals: 10000, BlockDepth: 10000, Globals: 1000, Tables: 4,

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -164,7 +165,7 @@ func envelope(out []byte, err error) (json.RawMessage, *abi.Error) {
 		return nil, &abi.Error{Kind: abi.KindABIViolation, Message: err.Error()}
 	}
 	if env.Error != nil {
-		return nil, abi.Normalize(env.Error)
+		return nil, abi.NormalizeGuest(env.Error)
 	}
 	return env.Result, nil
 }
@@ -369,9 +370,10 @@ func (h *Host) Log(level int32, msg []byte) {
 }
 
 // Sleep implements sdk.Imports: it returns early, interrupted, on Stop or
-// when ctx is done.
+// when ctx is done. A huge ms is clamped rather than overflowing into an
+// immediate return.
 func (h *Host) Sleep(ctx context.Context, ms int64) int32 {
-	t := time.NewTimer(time.Duration(ms) * time.Millisecond)
+	t := time.NewTimer(time.Duration(min(ms, int64(math.MaxInt64/time.Millisecond))) * time.Millisecond)
 	defer t.Stop()
 	select {
 	case <-t.C:
