@@ -23,14 +23,15 @@ import (
 
 // Built once per test binary by TestMain.
 var (
-	binary    string               // the connhost binary
-	workDir   string               // scratch directory shared by the tests
-	cacheDir  = testenv.CacheDir() // wazero compilation cache shared by every run
-	echoWasm  string               // testdata/echo.wat, packed with testdata/echo.manifest.json
-	echoRaw   string               // testdata/echo.wat without a manifest
-	wrongABI  string               // testdata/wrongabi.wat, packed
-	tdWasm    string               // plugins/ticketdesk, packed; "" if it failed to build
-	tdBuildEr error
+	binary      string               // the connhost binary
+	workDir     string               // scratch directory shared by the tests
+	cacheDir    = testenv.CacheDir() // wazero compilation cache shared by every run
+	echoWasm    string               // testdata/echo.wat, packed with testdata/echo.manifest.json
+	spinnerWasm string               // testdata/spinner.wat, packed with testdata/spinner.manifest.json
+	echoRaw     string               // testdata/echo.wat without a manifest
+	wrongABI    string               // testdata/wrongabi.wat, packed
+	tdWasm      string               // plugins/ticketdesk, packed; "" if it failed to build
+	tdBuildEr   error
 )
 
 func TestMain(m *testing.M) {
@@ -58,10 +59,14 @@ func setup(m *testing.M) (int, error) {
 	echoRaw = filepath.Join(workDir, "echo.raw.wasm")
 	echoWasm = filepath.Join(workDir, "echo.wasm")
 	wrongRaw := filepath.Join(workDir, "wrongabi.raw.wasm")
+	spinnerRaw := filepath.Join(workDir, "spinner.raw.wasm")
+	spinnerWasm = filepath.Join(workDir, "spinner.wasm")
 	wrongABI = filepath.Join(workDir, "wrongabi.wasm")
 	for _, step := range [][]string{
 		{"wat2wasm", "testdata/echo.wat", "-o", echoRaw},
 		{"wat2wasm", "testdata/wrongabi.wat", "-o", wrongRaw},
+		{"wat2wasm", "testdata/spinner.wat", "-o", spinnerRaw},
+		{binary, "plugin", "pack", "--manifest", "testdata/spinner.manifest.json", "-o", spinnerWasm, spinnerRaw},
 		{binary, "plugin", "pack", "--manifest", "testdata/echo.manifest.json", "-o", echoWasm, echoRaw},
 		{binary, "plugin", "pack", "--manifest", "testdata/wrongabi.manifest.json", "-o", wrongABI, wrongRaw},
 	} {

@@ -55,11 +55,12 @@ func serveEnv(dataDir string) []string {
 		"CONNHOST_DATA_DIR=" + dataDir, "CONNHOST_LOG_FORMAT=json"}
 }
 
-// startServe starts the binary on dataDir and waits for its banner.
-func startServe(t *testing.T, dataDir string) *serveProc {
+// startServe starts the binary on dataDir, with env added to serveEnv's,
+// and waits for its banner.
+func startServe(t *testing.T, dataDir string, env ...string) *serveProc {
 	t.Helper()
 	cmd := exec.Command(binary, "serve", "--listen", "127.0.0.1:0")
-	cmd.Env = serveEnv(dataDir)
+	cmd.Env = append(serveEnv(dataDir), env...)
 	p := &serveProc{cmd: cmd, stderr: &lockedBuffer{}, waited: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	out, err := cmd.StdoutPipe()
@@ -291,6 +292,40 @@ func TestServeGracefulShutdown(t *testing.T) {
 	}
 	// With the server gone the lock is free again.
 	check(t, connhost(t, serveEnv(dir), "apikey", "list"), exitOK, []string{"bootstrap"}, nil)
+}
+
+// TestServeShutdownStopsSpinningGuest: a guest spinning without host calls
+// cannot hold the server past server.shutdown_timeout, however long its
+// call timeout.
+func TestServeShutdownStopsSpinningGuest(t *testing.T) {
+	dir := t.TempDir()
+	check(t, connhost(t, serveEnv(dir), "plugin", "install", spinnerWasm), exitOK, []string{"installed spinner@1.0.0"}, nil)
+	p := startServe(t, dir, "CONNHOST_SERVER_SHUTDOWN_TIMEOUT=1s", "CONNHOST_LIMITS_CALL_TIMEOUT=10m")
+	status, body, err := call(p.url, p.key, "POST", "/api/v1/instances", map[string]any{"name": "spin", "plugin": "spinner", "enabled": true})
+	if err != nil || status != http.StatusCreated {
+		t.Fatalf("create instance: %d %s %v", status, body, err)
+	}
+	go func() {
+		_, _, _ = call(p.url, p.key, "POST", "/api/v1/instances/spin/execute", map[string]any{"command": "spin"})
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(p.stderr.String(), `"message":"spinning"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the guest never started spinning; stderr:\n%s", p.stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("serve exited %d after SIGTERM; stderr:\n%s", code, p.stderr)
+	}
+	// The shutdown timeout, then closing the store; nowhere near 10 minutes.
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("serve took %v to stop with a spinning call and a 1s shutdown timeout", took)
+	}
 }
 
 // TestAPIKeyAndInstallCLI runs the maintenance commands against one data
