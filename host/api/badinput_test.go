@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/connhost/connhost/host/api"
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/store"
 )
 
@@ -50,7 +51,7 @@ func TestBadInput(t *testing.T) {
 		body        any
 		contentType string
 		status      int
-		short       string
+		short       apitypes.ErrorCode
 		detail      []string
 	}{
 		{name: "unknown plugin", method: "POST", path: "/api/v1/instances",

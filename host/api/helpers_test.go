@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/connhost/connhost/host/api"
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/service"
 	"github.com/connhost/connhost/internal/testenv"
 )
@@ -51,9 +52,9 @@ func (r response) decode(t testing.TB, v any) {
 	testenv.Response{Status: r.status, Body: r.body}.Decode(t, v)
 }
 
-func (r response) errBody(t testing.TB) api.ErrorBody {
+func (r response) errBody(t testing.TB) apitypes.Error {
 	t.Helper()
-	var b api.ErrorBody
+	var b apitypes.Error
 	r.decode(t, &b)
 	return b
 }
