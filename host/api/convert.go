@@ -1,6 +1,9 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
+
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/mirror"
@@ -90,6 +93,14 @@ func instanceOut(v service.InstanceView) apitypes.Instance {
 func longRunningOut(s service.LongRunningStatus) apitypes.LongRunningStatus {
 	return apitypes.LongRunningStatus{Supervised: s.Supervised, Running: s.Running, Restarts: s.Restarts,
 		LastError: s.LastError, Started: s.Started, Health: healthOut(s.Health)}
+}
+
+// resultOut leaves out a command result of null, as every absent value.
+func resultOut(r json.RawMessage) json.RawMessage {
+	if bytes.Equal(bytes.TrimSpace(r), []byte("null")) {
+		return nil
+	}
+	return r
 }
 
 func fetchOut(s service.FetchSummary) apitypes.FetchResult {

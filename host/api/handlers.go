@@ -143,7 +143,7 @@ func (s *Server) execute(c echo.Context) error {
 		body.EntryID = res.EntryID
 		return &apiError{status, body}
 	}
-	return c.JSON(http.StatusOK, apitypes.ExecuteResult{Result: res.Result, EntryID: res.EntryID})
+	return c.JSON(http.StatusOK, apitypes.ExecuteResult{Result: resultOut(res.Result), EntryID: res.EntryID})
 }
 
 func (s *Server) fetch(c echo.Context) error {

@@ -34,7 +34,7 @@ type env struct {
 // newEnv starts a fresh server. opts may adjust the API options.
 func newEnv(t testing.TB, opts func(*api.Options)) *env {
 	t.Helper()
-	s := testenv.NewServer(t, testenv.ServerOptions{API: opts})
+	s := newServer(t, testenv.ServerOptions{API: opts})
 	return &env{t: t, s: s, svc: s.Service, srv: s.API, http: s.HTTP, key: s.Key, logs: s.Logs}
 }
 

@@ -34,7 +34,7 @@ type ihServer struct {
 
 func newIHServer(t *testing.T, limits host.Limits) *ihServer {
 	t.Helper()
-	s := &ihServer{t: t, Server: testenv.NewServer(t, testenv.ServerOptions{Service: func(o *service.Options) {
+	s := &ihServer{t: t, Server: newServer(t, testenv.ServerOptions{Service: func(o *service.Options) {
 		o.Limits = limits
 		o.LongRunning = service.LongRunningOptions{
 			Supervisor:       supervisor.Config{MinBackoff: 30 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},

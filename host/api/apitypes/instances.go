@@ -101,9 +101,9 @@ type ExecuteRequest struct {
 // ExecuteResult is a command's result and, with an incident, its entry.
 type ExecuteResult struct {
 	// Result is the command's result: any JSON, conventionally
-	// CommandResults (a FetchSummary for fetch-incidents); null when the
-	// command returned nothing.
-	Result json.RawMessage `json:"result"`
+	// CommandResults (a FetchSummary for fetch-incidents). Absent when the
+	// command returned nothing (or null).
+	Result json.RawMessage `json:"result,omitempty"`
 	// EntryID is the war-room entry that recorded the result.
 	EntryID string `json:"entryId,omitempty"`
 }
