@@ -24,6 +24,7 @@ import (
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
 	"github.com/connhost/connhost/host/api"
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/secrets"
 	"github.com/connhost/connhost/host/service"
 	"github.com/connhost/connhost/host/signing"
@@ -188,9 +189,7 @@ func TestHotSwapUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d calls, by version %v", calls.Load(), answered)
 
-	var detail struct {
-		Versions []service.PluginInfo `json:"versions"`
-	}
+	var detail apitypes.PluginDetail
 	srv.Must(http.StatusOK, http.MethodGet, "/api/v1/plugins/goecho", nil).Decode(t, &detail)
 	for _, v := range detail.Versions {
 		if v.Current != (v.Version == oldVersion) || v.InstalledBy != "apikey:test" {
