@@ -72,6 +72,10 @@ func healthOut(h store.ModuleHealth) apitypes.ModuleHealth {
 }
 
 func instanceIn(in apitypes.InstanceInput) service.InstanceInput {
+	return instancePatchIn(apitypes.InstancePatch(in))
+}
+
+func instancePatchIn(in apitypes.InstancePatch) service.InstanceInput {
 	out := service.InstanceInput{Name: in.Name, Plugin: in.Plugin, Version: in.Version, Enabled: in.Enabled, Params: in.Params}
 	if in.Settings != nil {
 		st := settingsIn(*in.Settings)

@@ -86,11 +86,11 @@ func (s *Server) getInstance(c echo.Context) error {
 }
 
 func (s *Server) updateInstance(c echo.Context) error {
-	var in apitypes.InstanceInput
+	var in apitypes.InstancePatch
 	if err := s.decode(c, &in, false); err != nil {
 		return err
 	}
-	v, err := s.svc.UpdateInstance(ctx(c), c.Param("name"), instanceIn(in))
+	v, err := s.svc.UpdateInstance(ctx(c), c.Param("name"), instancePatchIn(in))
 	if err != nil {
 		return err
 	}

@@ -43,18 +43,32 @@ type ModuleHealth struct {
 	Updated time.Time `json:"updated,omitzero"`
 }
 
-// InstanceInput creates (POST, which needs name and plugin) or changes
-// (PATCH, only the fields given) an instance.
+// InstanceInput is the body of POST /instances: a new instance.
 type InstanceInput struct {
-	Name   string `json:"name,omitempty"`
-	Plugin string `json:"plugin,omitempty"`
-	// Version pins a plugin version; "" follows the current one.
+	Name   string `json:"name"`
+	Plugin string `json:"plugin"`
+	// Version pins a plugin version; absent or "" follows the current one.
 	Version *string `json:"version,omitempty"`
 	// Enabled starts the instance; a new instance is disabled unless it
 	// says true.
 	Enabled *bool `json:"enabled,omitempty" jsonschema:"default=false"`
 	// Params are parameter values by name, checked against the manifest.
-	// On PATCH they are merged into the stored ones: a param set to null is
+	Params   map[string]any `json:"params,omitempty"`
+	Settings *Settings      `json:"settings,omitempty"`
+}
+
+// InstancePatch is the body of PATCH /instances/{name}: only the fields
+// given change.
+type InstancePatch struct {
+	// Name, if given, must be the instance's: renaming is not supported.
+	Name string `json:"name,omitempty"`
+	// Plugin, if given, must be the instance's plugin.
+	Plugin string `json:"plugin,omitempty"`
+	// Version pins a plugin version; "" follows the current one.
+	Version *string `json:"version,omitempty"`
+	// Enabled starts or stops the instance.
+	Enabled *bool `json:"enabled,omitempty"`
+	// Params are merged into the stored ones: a param set to null is
 	// removed, a secret left out keeps its value.
 	Params map[string]any `json:"params,omitempty"`
 	// Settings replace the stored settings.

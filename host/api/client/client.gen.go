@@ -722,26 +722,47 @@ type Instance struct {
 	Version string `json:"version"`
 }
 
-// InstanceInput InstanceInput creates (POST, which needs name and plugin) or changes (PATCH, only the fields given) an instance.
+// InstanceInput InstanceInput is the body of POST /instances: a new instance.
 type InstanceInput struct {
 	// Enabled Enabled starts the instance; a new instance is disabled unless it says true.
-	Enabled *bool   `json:"enabled,omitempty"`
-	Name    *string `json:"name,omitempty"`
+	Enabled *bool  `json:"enabled,omitempty"`
+	Name    string `json:"name"`
 
-	// Params Params are parameter values by name, checked against the manifest. On PATCH they are merged into the stored ones: a param set to null is removed, a secret left out keeps its value.
+	// Params Params are parameter values by name, checked against the manifest.
 	Params *map[string]interface{} `json:"params,omitempty"`
-	Plugin *string                 `json:"plugin,omitempty"`
+	Plugin string                  `json:"plugin"`
 
-	// Settings Settings replace the stored settings.
+	// Settings Settings are an instance's operator settings: XSOAR's instance fields (fetching, mirroring) and connhost's sandbox limits.
 	Settings *Settings `json:"settings,omitempty"`
 
-	// Version Version pins a plugin version; "" follows the current one.
+	// Version Version pins a plugin version; absent or "" follows the current one.
 	Version *string `json:"version,omitempty"`
 }
 
 // InstanceList InstanceList is every instance.
 type InstanceList struct {
 	Instances []Instance `json:"instances"`
+}
+
+// InstancePatch InstancePatch is the body of PATCH /instances/{name}: only the fields given change.
+type InstancePatch struct {
+	// Enabled Enabled starts or stops the instance.
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// Name Name, if given, must be the instance's: renaming is not supported.
+	Name *string `json:"name,omitempty"`
+
+	// Params Params are merged into the stored ones: a param set to null is removed, a secret left out keeps its value.
+	Params *map[string]interface{} `json:"params,omitempty"`
+
+	// Plugin Plugin, if given, must be the instance's plugin.
+	Plugin *string `json:"plugin,omitempty"`
+
+	// Settings Settings replace the stored settings.
+	Settings *Settings `json:"settings,omitempty"`
+
+	// Version Version pins a plugin version; "" follows the current one.
+	Version *string `json:"version,omitempty"`
 }
 
 // Label Label is an incident label.
@@ -1102,7 +1123,7 @@ type AddEntryJSONRequestBody = EntryInput
 type CreateInstanceJSONRequestBody = InstanceInput
 
 // UpdateInstanceJSONRequestBody defines body for UpdateInstance for application/json ContentType.
-type UpdateInstanceJSONRequestBody = InstanceInput
+type UpdateInstanceJSONRequestBody = InstancePatch
 
 // PutContextJSONRequestBody defines body for PutContext for application/json ContentType.
 type PutContextJSONRequestBody = ContextInput

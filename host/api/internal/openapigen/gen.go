@@ -39,6 +39,7 @@ var components = []component{
 	{"Settings", apitypes.Settings{}},
 	{"ModuleHealth", apitypes.ModuleHealth{}},
 	{"InstanceInput", apitypes.InstanceInput{}},
+	{"InstancePatch", apitypes.InstancePatch{}},
 	{"Instance", apitypes.Instance{}},
 	{"InstanceList", apitypes.InstanceList{}},
 	{"ExecuteRequest", apitypes.ExecuteRequest{}},
