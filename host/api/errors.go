@@ -33,8 +33,7 @@ func apiErr(status int, code apitypes.ErrorCode, format string, args ...any) *ap
 	return &apiError{status, apitypes.Error{Error: code, Detail: fmt.Sprintf(format, args...)}}
 }
 
-// sentinels maps the service's sentinel errors to responses, first match
-// first: ErrInvalidArguments is also ErrInvalid.
+// sentinels maps the service's sentinel errors to responses.
 var sentinels = []struct {
 	target error
 	status int

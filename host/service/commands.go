@@ -29,9 +29,9 @@ type ExecuteResult struct {
 }
 
 // ErrInvalidArguments wraps the refusal of a command's arguments: a
-// required argument missing, or one the command does not declare. It is
-// also ErrInvalid; the API answers it 422, as when the plugin refuses them.
-var ErrInvalidArguments = fmt.Errorf("%w: invalid arguments", ErrInvalid)
+// required argument missing, or one the command does not declare. The API
+// answers it 422, as when the plugin itself refuses them.
+var ErrInvalidArguments = errors.New("invalid arguments")
 
 // FetchSummary is what a fetch-incidents run stored: the ids of the
 // incidents it created and how many the plugin returned.
