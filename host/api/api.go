@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/service"
 )
 
@@ -148,17 +149,17 @@ func (s *Server) routes() {
 }
 
 func (s *Server) livez(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	return c.JSON(http.StatusOK, apitypes.Status{Status: "ok"})
 }
 
 func (s *Server) readyz(c echo.Context) error {
 	switch {
 	case s.draining.Load():
-		return apiErr(http.StatusServiceUnavailable, "not ready", "the server is shutting down")
+		return apiErr(http.StatusServiceUnavailable, apitypes.CodeNotReady, "the server is shutting down")
 	case !s.svc.Ready():
-		return apiErr(http.StatusServiceUnavailable, "not ready", "the service is starting or shutting down")
+		return apiErr(http.StatusServiceUnavailable, apitypes.CodeNotReady, "the service is starting or shutting down")
 	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	return c.JSON(http.StatusOK, apitypes.Status{Status: "ready"})
 }
 
 func (s *Server) serveMetrics(c echo.Context) error {
@@ -175,7 +176,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		h := c.Request().Header.Get(echo.HeaderAuthorization)
 		token, ok := bearer(h)
 		if !ok {
-			return apiErr(http.StatusUnauthorized, "unauthorized", "missing API key: send Authorization: Bearer <key>")
+			return apiErr(http.StatusUnauthorized, apitypes.CodeUnauthorized, "missing API key: send Authorization: Bearer <key>")
 		}
 		k, err := s.svc.Authenticate(c.Request().Context(), token)
 		if err != nil {

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/connhost/connhost/host/api"
-	"github.com/connhost/connhost/store"
+	"github.com/connhost/connhost/host/api/apitypes"
 )
 
 // TestBadInput sends one bad request per case and checks the 4xx JSON
@@ -18,7 +18,7 @@ func TestBadInput(t *testing.T) {
 	e.install("ticketdesk")
 	good := map[string]any{"url": "http://127.0.0.1:1", "api_key": "k-123"}
 	e.must(http.StatusCreated, "POST", "/api/v1/instances", map[string]any{"name": "td", "plugin": "ticketdesk", "params": good})
-	var inc store.Incident
+	var inc apitypes.Incident
 	e.must(http.StatusCreated, "POST", "/api/v1/incidents", map[string]any{"name": "existing"}).decode(t, &inc)
 
 	// snapshot is everything the API can list; a rejected request must
@@ -50,7 +50,7 @@ func TestBadInput(t *testing.T) {
 		body        any
 		contentType string
 		status      int
-		short       string
+		short       apitypes.ErrorCode
 		detail      []string
 	}{
 		{name: "unknown plugin", method: "POST", path: "/api/v1/instances",
@@ -74,6 +74,13 @@ func TestBadInput(t *testing.T) {
 			status: 400, short: "invalid JSON", detail: []string{`unknown field "colour"`}},
 		{name: "field of the wrong JSON type", method: "POST", path: "/api/v1/incidents", body: `{"name": 5}`,
 			status: 400, short: "invalid JSON", detail: []string{`field "name"`, "want string", "got number"}},
+		{name: "object field of the wrong JSON type", method: "POST", path: "/api/v1/instances",
+			body:   map[string]any{"name": "x", "plugin": "ticketdesk", "params": params(), "settings": 5},
+			status: 400, short: "invalid JSON", detail: []string{`field "settings"`, "want object", "got number"}},
+		{name: "list field of the wrong JSON type", method: "PATCH", path: "/api/v1/incidents/" + inc.ID, body: `{"labels": {}}`,
+			status: 400, short: "invalid JSON", detail: []string{`field "labels"`, "want array", "got object"}},
+		{name: "enumeration field of the wrong JSON type", method: "POST", path: "/api/v1/incidents/" + inc.ID + "/entries",
+			body: `{"contents": "x", "type": "note"}`, status: 400, short: "invalid JSON", detail: []string{`field "type"`, "want integer", "got string"}},
 		{name: "trailing data", method: "POST", path: "/api/v1/incidents", body: `{"name": "a"} {"name": "b"}`,
 			status: 400, short: "invalid JSON", detail: []string{"unexpected data after the JSON value"}},
 		{name: "empty body", method: "POST", path: "/api/v1/users", body: "",

@@ -7,48 +7,54 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"runtime/debug"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/service"
 )
-
-// ErrorBody is the JSON body of every error response. Kind and EntryID are
-// set for command failures: the ABI error kind, and the war-room entry
-// that recorded the failure when the command ran for an incident.
-type ErrorBody struct {
-	Error   string        `json:"error"`
-	Detail  string        `json:"detail"`
-	Kind    abi.ErrorKind `json:"kind,omitempty"`
-	EntryID string        `json:"entryId,omitempty"`
-}
 
 // apiError is an error with its response already decided.
 type apiError struct {
 	status int
-	body   ErrorBody
+	body   apitypes.Error
 }
 
-func (e *apiError) Error() string { return e.body.Error + ": " + e.body.Detail }
+func (e *apiError) Error() string { return string(e.body.Error) + ": " + e.body.Detail }
 
-func apiErr(status int, short, format string, args ...any) *apiError {
-	return &apiError{status, ErrorBody{Error: short, Detail: fmt.Sprintf(format, args...)}}
+func apiErr(status int, code apitypes.ErrorCode, format string, args ...any) *apiError {
+	return &apiError{status, apitypes.Error{Error: code, Detail: fmt.Sprintf(format, args...)}}
+}
+
+// sentinels maps the service's sentinel errors to responses.
+var sentinels = []struct {
+	target error
+	status int
+	code   apitypes.ErrorCode
+}{
+	{service.ErrUnauthorized, http.StatusUnauthorized, apitypes.CodeUnauthorized},
+	{service.ErrShuttingDown, http.StatusServiceUnavailable, apitypes.CodeShuttingDown},
+	{service.ErrInvalidArguments, http.StatusUnprocessableEntity, apitypes.CodeInvalidArguments},
+	{service.ErrInvalid, http.StatusBadRequest, apitypes.CodeInvalidRequest},
+	{service.ErrNotFound, http.StatusNotFound, apitypes.CodeNotFound},
+	{service.ErrExists, http.StatusConflict, apitypes.CodeAlreadyExists},
+	{service.ErrConflict, http.StatusConflict, apitypes.CodeConflict},
 }
 
 // classify decides the status and body of an error returned by a handler.
-func classify(err error) (int, ErrorBody) {
+func classify(err error) (int, apitypes.Error) {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae.status, ae.body
 	}
-	var ce *host.CallError
-	var ke *abi.Error
-	if errors.As(err, &ce) || errors.As(err, &ke) {
+	if isCommandError(err) {
 		kind := abi.KindOf(err)
 		status := http.StatusBadGateway
 		switch kind {
@@ -57,32 +63,45 @@ func classify(err error) (int, ErrorBody) {
 		case abi.KindBadRequest:
 			status = http.StatusUnprocessableEntity
 		}
-		return status, ErrorBody{Error: "command failed", Kind: kind, Detail: err.Error()}
+		return status, apitypes.Error{Error: apitypes.CodeCommandFailed, Kind: kind, Detail: err.Error()}
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
-		return he.Code, ErrorBody{Error: strings.ToLower(http.StatusText(he.Code)), Detail: fmt.Sprint(he.Message)}
+		return he.Code, apitypes.Error{Error: echoCode(he.Code), Detail: fmt.Sprint(he.Message)}
 	}
-	for _, m := range []struct {
-		target error
-		status int
-		short  string
-	}{
-		{service.ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
-		{service.ErrShuttingDown, http.StatusServiceUnavailable, "shutting down"},
-		{service.ErrInvalid, http.StatusBadRequest, "invalid request"},
-		{service.ErrNotFound, http.StatusNotFound, "not found"},
-		{service.ErrExists, http.StatusConflict, "already exists"},
-		{service.ErrConflict, http.StatusConflict, "conflict"},
-	} {
+	for _, m := range sentinels {
 		if errors.Is(err, m.target) {
-			return m.status, ErrorBody{Error: m.short, Detail: err.Error()}
+			return m.status, apitypes.Error{Error: m.code, Detail: err.Error()}
 		}
 	}
-	return http.StatusInternalServerError, ErrorBody{Error: "internal error", Detail: err.Error()}
+	return http.StatusInternalServerError, apitypes.Error{Error: apitypes.CodeInternal, Detail: err.Error()}
 }
 
-// handleError is echo's error handler: every error becomes an ErrorBody.
+// isCommandError reports whether err is a plugin's failure to run a
+// command (as opposed to the server refusing to run it).
+func isCommandError(err error) bool {
+	var ce *host.CallError
+	var ke *abi.Error
+	return errors.As(err, &ce) || errors.As(err, &ke)
+}
+
+// echoCode is the code of an error echo itself raises: no route, or a
+// method the route does not take.
+func echoCode(status int) apitypes.ErrorCode {
+	switch {
+	case status == http.StatusNotFound:
+		return apitypes.CodeNotFound
+	case status == http.StatusMethodNotAllowed:
+		return apitypes.CodeMethodNotAllowed
+	case status == http.StatusRequestEntityTooLarge:
+		return apitypes.CodeRequestTooLarge
+	case status >= http.StatusInternalServerError:
+		return apitypes.CodeInternal
+	}
+	return apitypes.CodeInvalidRequest
+}
+
+// handleError is echo's error handler: every error becomes an apitypes.Error.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
@@ -108,7 +127,7 @@ func (s *Server) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 					panic(r)
 				}
 				s.log.Error().Str("route", c.Path()).Bytes("stack", debug.Stack()).Msgf("handler panic: %v", r)
-				err = apiErr(http.StatusInternalServerError, "internal error", "the handler panicked; see the server log")
+				err = apiErr(http.StatusInternalServerError, apitypes.CodeInternal, "the handler panicked; see the server log")
 			}
 		}()
 		return next(c)
@@ -127,13 +146,13 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 		return nil, tooLarge(limit)
 	}
 	if err != nil {
-		return nil, apiErr(http.StatusBadRequest, "bad request", "reading the request body: %v", err)
+		return nil, apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "reading the request body: %v", err)
 	}
 	return b, nil
 }
 
 func tooLarge(limit int64) *apiError {
-	return apiErr(http.StatusRequestEntityTooLarge, "request too large", "the request body exceeds the limit of %d bytes", limit)
+	return apiErr(http.StatusRequestEntityTooLarge, apitypes.CodeRequestTooLarge, "the request body exceeds the limit of %d bytes", limit)
 }
 
 // decode parses a JSON object body into v strictly: unknown fields,
@@ -148,15 +167,15 @@ func (s *Server) decode(c echo.Context, v any, optional bool) error {
 		if optional {
 			return nil
 		}
-		return apiErr(http.StatusBadRequest, "invalid JSON", "the request body is empty: want a JSON object")
+		return apiErr(http.StatusBadRequest, apitypes.CodeInvalidJSON, "the request body is empty: want a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return apiErr(http.StatusBadRequest, "invalid JSON", "%s", describeJSONError(err))
+		return apiErr(http.StatusBadRequest, apitypes.CodeInvalidJSON, "%s", describeJSONError(err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return apiErr(http.StatusBadRequest, "invalid JSON", "unexpected data after the JSON value at byte %d", dec.InputOffset())
+		return apiErr(http.StatusBadRequest, apitypes.CodeInvalidJSON, "unexpected data after the JSON value at byte %d", dec.InputOffset())
 	}
 	return nil
 }
@@ -169,30 +188,40 @@ func describeJSONError(err error) string {
 		return fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, se)
 	case errors.As(err, &te):
 		if te.Field == "" {
-			return fmt.Sprintf("want a JSON %s, got %s", jsonKind(te.Type.String()), te.Value)
+			return fmt.Sprintf("want a JSON %s, got %s", jsonKind(te.Type), te.Value)
 		}
-		return fmt.Sprintf("field %q: want %s, got %s", te.Field, jsonKind(te.Type.String()), te.Value)
+		return fmt.Sprintf("field %q: want %s, got %s", te.Field, jsonKind(te.Type), te.Value)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "malformed JSON: the body ends in the middle of a value"
 	}
 	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
-// jsonKind names a Go type as the JSON a client should send.
-func jsonKind(goType string) string {
-	switch {
-	case strings.HasPrefix(goType, "map[") || strings.HasPrefix(goType, "service.") || strings.HasPrefix(goType, "store.") || strings.HasPrefix(goType, "api."):
+// jsonKind names the JSON a client should send for a Go type, from its
+// kind: a type's name says nothing about its JSON.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == reflect.TypeFor[time.Time]() {
+		return "string (an RFC 3339 time)"
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
 		return "object"
-	case strings.HasPrefix(goType, "[]"):
+	case reflect.Slice, reflect.Array:
 		return "array"
-	case goType == "string":
+	case reflect.String:
 		return "string"
-	case goType == "bool":
+	case reflect.Bool:
 		return "boolean"
-	case strings.HasPrefix(goType, "int") || strings.HasPrefix(goType, "float") || strings.HasPrefix(goType, "abi."):
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "integer"
+	case reflect.Float32, reflect.Float64:
 		return "number"
 	}
-	return goType
+	return "any JSON value"
 }
 
 // checkQuery refuses query parameters outside allowed, so a misspelt filter
@@ -209,8 +238,8 @@ func checkQuery(c echo.Context, allowed ...string) error {
 	}
 	slices.Sort(unknown)
 	if len(allowed) == 0 {
-		return apiErr(http.StatusBadRequest, "invalid request", "unknown query parameter(s) %s; this endpoint takes none", strings.Join(unknown, ", "))
+		return apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "unknown query parameter(s) %s; this endpoint takes none", strings.Join(unknown, ", "))
 	}
-	return apiErr(http.StatusBadRequest, "invalid request", "unknown query parameter(s) %s; this endpoint takes: %s",
+	return apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "unknown query parameter(s) %s; this endpoint takes: %s",
 		strings.Join(unknown, ", "), strings.Join(allowed, ", "))
 }

@@ -8,9 +8,8 @@ import (
 	"testing"
 
 	"github.com/connhost/connhost/host/api"
-	"github.com/connhost/connhost/host/service"
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/plugins/ticketdesk/tdserver"
-	"github.com/connhost/connhost/store"
 )
 
 // TestFlow drives the whole API against the ticketdesk plugin and a
@@ -25,9 +24,9 @@ func TestFlow(t *testing.T) {
 	defer tds.Close()
 	e := newEnv(t, nil)
 
-	var user store.User
+	var user apitypes.User
 	e.must(http.StatusCreated, "POST", "/api/v1/users", map[string]any{"username": "alice", "email": "alice@example.com"}).decode(t, &user)
-	var got store.User
+	var got apitypes.User
 	e.must(http.StatusOK, "GET", "/api/v1/users/alice", nil).decode(t, &got)
 	if got.ID != user.ID {
 		t.Fatalf("user by name %+v, want id %s", got, user.ID)
@@ -38,16 +37,13 @@ func TestFlow(t *testing.T) {
 	if r := e.callAs(e.key, "POST", "/api/v1/plugins", plugin(t, "ticketdesk"), "application/octet-stream"); r.status != http.StatusOK {
 		t.Fatalf("reinstall: %s", r)
 	}
-	var pd struct {
-		Name     string               `json:"name"`
-		Versions []service.PluginInfo `json:"versions"`
-	}
+	var pd apitypes.PluginDetail
 	e.must(http.StatusOK, "GET", "/api/v1/plugins/ticketdesk", nil).decode(t, &pd)
 	if len(pd.Versions) != 1 || pd.Versions[0].Manifest.Name != "ticketdesk" || pd.Versions[0].InstalledBy != "apikey:test" {
 		t.Fatalf("plugin detail %+v", pd)
 	}
 
-	var inst service.InstanceView
+	var inst apitypes.Instance
 	e.must(http.StatusCreated, "POST", "/api/v1/instances", map[string]any{
 		"name": "td", "plugin": "ticketdesk", "params": map[string]any{"url": tds.URL, "api_key": secret},
 	}).decode(t, &inst)
@@ -70,7 +66,7 @@ func TestFlow(t *testing.T) {
 	}
 
 	// A custom command without an incident returns its result only.
-	var res service.ExecuteResult
+	var res apitypes.ExecuteResult
 	e.must(http.StatusOK, "POST", "/api/v1/instances/td/execute", map[string]any{
 		"command": "ticketdesk-get-ticket", "args": map[string]any{"id": "TD-2"},
 	}).decode(t, &res)
@@ -79,12 +75,7 @@ func TestFlow(t *testing.T) {
 	}
 
 	// Fetch creates both tickets as incidents; a second fetch finds nothing new.
-	var fetched struct {
-		Result struct {
-			Created []string `json:"created"`
-			Fetched int      `json:"fetched"`
-		} `json:"result"`
-	}
+	var fetched apitypes.FetchResult
 	e.must(http.StatusOK, "POST", "/api/v1/instances/td/fetch", nil).decode(t, &fetched)
 	if len(fetched.Result.Created) != 2 {
 		t.Fatalf("first fetch %+v", fetched)
@@ -93,16 +84,14 @@ func TestFlow(t *testing.T) {
 	if len(fetched.Result.Created) != 0 {
 		t.Fatalf("second fetch created %v", fetched.Result.Created)
 	}
-	var page struct {
-		Incidents []store.Incident `json:"incidents"`
-	}
+	var page apitypes.IncidentPage
 	e.must(http.StatusOK, "GET", "/api/v1/incidents?instance=td", nil).decode(t, &page)
 	if len(page.Incidents) != 2 {
 		t.Fatalf("fetched incidents %+v", page)
 	}
 
 	// Incidents through the API: create, update, close, reopen.
-	var inc store.Incident
+	var inc apitypes.Incident
 	e.must(http.StatusCreated, "POST", "/api/v1/incidents", map[string]any{"name": "Suspicious login", "severity": 2, "type": "Access"}).decode(t, &inc)
 	e.must(http.StatusOK, "PATCH", "/api/v1/incidents/"+inc.ID, map[string]any{"owner": "alice", "severity": 3}).decode(t, &inc)
 	if inc.Owner != "alice" || inc.Severity != 3 || inc.Version != 2 {
@@ -132,9 +121,7 @@ func TestFlow(t *testing.T) {
 	if res.EntryID == "" {
 		t.Fatalf("execute with incidentId wrote no entry: %+v", res)
 	}
-	var entries struct {
-		Entries []store.Entry `json:"entries"`
-	}
+	var entries apitypes.EntryPage
 	e.must(http.StatusOK, "GET", "/api/v1/incidents/"+inc.ID+"/entries", nil).decode(t, &entries)
 	if len(entries.Entries) != 2 || entries.Entries[0].Contents != "Called the user." || entries.Entries[1].ID != res.EntryID ||
 		!strings.Contains(entries.Entries[1].Contents.(string), "Phishing report") {
@@ -194,7 +181,7 @@ func TestPaging(t *testing.T) {
 	e := newEnv(t, nil)
 	var ids []string
 	for _, n := range []string{"a", "b", "c", "d", "e"} {
-		var inc store.Incident
+		var inc apitypes.Incident
 		e.must(http.StatusCreated, "POST", "/api/v1/incidents", map[string]any{"name": n}).decode(t, &inc)
 		ids = append(ids, inc.ID)
 		e.must(http.StatusCreated, "POST", "/api/v1/incidents/"+ids[0]+"/entries", map[string]any{"contents": "note " + n})

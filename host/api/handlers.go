@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/service"
 	"github.com/connhost/connhost/store"
 )
@@ -20,12 +21,6 @@ const (
 	maxPageLimit     = 500
 )
 
-// pluginDetail is GET /plugins/{name}: every installed version, newest first.
-type pluginDetail struct {
-	Name     string               `json:"name"`
-	Versions []service.PluginInfo `json:"versions"`
-}
-
 func (s *Server) listPlugins(c echo.Context) error {
 	if err := checkQuery(c); err != nil {
 		return err
@@ -34,7 +29,7 @@ func (s *Server) listPlugins(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"plugins": ps})
+	return c.JSON(http.StatusOK, apitypes.PluginList{Plugins: orEmpty(mapSlice(ps, pluginOut))})
 }
 
 func (s *Server) getPlugin(c echo.Context) error {
@@ -42,7 +37,7 @@ func (s *Server) getPlugin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, pluginDetail{Name: c.Param("name"), Versions: vs})
+	return c.JSON(http.StatusOK, apitypes.PluginDetail{Name: c.Param("name"), Versions: orEmpty(mapSlice(vs, pluginOut))})
 }
 
 func (s *Server) deletePlugin(c echo.Context) error {
@@ -56,19 +51,19 @@ func (s *Server) deletePlugin(c echo.Context) error {
 }
 
 func (s *Server) createInstance(c echo.Context) error {
-	var in service.InstanceInput
+	var in apitypes.InstanceInput
 	if err := s.decode(c, &in, false); err != nil {
 		return err
 	}
-	v, err := s.svc.CreateInstance(ctx(c), in)
+	v, err := s.svc.CreateInstance(ctx(c), instanceIn(in))
 	if errors.Is(err, service.ErrNotFound) {
 		// The missing thing is the plugin the body names, not this URL.
-		return apiErr(http.StatusBadRequest, "invalid request", "%v", err)
+		return apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "%v", err)
 	}
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, v)
+	return c.JSON(http.StatusCreated, instanceOut(v))
 }
 
 func (s *Server) listInstances(c echo.Context) error {
@@ -79,7 +74,7 @@ func (s *Server) listInstances(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"instances": vs})
+	return c.JSON(http.StatusOK, apitypes.InstanceList{Instances: orEmpty(mapSlice(vs, instanceOut))})
 }
 
 func (s *Server) getInstance(c echo.Context) error {
@@ -87,19 +82,19 @@ func (s *Server) getInstance(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, v)
+	return c.JSON(http.StatusOK, instanceOut(v))
 }
 
 func (s *Server) updateInstance(c echo.Context) error {
-	var in service.InstanceInput
+	var in apitypes.InstancePatch
 	if err := s.decode(c, &in, false); err != nil {
 		return err
 	}
-	v, err := s.svc.UpdateInstance(ctx(c), c.Param("name"), in)
+	v, err := s.svc.UpdateInstance(ctx(c), c.Param("name"), instancePatchIn(in))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, v)
+	return c.JSON(http.StatusOK, instanceOut(v))
 }
 
 func (s *Server) deleteInstance(c echo.Context) error {
@@ -117,7 +112,7 @@ func (s *Server) setEnabled(c echo.Context, on bool) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, v)
+	return c.JSON(http.StatusOK, instanceOut(v))
 }
 
 func (s *Server) testInstance(c echo.Context) error {
@@ -128,43 +123,37 @@ func (s *Server) testInstance(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]bool{"ok": true})
+	return c.JSON(http.StatusOK, apitypes.TestResult{OK: true})
 }
 
 func (s *Server) execute(c echo.Context) error {
-	var req service.ExecuteRequest
+	var req apitypes.ExecuteRequest
 	if err := s.decode(c, &req, false); err != nil {
 		return err
 	}
 	if strings.TrimSpace(req.Command) == "" {
-		return apiErr(http.StatusBadRequest, "invalid request", "command is required")
+		return apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "command is required")
 	}
-	return s.run(c, req.Command, func() (service.ExecuteResult, error) {
-		return s.svc.Execute(ctx(c), c.Param("name"), req)
-	})
-}
-
-func (s *Server) fetch(c echo.Context) error {
-	return s.run(c, abi.CommandFetchIncidents, func() (service.ExecuteResult, error) {
-		return s.svc.Fetch(ctx(c), c.Param("name"))
-	})
-}
-
-// run runs a command, counts it, and answers its result or its error (with
-// the entry that recorded the failure, if any).
-func (s *Server) run(c echo.Context, command string, f func() (service.ExecuteResult, error)) error {
 	start := time.Now()
-	res, err := f()
-	s.metrics.command(c.Param("name"), command, err, time.Since(start))
+	res, err := s.svc.Execute(ctx(c), c.Param("name"), service.ExecuteRequest{Command: req.Command, Args: req.Args, IncidentID: req.IncidentID})
+	s.metrics.command(c.Param("name"), req.Command, err, time.Since(start))
 	if err != nil {
+		// The entry that recorded the failure, if any, goes with the error.
 		status, body := classify(err)
 		body.EntryID = res.EntryID
 		return &apiError{status, body}
 	}
-	if res.Result == nil {
-		res.Result = []byte("null")
+	return c.JSON(http.StatusOK, apitypes.ExecuteResult{Result: resultOut(res.Result), EntryID: res.EntryID})
+}
+
+func (s *Server) fetch(c echo.Context) error {
+	start := time.Now()
+	sum, err := s.svc.Fetch(ctx(c), c.Param("name"))
+	s.metrics.command(c.Param("name"), abi.CommandFetchIncidents, err, time.Since(start))
+	if err != nil {
+		return err
 	}
-	return c.JSON(http.StatusOK, res)
+	return c.JSON(http.StatusOK, fetchOut(sum))
 }
 
 func (s *Server) health(c echo.Context) error {
@@ -172,14 +161,7 @@ func (s *Server) health(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, h)
-}
-
-// contextBody is an integration context with its version. On PUT, Version
-// is the version read (-1 writes unconditionally) and is required.
-type contextBody struct {
-	Context map[string]any `json:"context"`
-	Version *int64         `json:"version"`
+	return c.JSON(http.StatusOK, healthOut(h))
 }
 
 func (s *Server) getContext(c echo.Context) error {
@@ -190,19 +172,19 @@ func (s *Server) getContext(c echo.Context) error {
 	if v == nil {
 		v = map[string]any{}
 	}
-	return c.JSON(http.StatusOK, contextBody{Context: v, Version: &ver})
+	return c.JSON(http.StatusOK, apitypes.Context{Context: v, Version: ver})
 }
 
 func (s *Server) putContext(c echo.Context) error {
-	var in contextBody
+	var in apitypes.ContextInput
 	if err := s.decode(c, &in, false); err != nil {
 		return err
 	}
 	if in.Version == nil {
-		return apiErr(http.StatusBadRequest, "invalid request", "version is required: the version read, or -1 to write unconditionally")
+		return apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "version is required: the version read, or -1 to write unconditionally")
 	}
 	if *in.Version < -1 {
-		return apiErr(http.StatusBadRequest, "invalid request", "version %d: want the version read, or -1", *in.Version)
+		return apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "version %d: want the version read, or -1", *in.Version)
 	}
 	ver, err := s.svc.SetIntegrationContext(ctx(c), c.Param("name"), in.Context, *in.Version)
 	if err != nil {
@@ -211,19 +193,19 @@ func (s *Server) putContext(c echo.Context) error {
 	if in.Context == nil {
 		in.Context = map[string]any{}
 	}
-	return c.JSON(http.StatusOK, contextBody{Context: in.Context, Version: &ver})
+	return c.JSON(http.StatusOK, apitypes.Context{Context: in.Context, Version: ver})
 }
 
 func (s *Server) createIncident(c echo.Context) error {
-	var in service.IncidentInput
+	var in apitypes.IncidentInput
 	if err := s.decode(c, &in, false); err != nil {
 		return err
 	}
-	inc, err := s.svc.CreateIncident(ctx(c), in)
+	inc, err := s.svc.CreateIncident(ctx(c), incidentIn(in))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, inc)
+	return c.JSON(http.StatusCreated, incidentOut(inc))
 }
 
 func (s *Server) getIncident(c echo.Context) error {
@@ -231,13 +213,7 @@ func (s *Server) getIncident(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, inc)
-}
-
-// incidentPage is a page of GET /incidents.
-type incidentPage struct {
-	Incidents []store.Incident `json:"incidents"`
-	Next      string           `json:"next,omitempty"`
+	return c.JSON(http.StatusOK, incidentOut(inc))
 }
 
 var statusNames = map[string]abi.IncidentStatus{
@@ -260,14 +236,14 @@ func (s *Server) listIncidents(c echo.Context) error {
 			st, ok = abi.IncidentStatus(n), true
 		}
 		if !ok {
-			return apiErr(http.StatusBadRequest, "invalid request", "status %q: want pending, active, done, archive or 0-3", v)
+			return apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "status %q: want pending, active, done, archive or 0-3", v)
 		}
 		q.Status = &st
 	}
 	if v := c.QueryParam("modifiedAfter"); v != "" {
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
-			return apiErr(http.StatusBadRequest, "invalid request", "modifiedAfter %q: want an RFC 3339 time, e.g. 2025-01-02T15:04:05Z", v)
+			return apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "modifiedAfter %q: want an RFC 3339 time, e.g. 2025-01-02T15:04:05Z", v)
 		}
 		q.ModifiedAfter = t
 	}
@@ -275,10 +251,7 @@ func (s *Server) listIncidents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if incs == nil {
-		incs = []store.Incident{}
-	}
-	return c.JSON(http.StatusOK, incidentPage{Incidents: incs, Next: next})
+	return c.JSON(http.StatusOK, apitypes.IncidentPage{Incidents: orEmpty(mapSlice(incs, incidentOut)), Next: next})
 }
 
 func pageLimit(c echo.Context) (int, error) {
@@ -288,21 +261,21 @@ func pageLimit(c echo.Context) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > maxPageLimit {
-		return 0, apiErr(http.StatusBadRequest, "invalid request", "limit %q: want an integer from 1 to %d", v, maxPageLimit)
+		return 0, apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "limit %q: want an integer from 1 to %d", v, maxPageLimit)
 	}
 	return n, nil
 }
 
 func (s *Server) updateIncident(c echo.Context) error {
-	var in service.IncidentInput
+	var in apitypes.IncidentInput
 	if err := s.decode(c, &in, false); err != nil {
 		return err
 	}
-	inc, err := s.svc.UpdateIncident(ctx(c), c.Param("id"), in)
+	inc, err := s.svc.UpdateIncident(ctx(c), c.Param("id"), incidentIn(in))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, inc)
+	return c.JSON(http.StatusOK, incidentOut(inc))
 }
 
 func (s *Server) deleteIncident(c echo.Context) error {
@@ -312,14 +285,8 @@ func (s *Server) deleteIncident(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// closeBody is the optional body of POST /incidents/{id}/close.
-type closeBody struct {
-	CloseReason string `json:"closeReason"`
-	CloseNotes  string `json:"closeNotes"`
-}
-
 func (s *Server) closeIncident(c echo.Context) error {
-	var in closeBody
+	var in apitypes.CloseRequest
 	if err := s.decode(c, &in, true); err != nil {
 		return err
 	}
@@ -327,7 +294,7 @@ func (s *Server) closeIncident(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, inc)
+	return c.JSON(http.StatusOK, incidentOut(inc))
 }
 
 func (s *Server) reopenIncident(c echo.Context) error {
@@ -335,13 +302,7 @@ func (s *Server) reopenIncident(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, inc)
-}
-
-// entryPage is a page of GET /incidents/{id}/entries.
-type entryPage struct {
-	Entries []store.Entry `json:"entries"`
-	Next    string        `json:"next,omitempty"`
+	return c.JSON(http.StatusOK, incidentOut(inc))
 }
 
 func (s *Server) listEntries(c echo.Context) error {
@@ -356,42 +317,31 @@ func (s *Server) listEntries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if es == nil {
-		es = []store.Entry{}
-	}
-	return c.JSON(http.StatusOK, entryPage{Entries: es, Next: next})
+	return c.JSON(http.StatusOK, apitypes.EntryPage{Entries: orEmpty(mapSlice(es, entryOut)), Next: next})
 }
 
 func (s *Server) addEntry(c echo.Context) error {
-	var in service.EntryInput
+	var in apitypes.EntryInput
 	if err := s.decode(c, &in, false); err != nil {
 		return err
 	}
-	e, err := s.svc.AddEntry(ctx(c), c.Param("id"), in)
+	e, err := s.svc.AddEntry(ctx(c), c.Param("id"), entryIn(in))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, e)
-}
-
-// userInput is the body of POST /users.
-type userInput struct {
-	Username string   `json:"username"`
-	Email    string   `json:"email,omitempty"`
-	Name     string   `json:"name,omitempty"`
-	Roles    []string `json:"roles,omitempty"`
+	return c.JSON(http.StatusCreated, entryOut(e))
 }
 
 func (s *Server) createUser(c echo.Context) error {
-	var in userInput
+	var in apitypes.UserInput
 	if err := s.decode(c, &in, false); err != nil {
 		return err
 	}
-	u, err := s.svc.CreateUser(ctx(c), store.User{Username: in.Username, Email: in.Email, Name: in.Name, Roles: in.Roles})
+	u, err := s.svc.CreateUser(ctx(c), userIn(in))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, u)
+	return c.JSON(http.StatusCreated, userOut(u))
 }
 
 func (s *Server) listUsers(c echo.Context) error {
@@ -402,10 +352,7 @@ func (s *Server) listUsers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if us == nil {
-		us = []store.User{}
-	}
-	return c.JSON(http.StatusOK, map[string]any{"users": us})
+	return c.JSON(http.StatusOK, apitypes.UserList{Users: orEmpty(mapSlice(us, userOut))})
 }
 
 func (s *Server) getUser(c echo.Context) error {
@@ -413,5 +360,5 @@ func (s *Server) getUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, u)
+	return c.JSON(http.StatusOK, userOut(u))
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/connhost/connhost/host/api"
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/service"
 	"github.com/connhost/connhost/internal/testenv"
 )
@@ -33,7 +34,7 @@ type env struct {
 // newEnv starts a fresh server. opts may adjust the API options.
 func newEnv(t testing.TB, opts func(*api.Options)) *env {
 	t.Helper()
-	s := testenv.NewServer(t, testenv.ServerOptions{API: opts})
+	s := newServer(t, testenv.ServerOptions{API: opts})
 	return &env{t: t, s: s, svc: s.Service, srv: s.API, http: s.HTTP, key: s.Key, logs: s.Logs}
 }
 
@@ -51,9 +52,9 @@ func (r response) decode(t testing.TB, v any) {
 	testenv.Response{Status: r.status, Body: r.body}.Decode(t, v)
 }
 
-func (r response) errBody(t testing.TB) api.ErrorBody {
+func (r response) errBody(t testing.TB) apitypes.Error {
 	t.Helper()
-	var b api.ErrorBody
+	var b apitypes.Error
 	r.decode(t, &b)
 	return b
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/service"
 )
 
@@ -50,23 +51,23 @@ func (s *Server) instanceHTTP(c echo.Context) error {
 	switch {
 	case errors.Is(err, service.ErrUnauthenticated):
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="connhost instance `+name+`"`)
-		return apiErr(http.StatusUnauthorized, "unauthorized", "missing or wrong credentials for instance %q", name)
+		return apiErr(http.StatusUnauthorized, apitypes.CodeUnauthorized, "missing or wrong credentials for instance %q", name)
 	case errors.Is(err, service.ErrNotFound):
-		return apiErr(http.StatusNotFound, "not found", "no instance %q is exposed over HTTP", name)
+		return apiErr(http.StatusNotFound, apitypes.CodeNotFound, "no instance %q is exposed over HTTP", name)
 	case errors.Is(err, service.ErrConflict):
-		return apiErr(http.StatusServiceUnavailable, "unavailable", "instance %q is disabled", name)
+		return apiErr(http.StatusServiceUnavailable, apitypes.CodeUnavailable, "instance %q is disabled", name)
 	case errors.Is(err, service.ErrShuttingDown):
 		return err
 	case err != nil:
 		s.log.Warn().Str("instance", name).Err(err).Msg("instance HTTP request failed")
 		if abi.KindOf(err) == abi.KindTimeout {
-			return apiErr(http.StatusGatewayTimeout, "timeout", "instance %q did not answer in time", name)
+			return apiErr(http.StatusGatewayTimeout, apitypes.CodeTimeout, "instance %q did not answer in time", name)
 		}
-		return apiErr(http.StatusBadGateway, "bad gateway", "instance %q failed to handle the request", name)
+		return apiErr(http.StatusBadGateway, apitypes.CodeBadGateway, "instance %q failed to handle the request", name)
 	}
 	if resp.Status < 100 || resp.Status > 999 {
 		s.log.Warn().Str("instance", name).Int("status", resp.Status).Msg("instance HTTP response has an invalid status")
-		return apiErr(http.StatusBadGateway, "bad gateway", "instance %q answered with an invalid status", name)
+		return apiErr(http.StatusBadGateway, apitypes.CodeBadGateway, "instance %q answered with an invalid status", name)
 	}
 	h := c.Response().Header()
 	for k, v := range resp.Headers {
@@ -95,5 +96,5 @@ func (s *Server) longRunning(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, st)
+	return c.JSON(http.StatusOK, longRunningOut(st))
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/connhost/connhost/host"
 	"github.com/connhost/connhost/host/api"
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/service"
 	"github.com/connhost/connhost/host/supervisor"
 	"github.com/connhost/connhost/internal/testenv"
@@ -34,7 +35,7 @@ type ihServer struct {
 
 func newIHServer(t *testing.T, limits host.Limits) *ihServer {
 	t.Helper()
-	s := &ihServer{t: t, Server: testenv.NewServer(t, testenv.ServerOptions{Service: func(o *service.Options) {
+	s := &ihServer{t: t, Server: newServer(t, testenv.ServerOptions{Service: func(o *service.Options) {
 		o.Limits = limits
 		o.LongRunning = service.LongRunningOptions{
 			Supervisor:       supervisor.Config{MinBackoff: 30 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
@@ -200,7 +201,7 @@ func TestLongRunning(t *testing.T) {
 	if !strings.Contains(st.LastError, "third iteration") {
 		t.Errorf("last error = %q", st.LastError)
 	}
-	var health store.ModuleHealth
+	var health apitypes.ModuleHealth
 	s.api(http.MethodGet, "/api/v1/instances/panicky/health", nil, &health)
 	if !health.IsError || !strings.Contains(health.Message, "third iteration") || health.Updated.IsZero() {
 		t.Errorf("health = %+v, want the panic as an error", health)
@@ -236,12 +237,12 @@ func TestLongRunning(t *testing.T) {
 func TestChatFlow(t *testing.T) {
 	s := newIHServer(t, host.Limits{})
 	s.instance("bot", "chatbot", map[string]any{"answer": "approved"}, store.Settings{})
-	var inc store.Incident
+	var inc apitypes.Incident
 	if status := s.api(http.MethodPost, "/api/v1/incidents", map[string]any{"name": "deploy"}, &inc); status != 201 {
 		t.Fatalf("create incident = %d", status)
 	}
 	exec := func(cmd string, args map[string]any) (json.RawMessage, int) {
-		var res service.ExecuteResult
+		var res apitypes.ExecuteResult
 		status := s.api(http.MethodPost, "/api/v1/instances/bot/execute", map[string]any{"command": cmd, "args": args}, &res)
 		return res.Result, status
 	}
@@ -256,9 +257,9 @@ func TestChatFlow(t *testing.T) {
 			t.Fatalf("add entry = %d", status)
 		}
 	}
-	var answer store.Entry
+	var answer apitypes.Entry
 	ihWaitFor(t, "the answer entry", func() bool {
-		var page struct{ Entries []store.Entry }
+		var page apitypes.EntryPage
 		var raw json.RawMessage
 		s.api(http.MethodGet, "/api/v1/incidents/"+inc.ID+"/entries", nil, &raw)
 		if json.Unmarshal(raw, &page) != nil || page.Entries == nil {

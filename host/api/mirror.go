@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/connhost/connhost/host/api/apitypes"
 )
 
 // mountMirror adds the mirroring operations: XSOAR's hidden
@@ -32,7 +34,7 @@ func (s *Server) mirrorStats(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, st)
+	return c.JSON(http.StatusOK, mirrorStatsOut(st))
 }
 
 func (s *Server) mirrorRecords(c echo.Context) error {
@@ -44,28 +46,22 @@ func (s *Server) mirrorRecords(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"records": recs})
-}
-
-// purgeRequest is the body of POST .../mirror/purge.
-type purgeRequest struct {
-	// OlderThan is in days, as XSOAR's purgeClosedSyncMirrorRecords.
-	OlderThan *float64 `json:"olderThan"`
+	return c.JSON(http.StatusOK, apitypes.SyncRecordList{Records: orEmpty(mapSlice(recs, syncRecordOut))})
 }
 
 func (s *Server) mirrorPurge(c echo.Context) error {
-	var in purgeRequest
+	var in apitypes.PurgeRequest
 	if err := s.decode(c, &in, false); err != nil {
 		return err
 	}
 	if in.OlderThan == nil {
-		return apiErr(http.StatusBadRequest, "invalid request", "olderThan (days) is required")
+		return apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "olderThan (days) is required")
 	}
 	n, err := s.svc.PurgeClosedMirrors(ctx(c), c.Param("name"), *in.OlderThan)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]int{"purged": n})
+	return c.JSON(http.StatusOK, apitypes.PurgeResult{Purged: n})
 }
 
 func (s *Server) mirrorRun(c echo.Context) error {
@@ -73,26 +69,21 @@ func (s *Server) mirrorRun(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, rep)
-}
-
-// pushRequest is the body of POST .../mirror/push.
-type pushRequest struct {
-	RemoteIncidentID string `json:"remoteIncidentId"`
+	return c.JSON(http.StatusOK, cycleOut(rep))
 }
 
 func (s *Server) mirrorPush(c echo.Context) error {
-	var in pushRequest
+	var in apitypes.PushRequest
 	if err := s.decode(c, &in, false); err != nil {
 		return err
 	}
 	if strings.TrimSpace(in.RemoteIncidentID) == "" {
-		return apiErr(http.StatusBadRequest, "invalid request", "remoteIncidentId is required")
+		return apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "remoteIncidentId is required")
 	}
 	if err := s.svc.PushMirror(ctx(c), c.Param("name"), in.RemoteIncidentID); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusAccepted, map[string]string{"status": "queued"})
+	return c.JSON(http.StatusAccepted, apitypes.Status{Status: "queued"})
 }
 
 func (s *Server) remoteSchema(c echo.Context) error {
@@ -100,7 +91,14 @@ func (s *Server) remoteSchema(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, schema)
+	out := apitypes.RemoteSchema{}
+	for typ, fields := range schema {
+		if fields == nil {
+			fields = map[string]string{}
+		}
+		out[typ] = fields
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 func (s *Server) incidentMirror(c echo.Context) error {
@@ -108,7 +106,7 @@ func (s *Server) incidentMirror(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, rec)
+	return c.JSON(http.StatusOK, syncRecordOut(rec))
 }
 
 func (s *Server) incidentMirrorDebug(c echo.Context) error {
@@ -116,5 +114,5 @@ func (s *Server) incidentMirrorDebug(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"steps": steps})
+	return c.JSON(http.StatusOK, apitypes.MirrorDebug{Steps: orEmpty(steps)})
 }

@@ -7,9 +7,11 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// OpenAPI is the OpenAPI 3.1 document of the API. A test keeps its paths
-// equal to the registered routes.
+// OpenAPI is the OpenAPI 3.1 document of the API. Its paths are written
+// by hand, and a test keeps them equal to the registered routes; its
+// component schemas are generated from package apitypes.
 //
+//go:generate go run ./internal/openapigen -doc openapi.json -types apitypes
 //go:embed openapi.json
 var OpenAPI []byte
 

@@ -11,6 +11,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/connhost/connhost/host/api/apitypes"
+
 	"github.com/connhost/connhost/host/service"
 )
 
@@ -31,11 +33,6 @@ func (s *Server) mountPluginSwap() {
 	s.echo.PUT(Prefix+"/instances/:name/version", s.pinInstance, s.authenticate)
 }
 
-// versionBody is the body of PUT .../current and .../version.
-type versionBody struct {
-	Version string `json:"version"`
-}
-
 // switchOptions reads ?force and ?verifyInstances.
 func switchOptions(c echo.Context) (service.SwitchOptions, error) {
 	if err := checkQuery(c, "force", "verifyInstances"); err != nil {
@@ -49,7 +46,7 @@ func switchOptions(c echo.Context) (service.SwitchOptions, error) {
 		}
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return service.SwitchOptions{}, apiErr(http.StatusBadRequest, "invalid request", "query %s=%q: want true or false", name, v)
+			return service.SwitchOptions{}, apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "query %s=%q: want true or false", name, v)
 		}
 		*dst = b
 	}
@@ -71,7 +68,7 @@ func (s *Server) installPlugin(c echo.Context) error {
 		Wasm: wasm, Signature: sig, By: o.By, Force: o.Force, VerifyInstances: o.VerifyInstances,
 	})
 	if errors.Is(err, service.ErrUntrusted) {
-		return apiErr(http.StatusForbidden, "untrusted plugin", "%v", err)
+		return apiErr(http.StatusForbidden, apitypes.CodeUntrustedPlugin, "%v", err)
 	}
 	if err != nil {
 		return err
@@ -80,7 +77,7 @@ func (s *Server) installPlugin(c echo.Context) error {
 	if !res.Created {
 		status = http.StatusOK
 	}
-	return c.JSON(status, res)
+	return c.JSON(status, installOut(res))
 }
 
 // readUpload returns the plugin file and its signature (nil if none).
@@ -93,7 +90,7 @@ func (s *Server) readUpload(c echo.Context) (wasm, sig []byte, err error) {
 		}
 		if h := c.Request().Header.Get(SignatureHeader); h != "" {
 			if sig, err = base64.StdEncoding.DecodeString(strings.TrimSpace(h)); err != nil {
-				return nil, nil, apiErr(http.StatusBadRequest, "invalid request", "%s: not base64: %v", SignatureHeader, err)
+				return nil, nil, apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "%s: not base64: %v", SignatureHeader, err)
 			}
 		}
 	case "multipart/form-data":
@@ -101,11 +98,11 @@ func (s *Server) readUpload(c echo.Context) (wasm, sig []byte, err error) {
 			return nil, nil, err
 		}
 	default:
-		return nil, nil, apiErr(http.StatusUnsupportedMediaType, "unsupported media type",
+		return nil, nil, apiErr(http.StatusUnsupportedMediaType, apitypes.CodeUnsupportedMediaType,
 			"Content-Type %q: send the .wasm file as application/wasm or application/octet-stream, or a multipart/form-data with parts %q and %q", ct, partWasm, partMinisig)
 	}
 	if len(wasm) == 0 {
-		return nil, nil, apiErr(http.StatusBadRequest, "invalid request", "the request body is empty: send the .wasm file")
+		return nil, nil, apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "the request body is empty: send the .wasm file")
 	}
 	return wasm, sig, nil
 }
@@ -114,7 +111,7 @@ func (s *Server) readUpload(c echo.Context) (wasm, sig []byte, err error) {
 // limit; other parts are refused so a misnamed part is not ignored.
 func (s *Server) readMultipart(c echo.Context, boundary string) (wasm, sig []byte, err error) {
 	if boundary == "" {
-		return nil, nil, apiErr(http.StatusBadRequest, "invalid request", "multipart/form-data without a boundary")
+		return nil, nil, apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "multipart/form-data without a boundary")
 	}
 	r := c.Request()
 	limit := s.opts.MaxPluginBytes + 64<<10
@@ -124,7 +121,7 @@ func (s *Server) readMultipart(c echo.Context, boundary string) (wasm, sig []byt
 	r.Body = http.MaxBytesReader(c.Response(), r.Body, limit)
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return nil, nil, apiErr(http.StatusBadRequest, "invalid request", "multipart body: %v", err)
+		return nil, nil, apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "multipart body: %v", err)
 	}
 	for {
 		part, err := mr.NextPart()
@@ -136,14 +133,14 @@ func (s *Server) readMultipart(c echo.Context, boundary string) (wasm, sig []byt
 			return nil, nil, tooLarge(limit)
 		}
 		if err != nil {
-			return nil, nil, apiErr(http.StatusBadRequest, "invalid request", "multipart body: %v", err)
+			return nil, nil, apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "multipart body: %v", err)
 		}
 		b, err := io.ReadAll(part)
 		if errors.As(err, &mbe) {
 			return nil, nil, tooLarge(limit)
 		}
 		if err != nil {
-			return nil, nil, apiErr(http.StatusBadRequest, "invalid request", "multipart part %q: %v", part.FormName(), err)
+			return nil, nil, apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "multipart part %q: %v", part.FormName(), err)
 		}
 		switch part.FormName() {
 		case partWasm:
@@ -151,7 +148,7 @@ func (s *Server) readMultipart(c echo.Context, boundary string) (wasm, sig []byt
 		case partMinisig:
 			sig = b
 		default:
-			return nil, nil, apiErr(http.StatusBadRequest, "invalid request", "multipart part %q: want %q and optionally %q", part.FormName(), partWasm, partMinisig)
+			return nil, nil, apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "multipart part %q: want %q and optionally %q", part.FormName(), partWasm, partMinisig)
 		}
 	}
 }
@@ -165,7 +162,7 @@ func (s *Server) rollbackPlugin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, res)
+	return c.JSON(http.StatusOK, switchOut(res))
 }
 
 func (s *Server) setCurrentPlugin(c echo.Context) error {
@@ -173,18 +170,18 @@ func (s *Server) setCurrentPlugin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var b versionBody
+	var b apitypes.VersionInput
 	if err := s.decode(c, &b, false); err != nil {
 		return err
 	}
 	if b.Version == "" {
-		return apiErr(http.StatusBadRequest, "invalid request", "version is required")
+		return apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "version is required")
 	}
 	res, err := s.svc.SetCurrent(ctx(c), c.Param("name"), b.Version, o)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, res)
+	return c.JSON(http.StatusOK, switchOut(res))
 }
 
 func (s *Server) pinInstance(c echo.Context) error {
@@ -192,7 +189,7 @@ func (s *Server) pinInstance(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var b versionBody
+	var b apitypes.VersionInput
 	if err := s.decode(c, &b, false); err != nil {
 		return err
 	}
@@ -200,5 +197,5 @@ func (s *Server) pinInstance(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, v)
+	return c.JSON(http.StatusOK, instanceOut(v))
 }

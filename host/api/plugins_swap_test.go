@@ -24,6 +24,7 @@ import (
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
 	"github.com/connhost/connhost/host/api"
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/secrets"
 	"github.com/connhost/connhost/host/service"
 	"github.com/connhost/connhost/host/signing"
@@ -102,7 +103,7 @@ func installWasm(t testing.TB, srv *testenv.Server, wasm []byte, query string) (
 // fails, each is answered by one of the two versions, and the first call
 // after each switch returns is already served by the new version.
 func TestHotSwapUnderLoad(t *testing.T) {
-	srv := testenv.NewServer(t, testenv.ServerOptions{})
+	srv := newServer(t, testenv.ServerOptions{})
 	v1, v2 := versioned(t, "goecho", oldVersion, nil), versioned(t, "goecho", newVersion, nil)
 	if status, body := installWasm(t, srv, v1, ""); status != http.StatusCreated {
 		t.Fatalf("install v1: %d %s", status, body)
@@ -188,9 +189,7 @@ func TestHotSwapUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d calls, by version %v", calls.Load(), answered)
 
-	var detail struct {
-		Versions []service.PluginInfo `json:"versions"`
-	}
+	var detail apitypes.PluginDetail
 	srv.Must(http.StatusOK, http.MethodGet, "/api/v1/plugins/goecho", nil).Decode(t, &detail)
 	for _, v := range detail.Versions {
 		if v.Current != (v.Version == oldVersion) || v.InstalledBy != "apikey:test" {
@@ -206,7 +205,7 @@ func TestHotSwapUnderLoad(t *testing.T) {
 // webhooks: every request is answered 200 and makes exactly one incident,
 // and each swap stops the old long-running execution and starts a new one.
 func TestHotSwapLongRunning(t *testing.T) {
-	srv := testenv.NewServer(t, testenv.ServerOptions{})
+	srv := newServer(t, testenv.ServerOptions{})
 	v1, v2 := versioned(t, "webhook", oldVersion, nil), versioned(t, "webhook", newVersion, nil)
 	if status, body := installWasm(t, srv, v1, ""); status != http.StatusCreated {
 		t.Fatalf("install v1: %d %s", status, body)
@@ -294,7 +293,7 @@ func TestHotSwapLongRunning(t *testing.T) {
 // installs, the next swaps the running instance to its version.
 func TestWatchDir(t *testing.T) {
 	dir := t.TempDir()
-	srv := testenv.NewServer(t, testenv.ServerOptions{Service: func(o *service.Options) { o.WatchDir = dir }})
+	srv := newServer(t, testenv.ServerOptions{Service: func(o *service.Options) { o.WatchDir = dir }})
 	drop := func(name string, wasm []byte) {
 		t.Helper()
 		tmp := filepath.Join(dir, "."+name+".part")
@@ -350,7 +349,7 @@ func TestInstallChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := testenv.NewServer(t, testenv.ServerOptions{Service: func(o *service.Options) {
+	srv := newServer(t, testenv.ServerOptions{Service: func(o *service.Options) {
 		o.Policy = signing.NewPolicy([]signing.PublicKey{key.Public()}, true)
 	}})
 	withURL := func(m *abi.Manifest) { m.Params = []abi.Param{{Name: "url", Type: abi.ParamString}} }

@@ -28,6 +28,18 @@ type ExecuteResult struct {
 	EntryID string          `json:"entryId,omitempty"`
 }
 
+// ErrInvalidArguments wraps the refusal of a command's arguments: a
+// required argument missing, or one the command does not declare. The API
+// answers it 422, as when the plugin itself refuses them.
+var ErrInvalidArguments = errors.New("invalid arguments")
+
+// FetchSummary is what a fetch-incidents run stored: the ids of the
+// incidents it created and how many the plugin returned.
+type FetchSummary struct {
+	Created []string `json:"created"`
+	Fetched int      `json:"fetched"`
+}
+
 // serverCommands are run by the server's own engines, never on request.
 var serverCommands = map[string]bool{
 	abi.CommandLongRunningExecution: true,
@@ -65,7 +77,7 @@ func checkCommand(m *abi.Manifest, command string, args map[string]any) error {
 		errs = append(errs, fmt.Errorf("argument %q is not declared by command %q", k, command))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
+		return fmt.Errorf("%w: %w", ErrInvalidArguments, err)
 	}
 	return nil
 }
@@ -91,7 +103,12 @@ func (s *Service) Execute(ctx context.Context, instance string, req ExecuteReque
 		}
 	}
 	if req.Command == abi.CommandFetchIncidents {
-		return s.fetch(ctx, li)
+		sum, err := s.fetch(ctx, li)
+		if err != nil {
+			return ExecuteResult{}, err
+		}
+		raw, err := json.Marshal(sum)
+		return ExecuteResult{Result: raw}, err
 	}
 	args := req.Args
 	if args == nil {
@@ -167,38 +184,52 @@ func (s *Service) TestInstance(ctx context.Context, name string) error {
 }
 
 // Fetch runs fetch-incidents on an enabled instance now and stores the
-// incidents it returns together with its new last run, atomically.
-func (s *Service) Fetch(ctx context.Context, name string) (ExecuteResult, error) {
-	return s.Execute(ctx, name, ExecuteRequest{Command: abi.CommandFetchIncidents})
+// incidents it returns together with its new last run, atomically. A
+// plugin without fetch-incidents is ErrInvalid.
+func (s *Service) Fetch(ctx context.Context, name string) (FetchSummary, error) {
+	done, err := s.enter()
+	if err != nil {
+		return FetchSummary{}, err
+	}
+	defer done()
+	li, release, err := s.running(ctx, name)
+	if err != nil {
+		return FetchSummary{}, err
+	}
+	defer release()
+	if err := checkCommand(li.plugin.Manifest, abi.CommandFetchIncidents, nil); err != nil {
+		return FetchSummary{}, fmt.Errorf("instance %q: %w", name, err)
+	}
+	return s.fetch(ctx, li)
 }
 
 // fetch runs fetch-incidents with the stored last run. A failed fetch
 // stores neither incidents nor last run.
-func (s *Service) fetch(ctx context.Context, li *liveInstance) (ExecuteResult, error) {
+func (s *Service) fetch(ctx context.Context, li *liveInstance) (FetchSummary, error) {
 	lastRun, err := s.st.LastRun(ctx, li.rec.ID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return ExecuteResult{}, err
+		return FetchSummary{}, err
 	}
 	args, _ := json.Marshal(abi.FetchIncidentsArgs{LastRun: lastRun})
 	raw, err := li.inst.Execute(ctx, abi.CommandFetchIncidents, args)
 	if err != nil {
-		return ExecuteResult{}, err
+		return FetchSummary{}, err
 	}
 	var res abi.FetchIncidentsResult
 	if err := json.Unmarshal(raw, &res); err != nil {
-		return ExecuteResult{}, &host.CallError{Instance: li.rec.Name, Plugin: pluginRef(li.plugin), Command: abi.CommandFetchIncidents,
+		return FetchSummary{}, &host.CallError{Instance: li.rec.Name, Plugin: pluginRef(li.plugin), Command: abi.CommandFetchIncidents,
 			Err: abi.Errorf(abi.KindABIViolation, "fetch-incidents result: %v", err)}
 	}
 	incs, err := s.incidentsFromABI(li.rec, res.Incidents)
 	if err != nil {
-		return ExecuteResult{}, fmt.Errorf("instance %q plugin %s command fetch-incidents: %w", li.rec.Name, pluginRef(li.plugin), err)
+		return FetchSummary{}, fmt.Errorf("instance %q plugin %s command fetch-incidents: %w", li.rec.Name, pluginRef(li.plugin), err)
 	}
 	if res.LastRun == nil {
 		res.LastRun = lastRun
 	}
 	created, err := s.st.CreateIncidentsWithLastRun(ctx, li.rec.ID, incs, res.LastRun)
 	if err != nil {
-		return ExecuteResult{}, err
+		return FetchSummary{}, err
 	}
 	ids := make([]string, 0, len(created))
 	for _, c := range created {
@@ -207,8 +238,7 @@ func (s *Service) fetch(ctx context.Context, li *liveInstance) (ExecuteResult, e
 		}
 	}
 	s.log.Info().Str("instance", li.rec.Name).Str("plugin", li.rec.Plugin).Int("fetched", len(incs)).Int("new", len(ids)).Msg("fetch-incidents")
-	out, _ := json.Marshal(map[string]any{"created": ids, "fetched": len(incs)})
-	return ExecuteResult{Result: out}, nil
+	return FetchSummary{Created: ids, Fetched: len(incs)}, nil
 }
 
 // incidentsFromABI converts incidents a connector returned. Mirrored ones

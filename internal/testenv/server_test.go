@@ -38,7 +38,7 @@ func TestServer(t *testing.T) {
 		want   string // in the body
 	}{
 		{"test-module", s.Key, map[string]any{"command": "test-module"}, http.StatusOK, `"ok"`},
-		{"undeclared argument", s.Key, map[string]any{"command": "echo", "args": map[string]string{"a": "1"}}, http.StatusBadRequest, `argument \"a\"`},
+		{"undeclared argument", s.Key, map[string]any{"command": "echo", "args": map[string]string{"a": "1"}}, http.StatusUnprocessableEntity, `argument \"a\"`},
 		{"no key", "", map[string]any{"command": "echo"}, http.StatusUnauthorized, ""},
 		{"wrong key", "chk_wrong", map[string]any{"command": "echo"}, http.StatusUnauthorized, ""},
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 // incident is a peer incident as GET /api/v1/incidents returns it (the
-// JSON of the peer's store.Incident); only the fields this connector reads.
+// JSON of the peer's apitypes.Incident); only the fields this connector reads.
 type incident struct {
 	ID                 string             `json:"id"`
 	Name               string             `json:"name"`
@@ -48,7 +48,7 @@ func (i *incident) UnmarshalJSON(b []byte) error {
 
 func (i incident) closed() bool { return i.Status == abi.StatusDone || i.Status == abi.StatusArchive }
 
-// entry is a peer war-room entry (the JSON of the peer's store.Entry).
+// entry is a peer war-room entry (the JSON of the peer's apitypes.Entry).
 type entry struct {
 	ID       string        `json:"id"`
 	Type     abi.EntryType `json:"type"`

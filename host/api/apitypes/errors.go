@@ -1,0 +1,57 @@
+package apitypes
+
+import "github.com/connhost/connhost/abi"
+
+// ErrorCode is the stable, short description of what went wrong. Clients
+// branch on it (and on the HTTP status); Detail is for people.
+type ErrorCode string
+
+// The error codes. The list is closed: the server answers no other.
+const (
+	CodeInvalidRequest       ErrorCode = "invalid request"
+	CodeInvalidJSON          ErrorCode = "invalid JSON"
+	CodeInvalidArguments     ErrorCode = "invalid arguments"
+	CodeUnauthorized         ErrorCode = "unauthorized"
+	CodeUntrustedPlugin      ErrorCode = "untrusted plugin"
+	CodeNotFound             ErrorCode = "not found"
+	CodeMethodNotAllowed     ErrorCode = "method not allowed"
+	CodeAlreadyExists        ErrorCode = "already exists"
+	CodeConflict             ErrorCode = "conflict"
+	CodeRequestTooLarge      ErrorCode = "request too large"
+	CodeUnsupportedMediaType ErrorCode = "unsupported media type"
+	CodeCommandFailed        ErrorCode = "command failed"
+	CodeInternal             ErrorCode = "internal error"
+	CodeBadGateway           ErrorCode = "bad gateway"
+	CodeUnavailable          ErrorCode = "unavailable"
+	CodeNotReady             ErrorCode = "not ready"
+	CodeShuttingDown         ErrorCode = "shutting down"
+	CodeTimeout              ErrorCode = "timeout"
+)
+
+// ErrorCodes lists every ErrorCode, for the OpenAPI enum and for tests.
+var ErrorCodes = []ErrorCode{
+	CodeInvalidRequest, CodeInvalidJSON, CodeInvalidArguments, CodeUnauthorized, CodeUntrustedPlugin,
+	CodeNotFound, CodeMethodNotAllowed, CodeAlreadyExists, CodeConflict, CodeRequestTooLarge,
+	CodeUnsupportedMediaType, CodeCommandFailed, CodeInternal, CodeBadGateway, CodeUnavailable,
+	CodeNotReady, CodeShuttingDown, CodeTimeout,
+}
+
+// Error is the body of every error response.
+type Error struct {
+	// Error is the stable code of the error.
+	Error ErrorCode `json:"error"`
+	// Detail says what was wrong, naming the field, instance, plugin or
+	// command.
+	Detail string `json:"detail"`
+	// Kind is the ABI error kind of a failed command (abi/SPEC.md §5.1).
+	Kind abi.ErrorKind `json:"kind,omitempty"`
+	// EntryID is the war-room entry that recorded a failed command run for
+	// an incident.
+	EntryID string `json:"entryId,omitempty"`
+}
+
+// Status is the body of the health endpoints and of accepted requests.
+type Status struct {
+	// Status is ok, ready or queued.
+	Status string `json:"status"`
+}
