@@ -34,7 +34,7 @@ const (
 // FrameBytes is the call-stack charge of a function frame: a fixed part
 // plus 16 bytes per parameter, result and local (spill slots included).
 func frameBytes(ft funcType, locals uint32) uint32 {
-	return 64 + 16*(uint32(len(ft.params))+uint32(len(ft.results))+locals+2)
+	return 64 + 16*(uint32(len(ft.params))+uint32(len(ft.results))+locals)
 }
 
 // instrumenter holds the indices Instrument adds.
@@ -52,8 +52,9 @@ type instrumenter struct {
 // Instrument returns the module with the checks described in the package
 // comment. The result imports cfg's check function after the original
 // imports, so every defined function's index moves up by one; it adds two
-// mutable i32 globals after the original ones and two i32 locals to every
-// function. Parse has already refused any guest code that names them.
+// mutable i32 globals after the original ones and an i32 local to every
+// function that runs a bulk memory operation. Parse has already refused any
+// guest code that names them.
 func (m *Module) Instrument(cfg Config) []byte {
 	if cfg.Work == 0 {
 		cfg.Work = defaultWork
@@ -267,13 +268,20 @@ func (in *instrumenter) names(r *reader) ([]byte, bool) {
 }
 
 // body appends one instrumented function body.
+//
+// Work is counted in units scaled so that a 32-bit counter wraps after
+// Config.Work units: the check runs on the carry of the addition, so the
+// counter is never reset and the rare path writes nothing. A counter that
+// the rare path resets made wazero's register allocator slow a tight loop
+// by half; one kept in a global, by four times. Loops count in a local;
+// function entries and bulk operations in a module-wide global, so that
+// work spread over many calls adds up.
 func (in *instrumenter) body(out []byte, b *body) []byte {
-	m, cfg := in.m, in.cfg
+	m := in.m
 	ft := m.types[b.typ]
 	lc := uint32(len(ft.params)) + b.locals // the loop counter
-	tmp := lc + 1
+	tmp := lc + 1                            // a bulk operation's byte count
 	w := in.scratch[:0]
-
 	r := &reader{b: m.wasm[:b.expr], off: b.start}
 	groups := r.u32()
 	w = appendU32(w, groups+1)
@@ -281,30 +289,18 @@ func (in *instrumenter) body(out []byte, b *body) []byte {
 	w = append(w, 2, tI32)
 
 	if !b.leaf || b.weight > callWeight {
-		// Entry: charge the body's weight to the module's work counter.
-		w = in.op(w, 0x23, in.fuel)
-		w = i32const(w, min(b.weight, maxEntryWeight))
-		w = append(w, 0x6a) // i32.add
-		w = in.op(w, 0x22, tmp)
-		w = in.op(w, 0x24, in.fuel)
-		w = in.op(w, 0x20, tmp)
-		w = i32const(w, cfg.Work)
-		w = append(w, 0x4f, 0x04, 0x40) // i32.ge_u, if
-		w = in.callCheck(w, CheckWork)
-		w = i32const(w, 0)
-		w = in.op(w, 0x24, in.fuel)
-		w = append(w, 0x0b)
+		w = in.chargeGlobal(w, in.scale(min(b.weight, maxEntryWeight)))
 	}
 	frame := frameBytes(ft, b.locals)
 	if !b.leaf {
 		// Entry: take the frame from the call-stack budget.
 		w = in.op(w, 0x23, in.depth)
 		w = i32const(w, frame)
-		w = append(w, 0x6a)
+		w = append(w, 0x6a) // i32.add
 		w = in.op(w, 0x22, tmp)
 		w = in.op(w, 0x24, in.depth)
 		w = in.op(w, 0x20, tmp)
-		w = i32const(w, cfg.StackBytes)
+		w = i32const(w, in.cfg.StackBytes)
 		w = append(w, 0x4b, 0x04, 0x40) // i32.gt_u, if
 		w = in.callCheck(w, CheckStack)
 		w = append(w, 0x0b)
@@ -332,15 +328,14 @@ func (in *instrumenter) body(out []byte, b *body) []byte {
 		cur = pt.pos
 		switch pt.kind {
 		case patchLoop:
+			units := in.scale(pt.val)
 			w = in.op(w, 0x20, lc)
-			w = i32const(w, pt.val)
+			w = i32const(w, units)
 			w = append(w, 0x6a)
 			w = in.op(w, 0x22, lc)
-			w = i32const(w, cfg.Work)
-			w = append(w, 0x4f, 0x04, 0x40)
+			w = i32const(w, units)
+			w = append(w, 0x49, 0x04, 0x40) // i32.lt_u (the carry), if
 			w = in.callCheck(w, CheckWork)
-			w = i32const(w, 0)
-			w = in.op(w, 0x21, lc)
 			w = append(w, 0x0b)
 		case patchFunc:
 			idx := (&reader{b: m.wasm[:pt.end], off: pt.pos}).u32()
@@ -351,21 +346,30 @@ func (in *instrumenter) body(out []byte, b *body) []byte {
 				w = exit(w)
 			}
 		case patchBulk:
-			// The byte count is on top of the stack: keep it, and charge it
-			// to the work counter.
-			w = in.op(w, 0x22, tmp)
-			w = in.op(w, 0x20, tmp)
-			w = i32const(w, bulkShift)
-			w = append(w, 0x76) // i32.shr_u
+			// The byte count is on top of the stack: keep it, and charge a
+			// unit per KiB (at most a wrap's worth) to the global counter.
+			shifted := func(w []byte) []byte {
+				w = in.op(w, 0x20, tmp)
+				w = i32const(w, bulkShift)
+				return append(w, 0x76) // i32.shr_u
+			}
+			w = in.op(w, 0x22, tmp) // local.tee
+			w = shifted(w)
+			w = i32const(w, in.cfg.Work-1)
+			w = shifted(w)
+			w = i32const(w, in.cfg.Work)
+			w = append(w, 0x49, 0x1b) // i32.lt_u, select: min(n>>10, Work-1)
+			w = i32const(w, in.unit())
+			w = append(w, 0x6c) // i32.mul
+			w = in.op(w, 0x21, tmp)
 			w = in.op(w, 0x23, in.fuel)
+			w = in.op(w, 0x20, tmp)
 			w = append(w, 0x6a)
 			w = in.op(w, 0x24, in.fuel)
 			w = in.op(w, 0x23, in.fuel)
-			w = i32const(w, cfg.Work)
-			w = append(w, 0x4f, 0x04, 0x40)
+			w = in.op(w, 0x20, tmp)
+			w = append(w, 0x49, 0x04, 0x40) // the carry, if
 			w = in.callCheck(w, CheckWork)
-			w = i32const(w, 0)
-			w = in.op(w, 0x24, in.fuel)
 			w = append(w, 0x0b)
 		}
 	}
@@ -378,6 +382,29 @@ func (in *instrumenter) body(out []byte, b *body) []byte {
 	in.scratch = w
 	out = appendU32(out, uint32(len(w)))
 	return append(out, w...)
+}
+
+// unit is the counter increment of one unit of work: the counter wraps
+// after cfg.Work units.
+func (in *instrumenter) unit() uint32 { return uint32((1 << 32) / uint64(in.cfg.Work)) }
+
+// scale converts units of work to counter increments, below one wrap.
+func (in *instrumenter) scale(units uint32) uint32 {
+	return min(units, in.cfg.Work-1) * in.unit()
+}
+
+// chargeGlobal appends: add inc to the module's work counter, and call the
+// check function on the carry.
+func (in *instrumenter) chargeGlobal(w []byte, inc uint32) []byte {
+	w = in.op(w, 0x23, in.fuel)
+	w = i32const(w, inc)
+	w = append(w, 0x6a) // i32.add
+	w = in.op(w, 0x24, in.fuel)
+	w = in.op(w, 0x23, in.fuel)
+	w = i32const(w, inc)
+	w = append(w, 0x49, 0x04, 0x40) // i32.lt_u, if
+	w = in.callCheck(w, CheckWork)
+	return append(w, 0x0b)
 }
 
 func (in *instrumenter) op(w []byte, op byte, idx uint32) []byte {
