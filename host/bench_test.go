@@ -11,8 +11,13 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/host/internal/gate"
+	sdk "github.com/connhost/connhost/sdk-guest"
+	"github.com/connhost/connhost/sdk-guest/sdktest"
 )
 
 // benchInstance returns a warm instance of a guest on a runtime that
@@ -79,7 +84,8 @@ var echo2KB = func() json.RawMessage {
 // BenchmarkInterruption compares guests run with the gate's instrumentation
 // (checked: the only way a spinning guest is stopped) and without it
 // (unchecked): a CPU-bound loop of 10^7 iterations (count), and the Go SDK
-// echoing a 2 KB JSON object (goecho).
+// echoing a 2 KB JSON object (goecho), which also runs natively: the same
+// SDK code and handler compiled for the host, called through sdktest.
 func BenchmarkInterruption(b *testing.B) {
 	for _, g := range []struct{ name, guest, command string }{
 		{"loop", "count", abi.CommandTestModule},
@@ -100,6 +106,59 @@ func BenchmarkInterruption(b *testing.B) {
 			})
 		}
 	}
+	b.Run("echo-2KB/native", func(b *testing.B) {
+		h := sdktest.New(sdk.Connector{Commands: map[string]sdk.CommandFunc{
+			"echo": func(_ context.Context, _ *sdk.Host, args sdk.Args) (any, error) { return args.Raw(), nil },
+		}}, nil)
+		ctx := context.Background()
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			if _, err := h.Call(ctx, "echo", echo2KB); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportMicros(b, start)
+	})
+}
+
+// BenchmarkGate measures the load-time gate (decoding and checking every
+// function body, then instrumenting) against what it precedes, a cold
+// compile, on a ~3.5 MB Go guest.
+func BenchmarkGate(b *testing.B) {
+	wasm := guest(b, "probe")
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, Config{Logger: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	instrument := func() []byte {
+		mod, err := parseModule(wasm, rt.cfg.Module, rt.hostFuncs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return mod.Instrument(gate.Config{CheckModule: guardModule, CheckName: guardName})
+	}
+	b.Run("gate", func(b *testing.B) {
+		b.SetBytes(int64(len(wasm)))
+		for range b.N {
+			instrument()
+		}
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/op")
+	})
+	b.Run("compile", func(b *testing.B) {
+		code := instrument()
+		b.SetBytes(int64(len(wasm)))
+		for range b.N {
+			wr := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCoreFeatures(api.CoreFeaturesV2))
+			if _, err := wr.CompileModule(ctx, code); err != nil {
+				b.Fatal(err)
+			}
+			_ = wr.Close(ctx)
+		}
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/op")
+	})
 }
 
 // BenchmarkLoad compares compiling a ~3.7 MB Go guest from scratch with
