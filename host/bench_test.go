@@ -83,43 +83,63 @@ var echo2KB = func() json.RawMessage {
 
 // BenchmarkInterruption compares guests run with the gate's instrumentation
 // (checked: the only way a spinning guest is stopped) and without it
-// (unchecked): a CPU-bound loop of 10^7 iterations (count), and the Go SDK
-// echoing a 2 KB JSON object (goecho), which also runs natively: the same
-// SDK code and handler compiled for the host, called through sdktest.
+// (unchecked), side by side: each iteration runs every variant once, so a
+// machine that speeds up or slows down affects them alike. The guests are a
+// CPU-bound loop of 10^7 iterations (count.wat), and the Go SDK echoing a
+// 2 KB JSON object (goecho), which also runs natively: the same SDK code and
+// handler compiled for the host, called through sdktest. It reports each
+// variant's mean time per call and the ratios.
 func BenchmarkInterruption(b *testing.B) {
+	ctx := context.Background()
 	for _, g := range []struct{ name, guest, command string }{
 		{"loop", "count", abi.CommandTestModule},
 		{"echo-2KB", "goecho", "echo"},
 	} {
-		for _, mode := range []string{"checked", "unchecked"} {
-			b.Run(g.name+"/"+mode, func(b *testing.B) {
-				inst := benchInstance(b, g.guest, mode == "unchecked", Limits{})
-				ctx := context.Background()
-				b.ResetTimer()
-				start := time.Now()
-				for range b.N {
-					if _, err := inst.Execute(ctx, g.command, echo2KB); err != nil {
+		b.Run(g.name, func(b *testing.B) {
+			variants := []struct {
+				name string
+				call func() error
+			}{}
+			for _, unchecked := range []bool{false, true} {
+				inst := benchInstance(b, g.guest, unchecked, Limits{})
+				name := "checked"
+				if unchecked {
+					name = "unchecked"
+				}
+				variants = append(variants, struct {
+					name string
+					call func() error
+				}{name, func() error { _, err := inst.Execute(ctx, g.command, echo2KB); return err }})
+			}
+			if g.guest == "goecho" {
+				h := sdktest.New(sdk.Connector{Commands: map[string]sdk.CommandFunc{
+					"echo": func(_ context.Context, _ *sdk.Host, args sdk.Args) (any, error) { return args.Raw(), nil },
+				}}, nil)
+				variants = append(variants, struct {
+					name string
+					call func() error
+				}{"native", func() error { _, err := h.Call(ctx, "echo", echo2KB); return err }})
+			}
+			spent := make([]time.Duration, len(variants))
+			b.ResetTimer()
+			for range b.N {
+				for i, v := range variants {
+					start := time.Now()
+					if err := v.call(); err != nil {
 						b.Fatal(err)
 					}
+					spent[i] += time.Since(start)
 				}
-				reportMicros(b, start)
-			})
-		}
-	}
-	b.Run("echo-2KB/native", func(b *testing.B) {
-		h := sdktest.New(sdk.Connector{Commands: map[string]sdk.CommandFunc{
-			"echo": func(_ context.Context, _ *sdk.Host, args sdk.Args) (any, error) { return args.Raw(), nil },
-		}}, nil)
-		ctx := context.Background()
-		b.ResetTimer()
-		start := time.Now()
-		for range b.N {
-			if _, err := h.Call(ctx, "echo", echo2KB); err != nil {
-				b.Fatal(err)
 			}
-		}
-		reportMicros(b, start)
-	})
+			for i, v := range variants {
+				b.ReportMetric(float64(spent[i].Microseconds())/float64(b.N), v.name+"-µs/op")
+			}
+			b.ReportMetric(float64(spent[0])/float64(spent[1]), "checked/unchecked")
+			if len(variants) == 3 {
+				b.ReportMetric(float64(spent[0])/float64(spent[2]), "checked/native")
+			}
+		})
+	}
 }
 
 // BenchmarkGate measures the load-time gate (decoding and checking every
