@@ -53,7 +53,7 @@ func guestSources() []guestSource {
 	for _, n := range []string{"panic", "membomb", "wasisleeper"} {
 		gs = append(gs, guestSource{name: n, path: "plugins/faulty/" + n, manifest: manifest("faulty-" + n)})
 	}
-	for _, n := range []string{"noop", "abuse", "badimports", "count", "hostile"} {
+	for _, n := range []string{"noop", "abuse", "badimports", "count", "hostile", "memspin"} {
 		gs = append(gs, guestSource{name: n, path: "host/testdata/guests/" + n + ".wat", manifest: manifest(n)})
 	}
 	gs = append(gs, guestSource{name: "probe", path: "host/testdata/guests/probe", manifest: probeManifest})
