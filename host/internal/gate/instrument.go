@@ -280,7 +280,7 @@ func (in *instrumenter) body(out []byte, b *body) []byte {
 	m := in.m
 	ft := m.types[b.typ]
 	lc := uint32(len(ft.params)) + b.locals // the loop counter
-	tmp := lc + 1                            // a bulk operation's byte count
+	tmp := lc + 1                           // a bulk operation's byte count
 	w := in.scratch[:0]
 	r := &reader{b: m.wasm[:b.expr], off: b.start}
 	groups := r.u32()
