@@ -52,9 +52,11 @@ type env struct {
 }
 
 // newEnv opens a store and a service over it; edit adjusts the service
-// options. Chat delivery runs only when a test calls DeliverChat.
+// options. Chat delivery runs only when a test calls DeliverChat. Tests
+// with an env share nothing but the runtime, so they run in parallel.
 func newEnv(t *testing.T, edit ...func(*service.Options)) *env {
 	t.Helper()
+	t.Parallel()
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db"), store.Options{GCInterval: -1, Tune: testenv.SmallTables})
 	if err != nil {

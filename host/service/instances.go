@@ -291,7 +291,7 @@ func (c *core) view(ctx context.Context, rec store.Instance) (InstanceView, erro
 	}
 	slices.Sort(v.SecretsSet)
 	h, err := c.st.Health(ctx, rec.ID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil {
 		return InstanceView{}, fromStore(err)
 	}
 	v.Health = h
@@ -306,9 +306,6 @@ func (is *Instances) Health(ctx context.Context, name string) (store.ModuleHealt
 		return store.ModuleHealth{}, fmt.Errorf("instance %q: %w", name, fromStore(err))
 	}
 	h, err := is.c.st.Health(ctx, rec.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.ModuleHealth{}, nil
-	}
 	return h, fromStore(err)
 }
 

@@ -201,8 +201,11 @@ func TestInstancesDelete(t *testing.T) {
 	wantErr(t, e.svc.Instances.Delete(ctx, "nosuch"), service.ErrNotFound)
 	wantErr(t, e.svc.Instances.Delete(ctx, "p"), nil)
 	for what, err := range map[string]error{
-		"get":  func() error { _, err := e.svc.Instances.Get(ctx, "p"); return err }(),
-		"call": func() error { _, err := e.svc.Commands.Execute(ctx, "p", service.ExecuteRequest{Command: "echo"}); return err }(),
+		"get": func() error { _, err := e.svc.Instances.Get(ctx, "p"); return err }(),
+		"call": func() error {
+			_, err := e.svc.Commands.Execute(ctx, "p", service.ExecuteRequest{Command: "echo"})
+			return err
+		}(),
 		"again": e.svc.Instances.Delete(ctx, "p"),
 	} {
 		if !errors.Is(err, service.ErrNotFound) {
@@ -240,7 +243,10 @@ func TestInstancesHealthAndContext(t *testing.T) {
 			return err
 		}, service.ErrNotFound},
 		{"stale version", "p", func(n string) error { _, err := e.svc.Instances.SetContext(ctx, n, nil, ver-1); return err }, service.ErrConflict},
-		{"current version", "p", func(n string) error { _, err := e.svc.Instances.SetContext(ctx, n, map[string]any{"n": 2.0}, ver); return err }, nil},
+		{"current version", "p", func(n string) error {
+			_, err := e.svc.Instances.SetContext(ctx, n, map[string]any{"n": 2.0}, ver)
+			return err
+		}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) { wantErr(t, tc.call(tc.instance), tc.want) })
 	}
