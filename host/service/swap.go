@@ -23,13 +23,14 @@ type activation struct {
 
 // activate makes pv (compiled as p) the current version of its plugin and
 // switches every enabled instance that follows the latest to it. The
-// caller holds the lifecycle lock. In order: the followers' params are checked
-// against the new manifest (unless forced); a sandbox pool is built and
-// warmed for each enabled follower, and test-module run on it when asked;
-// only when all succeed is the current version recorded and are the live
-// instances replaced, under the registry's lock, so each call goes to exactly one version.
-// The old pools drain in the background; long-running executions restart
-// on the new version. It returns the switched instances' names.
+// caller holds the lifecycle lock. In order: the followers' params are
+// checked against the new manifest (unless forced); a sandbox pool is
+// built and warmed for each enabled follower, and test-module run on it
+// when asked; only when all succeed is the current version recorded and
+// are the live instances replaced, under the registry's lock, so each call
+// goes to exactly one version. The old pools drain in the background;
+// long-running executions restart on the new version. It returns the
+// switched instances' names.
 func (ps *Plugins) activate(ctx context.Context, pv store.PluginVersion, p *host.Plugin, a activation) ([]string, error) {
 	recs, err := ps.c.st.ListInstances(ctx)
 	if err != nil {
@@ -104,6 +105,7 @@ func (ps *Plugins) prepare(ctx context.Context, targets []switchTarget, p *host.
 	return nil
 }
 
+// closeTargets closes the pools prepare built.
 func closeTargets(ctx context.Context, targets []switchTarget) {
 	for i := range targets {
 		if targets[i].inst != nil {
