@@ -38,7 +38,7 @@ func runAPIKeyCreate(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer d.close(context.WithoutCancel(ctx))
-	key, v, err := d.svc.CreateAPIKey(ctx, *name)
+	key, v, err := d.svc.APIKeys.Create(ctx, *name)
 	if err != nil {
 		return withCode(exitUsage, fmt.Errorf("apikey create: %w", err))
 	}
@@ -62,7 +62,7 @@ func runAPIKeyList(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer d.close(context.WithoutCancel(ctx))
-	keys, err := d.svc.ListAPIKeys(ctx)
+	keys, err := d.svc.APIKeys.List(ctx)
 	if err != nil {
 		return err
 	}
@@ -97,7 +97,7 @@ func runAPIKeyRevoke(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer d.close(context.WithoutCancel(ctx))
-	if err := d.svc.RevokeAPIKey(ctx, fs.Arg(0)); err != nil {
+	if err := d.svc.APIKeys.Revoke(ctx, fs.Arg(0)); err != nil {
 		return withCode(exitUsage, err)
 	}
 	fmt.Fprintf(a.stderr, "revoked API key %s\n", fs.Arg(0))

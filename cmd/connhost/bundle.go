@@ -127,7 +127,7 @@ func runBundleInstall(ctx context.Context, a *app, args []string) error {
 	}
 	by := "bundle " + filepath.Base(fs.Arg(0))
 	for _, p := range b.Plugins {
-		pi, err := d.svc.InstallVerified(ctx, p.Wasm, by)
+		pi, err := d.svc.Plugins.InstallVerified(ctx, p.Wasm, by)
 		switch {
 		case errors.Is(err, service.ErrInvalid):
 			return withCode(exitIncompatible, fmt.Errorf("bundle install: plugin %s@%s: %w", p.Name, p.Version, err))
@@ -146,7 +146,7 @@ func runBundleInstall(ctx context.Context, a *app, args []string) error {
 // installedVersions lists the installed versions of a plugin; none is no
 // error.
 func installedVersions(ctx context.Context, svc *service.Service, name string) ([]string, error) {
-	infos, err := svc.PluginVersions(ctx, name)
+	infos, err := svc.Plugins.Versions(ctx, name)
 	if errors.Is(err, service.ErrNotFound) {
 		return nil, nil
 	}

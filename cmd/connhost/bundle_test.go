@@ -105,12 +105,12 @@ func TestBundleRoundTrip(t *testing.T) {
 
 	ctx := context.Background()
 	src := openService(t, source)
-	want, err := src.ListPlugins(ctx)
+	want, err := src.Plugins.List(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dst := openService(t, target)
-	got, err := dst.ListPlugins(ctx)
+	got, err := dst.Plugins.List(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,14 +123,14 @@ func TestBundleRoundTrip(t *testing.T) {
 		}
 	}
 	enabled := true
-	if _, err := dst.CreateInstance(ctx, service.InstanceInput{Name: "echo-1", Plugin: "echo", Enabled: &enabled,
+	if _, err := dst.Instances.Create(ctx, service.InstanceInput{Name: "echo-1", Plugin: "echo", Enabled: &enabled,
 		Params: map[string]any{"token": "t0ken"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := dst.TestInstance(ctx, "echo-1"); err != nil {
+	if err := dst.Commands.Test(ctx, "echo-1"); err != nil {
 		t.Fatalf("test-module on the offline-installed plugin: %v", err)
 	}
-	res, err := dst.Execute(ctx, "echo-1", service.ExecuteRequest{Command: "echo", Args: map[string]any{"msg": "air-gapped"}})
+	res, err := dst.Commands.Execute(ctx, "echo-1", service.ExecuteRequest{Command: "echo", Args: map[string]any{"msg": "air-gapped"}})
 	if err != nil || !bytes.Contains(res.Result, []byte("air-gapped")) {
 		t.Fatalf("echo: %s %v", res.Result, err)
 	}

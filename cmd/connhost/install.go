@@ -47,7 +47,7 @@ func runInstall(ctx context.Context, a *app, args []string) error {
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("plugin %s: %w", file, err)
 		}
-		res, err := d.svc.Install(ctx, service.InstallRequest{Wasm: wasm, Signature: sig, By: "cli", Force: *force, VerifyInstances: *verify})
+		res, err := d.svc.Plugins.Install(ctx, service.InstallRequest{Wasm: wasm, Signature: sig, By: "cli", Force: *force, VerifyInstances: *verify})
 		if err != nil {
 			return installErr(file, err)
 		}
@@ -91,7 +91,7 @@ func runRollback(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer d.close(context.WithoutCancel(ctx))
-	res, err := d.svc.Rollback(ctx, fs.Arg(0), service.SwitchOptions{By: "cli", Force: *force, VerifyInstances: *verify})
+	res, err := d.svc.Plugins.Rollback(ctx, fs.Arg(0), service.SwitchOptions{By: "cli", Force: *force, VerifyInstances: *verify})
 	switch {
 	case errors.Is(err, service.ErrNotFound), errors.Is(err, service.ErrConflict):
 		return withCode(exitUsage, fmt.Errorf("plugin rollback: %w", err))

@@ -147,7 +147,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 			log.Warn().Err(err).Msg("closing")
 		}
 	}()
-	key, err := d.svc.EnsureAPIKey(base)
+	key, err := d.svc.APIKeys.Ensure(base)
 	if err != nil {
 		return fmt.Errorf("creating the first API key: %w", err)
 	}
@@ -157,10 +157,10 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	}
 	reg := api.NewRegistry()
 	engine := mirror.New(mirror.Options{
-		Store: d.st, Instances: d.svc, Logger: log, MirrorEnabled: cfg.Mirror.JobEnable,
+		Store: d.st, Instances: d.svc.Mirroring, Logger: log, MirrorEnabled: cfg.Mirror.JobEnable,
 		MirrorInterval: cfg.MirrorInterval(), Concurrency: cfg.Mirror.Concurrency, Metrics: reg,
 	})
-	d.svc.SetMirror(engine)
+	d.svc.Mirroring.SetEngine(engine)
 	engine.Start(base)
 	defer func() {
 		sctx, cancel := context.WithTimeout(base, cfg.Server.ShutdownTimeout)

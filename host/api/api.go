@@ -178,7 +178,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if !ok {
 			return apiErr(http.StatusUnauthorized, apitypes.CodeUnauthorized, "missing API key: send Authorization: Bearer <key>")
 		}
-		k, err := s.svc.Authenticate(c.Request().Context(), token)
+		k, err := s.svc.APIKeys.Authenticate(c.Request().Context(), token)
 		if err != nil {
 			return err
 		}

@@ -145,8 +145,8 @@ func entryOut(e store.Entry) apitypes.Entry {
 		Tags: e.Tags, Note: e.Note, User: e.User, Created: e.Created, Origin: e.Origin, ExternalID: e.ExternalID, Footer: e.Footer}
 }
 
-func userIn(in apitypes.UserInput) store.User {
-	return store.User{Username: in.Username, Email: in.Email, Name: in.Name, Roles: in.Roles}
+func userIn(in apitypes.UserInput) service.UserInput {
+	return service.UserInput{Username: in.Username, Email: in.Email, Name: in.Name, Roles: in.Roles}
 }
 
 func userOut(u store.User) apitypes.User {

@@ -18,7 +18,7 @@ import (
 // checks every response against the document besides.
 func TestDocumentedResponses(t *testing.T) {
 	e := newEnv(t, nil)
-	e.s.Service.SetMirror(mirror.New(mirror.Options{Store: e.s.Store, Instances: e.svc, Logger: zerolog.Nop()}))
+	e.s.Service.Mirroring.SetEngine(mirror.New(mirror.Options{Store: e.s.Store, Instances: e.svc.Mirroring, Logger: zerolog.Nop()}))
 
 	// Installing a plugin no instance uses switches none: an empty list,
 	// not null.

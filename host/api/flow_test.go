@@ -254,14 +254,14 @@ func TestHealthAndMetrics(t *testing.T) {
 		t.Errorf("livez while draining: %s", r)
 	}
 
-	key, v, err := open.svc.CreateAPIKey(t.Context(), "temp")
+	key, v, err := open.svc.APIKeys.Create(t.Context(), "temp")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r := open.callAs(key, "GET", "/api/v1/users", nil, ""); r.status != http.StatusOK {
 		t.Fatalf("new key: %s", r)
 	}
-	if err := open.svc.RevokeAPIKey(t.Context(), v.ID); err != nil {
+	if err := open.svc.APIKeys.Revoke(t.Context(), v.ID); err != nil {
 		t.Fatal(err)
 	}
 	if r := open.callAs(key, "GET", "/api/v1/users", nil, ""); r.status != http.StatusUnauthorized {

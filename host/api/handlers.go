@@ -12,7 +12,6 @@ import (
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/service"
-	"github.com/connhost/connhost/store"
 )
 
 // Page limits of list endpoints.
@@ -25,7 +24,7 @@ func (s *Server) listPlugins(c echo.Context) error {
 	if err := checkQuery(c); err != nil {
 		return err
 	}
-	ps, err := s.svc.ListPlugins(ctx(c))
+	ps, err := s.svc.Plugins.List(ctx(c))
 	if err != nil {
 		return err
 	}
@@ -33,7 +32,7 @@ func (s *Server) listPlugins(c echo.Context) error {
 }
 
 func (s *Server) getPlugin(c echo.Context) error {
-	vs, err := s.svc.PluginVersions(ctx(c), c.Param("name"))
+	vs, err := s.svc.Plugins.Versions(ctx(c), c.Param("name"))
 	if err != nil {
 		return err
 	}
@@ -44,7 +43,7 @@ func (s *Server) deletePlugin(c echo.Context) error {
 	if err := checkQuery(c, "version"); err != nil {
 		return err
 	}
-	if err := s.svc.DeletePlugin(ctx(c), c.Param("name"), c.QueryParam("version")); err != nil {
+	if err := s.svc.Plugins.Delete(ctx(c), c.Param("name"), c.QueryParam("version")); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -55,7 +54,7 @@ func (s *Server) createInstance(c echo.Context) error {
 	if err := s.decode(c, &in, false); err != nil {
 		return err
 	}
-	v, err := s.svc.CreateInstance(ctx(c), instanceIn(in))
+	v, err := s.svc.Instances.Create(ctx(c), instanceIn(in))
 	if errors.Is(err, service.ErrNotFound) {
 		// The missing thing is the plugin the body names, not this URL.
 		return apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "%v", err)
@@ -70,7 +69,7 @@ func (s *Server) listInstances(c echo.Context) error {
 	if err := checkQuery(c); err != nil {
 		return err
 	}
-	vs, err := s.svc.ListInstances(ctx(c))
+	vs, err := s.svc.Instances.List(ctx(c))
 	if err != nil {
 		return err
 	}
@@ -78,7 +77,7 @@ func (s *Server) listInstances(c echo.Context) error {
 }
 
 func (s *Server) getInstance(c echo.Context) error {
-	v, err := s.svc.GetInstance(ctx(c), c.Param("name"))
+	v, err := s.svc.Instances.Get(ctx(c), c.Param("name"))
 	if err != nil {
 		return err
 	}
@@ -90,7 +89,7 @@ func (s *Server) updateInstance(c echo.Context) error {
 	if err := s.decode(c, &in, false); err != nil {
 		return err
 	}
-	v, err := s.svc.UpdateInstance(ctx(c), c.Param("name"), instancePatchIn(in))
+	v, err := s.svc.Instances.Update(ctx(c), c.Param("name"), instancePatchIn(in))
 	if err != nil {
 		return err
 	}
@@ -98,7 +97,7 @@ func (s *Server) updateInstance(c echo.Context) error {
 }
 
 func (s *Server) deleteInstance(c echo.Context) error {
-	if err := s.svc.DeleteInstance(ctx(c), c.Param("name")); err != nil {
+	if err := s.svc.Instances.Delete(ctx(c), c.Param("name")); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -108,7 +107,7 @@ func (s *Server) enableInstance(c echo.Context) error  { return s.setEnabled(c, 
 func (s *Server) disableInstance(c echo.Context) error { return s.setEnabled(c, false) }
 
 func (s *Server) setEnabled(c echo.Context, on bool) error {
-	v, err := s.svc.SetEnabled(ctx(c), c.Param("name"), on)
+	v, err := s.svc.Instances.SetEnabled(ctx(c), c.Param("name"), on)
 	if err != nil {
 		return err
 	}
@@ -118,7 +117,7 @@ func (s *Server) setEnabled(c echo.Context, on bool) error {
 func (s *Server) testInstance(c echo.Context) error {
 	name := c.Param("name")
 	start := time.Now()
-	err := s.svc.TestInstance(ctx(c), name)
+	err := s.svc.Commands.Test(ctx(c), name)
 	s.metrics.command(name, abi.CommandTestModule, err, time.Since(start))
 	if err != nil {
 		return err
@@ -135,7 +134,7 @@ func (s *Server) execute(c echo.Context) error {
 		return apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "command is required")
 	}
 	start := time.Now()
-	res, err := s.svc.Execute(ctx(c), c.Param("name"), service.ExecuteRequest{Command: req.Command, Args: req.Args, IncidentID: req.IncidentID})
+	res, err := s.svc.Commands.Execute(ctx(c), c.Param("name"), service.ExecuteRequest{Command: req.Command, Args: req.Args, IncidentID: req.IncidentID})
 	s.metrics.command(c.Param("name"), req.Command, err, time.Since(start))
 	if err != nil {
 		// The entry that recorded the failure, if any, goes with the error.
@@ -148,7 +147,7 @@ func (s *Server) execute(c echo.Context) error {
 
 func (s *Server) fetch(c echo.Context) error {
 	start := time.Now()
-	sum, err := s.svc.Fetch(ctx(c), c.Param("name"))
+	sum, err := s.svc.Commands.Fetch(ctx(c), c.Param("name"))
 	s.metrics.command(c.Param("name"), abi.CommandFetchIncidents, err, time.Since(start))
 	if err != nil {
 		return err
@@ -157,7 +156,7 @@ func (s *Server) fetch(c echo.Context) error {
 }
 
 func (s *Server) health(c echo.Context) error {
-	h, err := s.svc.Health(ctx(c), c.Param("name"))
+	h, err := s.svc.Instances.Health(ctx(c), c.Param("name"))
 	if err != nil {
 		return err
 	}
@@ -165,7 +164,7 @@ func (s *Server) health(c echo.Context) error {
 }
 
 func (s *Server) getContext(c echo.Context) error {
-	v, ver, err := s.svc.IntegrationContext(ctx(c), c.Param("name"))
+	v, ver, err := s.svc.Instances.Context(ctx(c), c.Param("name"))
 	if err != nil {
 		return err
 	}
@@ -186,7 +185,7 @@ func (s *Server) putContext(c echo.Context) error {
 	if *in.Version < -1 {
 		return apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "version %d: want the version read, or -1", *in.Version)
 	}
-	ver, err := s.svc.SetIntegrationContext(ctx(c), c.Param("name"), in.Context, *in.Version)
+	ver, err := s.svc.Instances.SetContext(ctx(c), c.Param("name"), in.Context, *in.Version)
 	if err != nil {
 		return err
 	}
@@ -201,7 +200,7 @@ func (s *Server) createIncident(c echo.Context) error {
 	if err := s.decode(c, &in, false); err != nil {
 		return err
 	}
-	inc, err := s.svc.CreateIncident(ctx(c), incidentIn(in))
+	inc, err := s.svc.Incidents.Create(ctx(c), incidentIn(in))
 	if err != nil {
 		return err
 	}
@@ -209,7 +208,7 @@ func (s *Server) createIncident(c echo.Context) error {
 }
 
 func (s *Server) getIncident(c echo.Context) error {
-	inc, err := s.svc.GetIncident(ctx(c), c.Param("id"))
+	inc, err := s.svc.Incidents.Get(ctx(c), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -228,7 +227,7 @@ func (s *Server) listIncidents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	q := store.IncidentQuery{Instance: c.QueryParam("instance"), Type: c.QueryParam("type"), Text: c.QueryParam("q"),
+	q := service.IncidentQuery{Instance: c.QueryParam("instance"), Type: c.QueryParam("type"), Text: c.QueryParam("q"),
 		Limit: limit, Cursor: c.QueryParam("cursor")}
 	if v := c.QueryParam("status"); v != "" {
 		st, ok := statusNames[strings.ToLower(v)]
@@ -247,7 +246,7 @@ func (s *Server) listIncidents(c echo.Context) error {
 		}
 		q.ModifiedAfter = t
 	}
-	incs, next, err := s.svc.SearchIncidents(ctx(c), q)
+	incs, next, err := s.svc.Incidents.Search(ctx(c), q)
 	if err != nil {
 		return err
 	}
@@ -271,7 +270,7 @@ func (s *Server) updateIncident(c echo.Context) error {
 	if err := s.decode(c, &in, false); err != nil {
 		return err
 	}
-	inc, err := s.svc.UpdateIncident(ctx(c), c.Param("id"), incidentIn(in))
+	inc, err := s.svc.Incidents.Update(ctx(c), c.Param("id"), incidentIn(in))
 	if err != nil {
 		return err
 	}
@@ -279,7 +278,7 @@ func (s *Server) updateIncident(c echo.Context) error {
 }
 
 func (s *Server) deleteIncident(c echo.Context) error {
-	if err := s.svc.DeleteIncident(ctx(c), c.Param("id")); err != nil {
+	if err := s.svc.Incidents.Delete(ctx(c), c.Param("id")); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -290,7 +289,7 @@ func (s *Server) closeIncident(c echo.Context) error {
 	if err := s.decode(c, &in, true); err != nil {
 		return err
 	}
-	inc, err := s.svc.CloseIncident(ctx(c), c.Param("id"), in.CloseReason, in.CloseNotes)
+	inc, err := s.svc.Incidents.Close(ctx(c), c.Param("id"), in.CloseReason, in.CloseNotes)
 	if err != nil {
 		return err
 	}
@@ -298,7 +297,7 @@ func (s *Server) closeIncident(c echo.Context) error {
 }
 
 func (s *Server) reopenIncident(c echo.Context) error {
-	inc, err := s.svc.ReopenIncident(ctx(c), c.Param("id"))
+	inc, err := s.svc.Incidents.Reopen(ctx(c), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -313,7 +312,7 @@ func (s *Server) listEntries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	es, next, err := s.svc.ListEntries(ctx(c), c.Param("id"), store.EntryQuery{After: c.QueryParam("cursor"), Limit: limit})
+	es, next, err := s.svc.Incidents.ListEntries(ctx(c), c.Param("id"), service.EntryQuery{Cursor: c.QueryParam("cursor"), Limit: limit})
 	if err != nil {
 		return err
 	}
@@ -325,7 +324,7 @@ func (s *Server) addEntry(c echo.Context) error {
 	if err := s.decode(c, &in, false); err != nil {
 		return err
 	}
-	e, err := s.svc.AddEntry(ctx(c), c.Param("id"), entryIn(in))
+	e, err := s.svc.Incidents.AddEntry(ctx(c), c.Param("id"), entryIn(in))
 	if err != nil {
 		return err
 	}
@@ -337,7 +336,7 @@ func (s *Server) createUser(c echo.Context) error {
 	if err := s.decode(c, &in, false); err != nil {
 		return err
 	}
-	u, err := s.svc.CreateUser(ctx(c), userIn(in))
+	u, err := s.svc.Users.Create(ctx(c), userIn(in))
 	if err != nil {
 		return err
 	}
@@ -348,7 +347,7 @@ func (s *Server) listUsers(c echo.Context) error {
 	if err := checkQuery(c); err != nil {
 		return err
 	}
-	us, err := s.svc.ListUsers(ctx(c))
+	us, err := s.svc.Users.List(ctx(c))
 	if err != nil {
 		return err
 	}
@@ -356,7 +355,7 @@ func (s *Server) listUsers(c echo.Context) error {
 }
 
 func (s *Server) getUser(c echo.Context) error {
-	u, err := s.svc.GetUser(ctx(c), c.Param("id"))
+	u, err := s.svc.Users.Get(ctx(c), c.Param("id"))
 	if err != nil {
 		return err
 	}

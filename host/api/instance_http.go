@@ -35,7 +35,7 @@ func (s *Server) mountInstanceHTTP() {
 func (s *Server) instanceHTTP(c echo.Context) error {
 	name := c.Param("instance")
 	r := c.Request()
-	body, err := readBody(c, s.svc.HTTPMaxBodyBytes())
+	body, err := readBody(c, s.svc.LongRunning.MaxBodyBytes())
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,7 @@ func (s *Server) instanceHTTP(c echo.Context) error {
 	req := abi.HTTPRequest{
 		Method: r.Method, Path: "/" + c.Param("*"), Query: r.URL.RawQuery, Headers: headers, Body: body,
 	}
-	resp, err := s.svc.ServeInstanceHTTP(ctx(c), name, req)
+	resp, err := s.svc.LongRunning.HandleHTTP(ctx(c), name, req)
 	switch {
 	case errors.Is(err, service.ErrUnauthenticated):
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="connhost instance `+name+`"`)
@@ -92,7 +92,7 @@ func isHop(k string) bool {
 // longRunning returns the supervision state and health of an instance's
 // long-running execution.
 func (s *Server) longRunning(c echo.Context) error {
-	st, err := s.svc.LongRunning(ctx(c), c.Param("name"))
+	st, err := s.svc.LongRunning.Status(ctx(c), c.Param("name"))
 	if err != nil {
 		return err
 	}

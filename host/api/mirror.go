@@ -30,7 +30,7 @@ func (s *Server) mountMirror() {
 }
 
 func (s *Server) mirrorStats(c echo.Context) error {
-	st, err := s.svc.MirrorStats(ctx(c), c.Param("name"))
+	st, err := s.svc.Mirroring.Stats(ctx(c), c.Param("name"))
 	if err != nil {
 		return err
 	}
@@ -42,7 +42,7 @@ func (s *Server) mirrorRecords(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	recs, err := s.svc.SyncRecords(ctx(c), c.Param("name"), limit)
+	recs, err := s.svc.Mirroring.SyncRecords(ctx(c), c.Param("name"), limit)
 	if err != nil {
 		return err
 	}
@@ -57,7 +57,7 @@ func (s *Server) mirrorPurge(c echo.Context) error {
 	if in.OlderThan == nil {
 		return apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "olderThan (days) is required")
 	}
-	n, err := s.svc.PurgeClosedMirrors(ctx(c), c.Param("name"), *in.OlderThan)
+	n, err := s.svc.Mirroring.PurgeClosed(ctx(c), c.Param("name"), *in.OlderThan)
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func (s *Server) mirrorPurge(c echo.Context) error {
 }
 
 func (s *Server) mirrorRun(c echo.Context) error {
-	rep, err := s.svc.RunMirrorCycle(ctx(c), c.Param("name"))
+	rep, err := s.svc.Mirroring.RunCycle(ctx(c), c.Param("name"))
 	if err != nil {
 		return err
 	}
@@ -80,14 +80,14 @@ func (s *Server) mirrorPush(c echo.Context) error {
 	if strings.TrimSpace(in.RemoteIncidentID) == "" {
 		return apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "remoteIncidentId is required")
 	}
-	if err := s.svc.PushMirror(ctx(c), c.Param("name"), in.RemoteIncidentID); err != nil {
+	if err := s.svc.Mirroring.Push(ctx(c), c.Param("name"), in.RemoteIncidentID); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusAccepted, apitypes.Status{Status: "queued"})
 }
 
 func (s *Server) remoteSchema(c echo.Context) error {
-	schema, err := s.svc.RemoteSchema(ctx(c), c.Param("name"))
+	schema, err := s.svc.Mirroring.RemoteSchema(ctx(c), c.Param("name"))
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func (s *Server) remoteSchema(c echo.Context) error {
 }
 
 func (s *Server) incidentMirror(c echo.Context) error {
-	rec, err := s.svc.SyncRecord(ctx(c), c.Param("id"))
+	rec, err := s.svc.Mirroring.SyncRecord(ctx(c), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -110,7 +110,7 @@ func (s *Server) incidentMirror(c echo.Context) error {
 }
 
 func (s *Server) incidentMirrorDebug(c echo.Context) error {
-	steps, err := s.svc.DebugMirror(ctx(c), c.Param("id"))
+	steps, err := s.svc.Mirroring.Debug(ctx(c), c.Param("id"))
 	if err != nil {
 		return err
 	}

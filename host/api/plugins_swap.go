@@ -64,7 +64,7 @@ func (s *Server) installPlugin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.svc.Install(ctx(c), service.InstallRequest{
+	res, err := s.svc.Plugins.Install(ctx(c), service.InstallRequest{
 		Wasm: wasm, Signature: sig, By: o.By, Force: o.Force, VerifyInstances: o.VerifyInstances,
 	})
 	if errors.Is(err, service.ErrUntrusted) {
@@ -158,7 +158,7 @@ func (s *Server) rollbackPlugin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.svc.Rollback(ctx(c), c.Param("name"), o)
+	res, err := s.svc.Plugins.Rollback(ctx(c), c.Param("name"), o)
 	if err != nil {
 		return err
 	}
@@ -177,7 +177,7 @@ func (s *Server) setCurrentPlugin(c echo.Context) error {
 	if b.Version == "" {
 		return apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "version is required")
 	}
-	res, err := s.svc.SetCurrent(ctx(c), c.Param("name"), b.Version, o)
+	res, err := s.svc.Plugins.SetCurrent(ctx(c), c.Param("name"), b.Version, o)
 	if err != nil {
 		return err
 	}
@@ -193,7 +193,7 @@ func (s *Server) pinInstance(c echo.Context) error {
 	if err := s.decode(c, &b, false); err != nil {
 		return err
 	}
-	v, err := s.svc.PinInstance(ctx(c), c.Param("name"), b.Version, o)
+	v, err := s.svc.Plugins.Pin(ctx(c), c.Param("name"), b.Version, o)
 	if err != nil {
 		return err
 	}

@@ -142,10 +142,10 @@ func TestHotSwapUnderLoad(t *testing.T) {
 	wg.Go(func() {
 		for ctx.Err() == nil {
 			bg := context.Background() // ctx only ends the loop: no call is canceled
-			if _, ok := srv.Service.Target(bg, "echo"); !ok {
+			if _, ok := srv.Service.Mirroring.Target(bg, "echo"); !ok {
 				fail("engine: instance echo has no target")
 			}
-			raw, err := srv.Service.Call(bg, "echo", "version", map[string]any{})
+			raw, err := srv.Service.Mirroring.Call(bg, "echo", "version", map[string]any{})
 			calls.Add(1)
 			if err != nil {
 				fail("engine call: %v", err)
@@ -215,7 +215,7 @@ func TestHotSwapLongRunning(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			st, err := srv.Service.LongRunning(context.Background(), "hook")
+			st, err := srv.Service.LongRunning.Status(context.Background(), "hook")
 			if err == nil && st.Supervised && st.Running {
 				return st.Started
 			}
@@ -269,8 +269,8 @@ func TestHotSwapLongRunning(t *testing.T) {
 		t.Fatalf("%d webhook requests failed (of %d); first: %v", n, n+ok.Load(), first.Load())
 	}
 	incidents := 0
-	for q := (store.IncidentQuery{Limit: 1000}); ; {
-		page, next, err := srv.Service.SearchIncidents(context.Background(), q)
+	for q := (service.IncidentQuery{Limit: 1000}); ; {
+		page, next, err := srv.Service.Incidents.Search(context.Background(), q)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -323,7 +323,7 @@ func TestWatchDir(t *testing.T) {
 		return err == nil && v == newVersion
 	})
 	var pi service.PluginInfo
-	vs, err := srv.Service.PluginVersions(context.Background(), "goecho")
+	vs, err := srv.Service.Plugins.Versions(context.Background(), "goecho")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,7 +468,7 @@ func BenchmarkInstallToFirstCall(b *testing.B) {
 					b.Fatalf("install v1: %d %s", status, body)
 				}
 				on := true
-				if _, err := srv.Service.CreateInstance(context.Background(), service.InstanceInput{Name: "echo", Plugin: "goecho", Enabled: &on}); err != nil {
+				if _, err := srv.Service.Instances.Create(context.Background(), service.InstanceInput{Name: "echo", Plugin: "goecho", Enabled: &on}); err != nil {
 					b.Fatal(err)
 				}
 				if tc.cached {
@@ -517,7 +517,7 @@ func serverWithCache(b *testing.B, cacheDir string) *testenv.Server {
 		_ = rt.Close(ctx)
 		_ = st.Close()
 	})
-	key, _, err := svc.CreateAPIKey(ctx, "bench")
+	key, _, err := svc.APIKeys.Create(ctx, "bench")
 	if err != nil {
 		b.Fatal(err)
 	}

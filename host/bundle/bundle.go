@@ -199,7 +199,7 @@ type Bundle struct {
 // signature when there is one (it must be by a trusted key), every member's
 // hash against the index, no member outside the index, and every plugin
 // with policy.Verify. It returns the plugin bytes ready for
-// service.InstallPlugin; the downgrade check needs the installed versions
+// service.Plugins.InstallVerified; the downgrade check needs the installed versions
 // and is the installer's (signing.CheckDowngrade).
 func Open(path string, policy *signing.Policy) (*Bundle, error) {
 	f, err := os.Open(path)

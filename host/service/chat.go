@@ -64,8 +64,8 @@ func parseMirrorType(s string) (typ, dir string, err error) {
 	return typ, dir, nil
 }
 
-// mirrorInvestigation records (or with type none removes) a chat mirror.
-func (s *Service) mirrorInvestigation(ctx context.Context, inst abi.InstanceInfo, req abi.MirrorInvestigationRequest) error {
+// MirrorInvestigation records (or with type none removes) a chat mirror.
+func (h hostServices) MirrorInvestigation(ctx context.Context, inst abi.InstanceInfo, req abi.MirrorInvestigationRequest) error {
 	if strings.TrimSpace(req.IncidentID) == "" {
 		return abi.Errorf(abi.KindBadRequest, "mirror_investigation: incident_id is required")
 	}
@@ -74,15 +74,15 @@ func (s *Service) mirrorInvestigation(ctx context.Context, inst abi.InstanceInfo
 		return abi.Errorf(abi.KindBadRequest, "mirror_investigation: %v", err)
 	}
 	if typ == MirrorTypeNone {
-		return typed(s.st.DeleteChatMirror(ctx, inst.ID, req.IncidentID))
+		return typed(h.c.st.DeleteChatMirror(ctx, inst.ID, req.IncidentID))
 	}
-	m, err := s.st.PutChatMirror(ctx, store.ChatMirror{
+	m, err := h.c.st.PutChatMirror(ctx, store.ChatMirror{
 		InstanceID: inst.ID, IncidentID: req.IncidentID, Type: typ, Direction: dir, AutoClose: req.AutoClose,
 	})
 	if err != nil {
 		return typed(err)
 	}
-	s.log.Info().Str("instance", inst.Name).Str("incident", m.IncidentID).Str("mirror_type", typ).Str("direction", dir).
+	h.c.log.Info().Str("instance", inst.Name).Str("incident", m.IncidentID).Str("mirror_type", typ).Str("direction", dir).
 		Msg("incident mirrored to chat")
 	return nil
 }
@@ -91,10 +91,10 @@ func (s *Service) mirrorInvestigation(ctx context.Context, inst abi.InstanceInfo
 // token without spaces or separators is accepted.
 var entitlementGUIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 
-// handleEntitlement records a user's answer to a question asked in an
+// HandleEntitlement records a user's answer to a question asked in an
 // incident's war room (or a task of it) as an entry, once per GUID and
 // task.
-func (s *Service) handleEntitlement(ctx context.Context, inst abi.InstanceInfo, req abi.EntitlementRequest) error {
+func (h hostServices) HandleEntitlement(ctx context.Context, inst abi.InstanceInfo, req abi.EntitlementRequest) error {
 	var errs []error
 	if strings.TrimSpace(req.IncidentID) == "" {
 		errs = append(errs, errors.New("incident_id is required"))
@@ -110,7 +110,7 @@ func (s *Service) handleEntitlement(ctx context.Context, inst abi.InstanceInfo, 
 	}
 	user := req.Email
 	if req.Email != "" {
-		if u, err := s.st.FindUser(ctx, "", req.Email); err == nil {
+		if u, err := h.c.st.FindUser(ctx, "", req.Email); err == nil {
 			user = u.Username
 		}
 	}
@@ -118,7 +118,7 @@ func (s *Service) handleEntitlement(ctx context.Context, inst abi.InstanceInfo, 
 	if req.TaskID != "" {
 		tags = append(tags, "task:"+req.TaskID)
 	}
-	_, err := s.st.AddEntries(ctx, []store.Entry{{
+	_, err := h.c.st.AddEntries(ctx, []store.Entry{{
 		IncidentID: req.IncidentID, Type: abi.EntryNote, Format: abi.FormatText, Contents: req.Content,
 		Tags: tags, User: user, Origin: store.OriginPluginPrefix + inst.Name,
 		ExternalID: "entitlement:" + req.GUID + ":" + req.TaskID,
@@ -126,11 +126,11 @@ func (s *Service) handleEntitlement(ctx context.Context, inst abi.InstanceInfo, 
 	return typed(err)
 }
 
-// directMessage handles free text a chat user sent the bot: "new incident
+// DirectMessage handles free text a chat user sent the bot: "new incident
 // name=... [type=...] [severity=...] [details=...]" creates an incident
 // owned by the user (a known user, or anyone when the plugin allows it),
 // "list incidents" lists the open ones, anything else gets the help text.
-func (s *Service) directMessage(ctx context.Context, inst abi.InstanceInfo, req abi.DirectMessageRequest) (string, error) {
+func (h hostServices) DirectMessage(ctx context.Context, inst abi.InstanceInfo, req abi.DirectMessageRequest) (string, error) {
 	msg := strings.TrimSpace(req.Message)
 	if msg == "" {
 		return "", abi.Errorf(abi.KindBadRequest, "direct_message: message is required")
@@ -142,9 +142,9 @@ func (s *Service) directMessage(ctx context.Context, inst abi.InstanceInfo, req 
 	switch {
 	case strings.HasPrefix(lower, "new incident"), strings.HasPrefix(lower, "create incident"):
 		_, rest, _ := strings.Cut(msg, "incident")
-		return s.dmNewIncident(ctx, inst, req, rest)
+		return h.dmNewIncident(ctx, inst, req, rest)
 	case lower == "list incidents":
-		return s.dmListIncidents(ctx)
+		return h.dmListIncidents(ctx)
 	}
 	return dmHelp, nil
 }
@@ -153,13 +153,14 @@ const dmHelp = "I understand:\n" +
 	"• new incident name=<name> [type=<type>] [severity=<0-4>] [details=<text>]\n" +
 	"• list incidents"
 
-func (s *Service) dmNewIncident(ctx context.Context, inst abi.InstanceInfo, req abi.DirectMessageRequest, args string) (string, error) {
+// dmNewIncident creates the incident a "new incident" message asks for.
+func (h hostServices) dmNewIncident(ctx context.Context, inst abi.InstanceInfo, req abi.DirectMessageRequest, args string) (string, error) {
 	kv, err := parseKeyValues(args)
 	if err != nil {
 		return "", abi.Errorf(abi.KindBadRequest, "direct_message: %v", err)
 	}
 	owner := ""
-	u, err := s.st.FindUser(ctx, req.Username, req.Email)
+	u, err := h.c.st.FindUser(ctx, req.Username, req.Email)
 	switch {
 	case err == nil:
 		owner = u.Username
@@ -180,24 +181,25 @@ func (s *Service) dmNewIncident(ctx context.Context, inst abi.InstanceInfo, req 
 		}
 		a.Severity = f
 	}
-	rec, err := s.st.GetInstance(ctx, inst.ID)
+	rec, err := h.c.st.GetInstance(ctx, inst.ID)
 	if err != nil {
 		return "", typed(err)
 	}
-	incs, err := s.incidentsFromABI(rec, []abi.Incident{a})
+	incs, err := incidentsFromABI(rec, []abi.Incident{a})
 	if err != nil {
 		return "", abi.Errorf(abi.KindBadRequest, "direct_message: %v", err)
 	}
-	created, err := s.st.CreateIncidents(ctx, incs)
+	created, err := h.c.st.CreateIncidents(ctx, incs)
 	if err != nil {
 		return "", typed(err)
 	}
 	return fmt.Sprintf("Incident %s created: %s", created[0].ID, name), nil
 }
 
-func (s *Service) dmListIncidents(ctx context.Context) (string, error) {
+// dmListIncidents lists up to ten open incidents.
+func (h hostServices) dmListIncidents(ctx context.Context) (string, error) {
 	active := abi.StatusActive
-	incs, _, err := s.st.SearchIncidents(ctx, store.IncidentQuery{Status: &active, Limit: 10})
+	incs, _, err := h.c.st.SearchIncidents(ctx, store.IncidentQuery{Status: &active, Limit: 10})
 	if err != nil {
 		return "", err
 	}
@@ -237,7 +239,7 @@ func parseKeyValues(s string) (map[string]string, error) {
 }
 
 // chatLoop delivers mirrored entries every ChatInterval until close.
-func (s *Service) chatLoop(lr *longRunning) {
+func (lr *LongRunning) chatLoop() {
 	defer close(lr.chatDone)
 	t := time.NewTicker(lr.opts.ChatInterval)
 	defer t.Stop()
@@ -255,8 +257,8 @@ func (s *Service) chatLoop(lr *longRunning) {
 			}
 			cancel()
 		}()
-		if err := s.DeliverChat(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn().Err(err).Msg("chat delivery pass failed")
+		if err := lr.DeliverChat(ctx); err != nil && ctx.Err() == nil {
+			lr.c.log.Warn().Err(err).Msg("chat delivery pass failed")
 		}
 		cancel()
 	}
@@ -265,55 +267,59 @@ func (s *Service) chatLoop(lr *longRunning) {
 // DeliverChat runs one delivery pass over every chat mirror: new entries
 // go to enabled instances with send-notification; a failed delivery is
 // retried on the next pass, from the same entry.
-func (s *Service) DeliverChat(ctx context.Context) error {
-	mirrors, err := s.st.ListChatMirrors(ctx)
+func (lr *LongRunning) DeliverChat(ctx context.Context) error {
+	mirrors, err := lr.c.st.ListChatMirrors(ctx)
 	if err != nil {
-		return err
+		return fromStore(err)
 	}
 	var errs []error
 	for _, m := range mirrors {
-		li, release := s.hold(m.InstanceID)
+		li, release := lr.c.hold(m.InstanceID)
 		if li == nil {
 			continue // disabled: delivered once it is enabled again
 		}
-		if err := s.deliverMirror(ctx, li, m); err != nil {
+		if err := lr.deliverMirror(ctx, li, m); err != nil {
 			errs = append(errs, err)
 		}
 		release()
 	}
-	return errors.Join(errs...)
+	return fromStore(errors.Join(errs...))
 }
 
-func (s *Service) deliverMirror(ctx context.Context, li *liveInstance, m store.ChatMirror) error {
-	inc, err := s.st.GetIncident(ctx, m.IncidentID)
+// deliverMirror delivers one mirror's new entries and, with auto-close,
+// the incident's closing; a mirror of a deleted incident is removed.
+func (lr *LongRunning) deliverMirror(ctx context.Context, li *liveInstance, m store.ChatMirror) error {
+	inc, err := lr.c.st.GetIncident(ctx, m.IncidentID)
 	if errors.Is(err, store.ErrNotFound) {
-		return s.st.DeleteChatMirror(ctx, m.InstanceID, m.IncidentID)
+		return lr.c.st.DeleteChatMirror(ctx, m.InstanceID, m.IncidentID)
 	}
 	if err != nil {
 		return err
 	}
 	if m.Direction != DirectionToDemisto {
-		if err := s.deliverEntries(ctx, li, m); err != nil {
+		if err := lr.deliverEntries(ctx, li, m); err != nil {
 			return err
 		}
 	}
 	if m.AutoClose && inc.Status == abi.StatusDone {
 		args := map[string]any{"messageType": MessageIncidentClosed, "incident_id": inc.ID, "investigation_id": inc.ID,
 			"message": fmt.Sprintf("Incident %s was closed: %s", inc.ID, inc.CloseReason)}
-		if err := s.notify(ctx, li, args); err != nil {
+		if err := lr.notify(ctx, li, args); err != nil {
 			return err
 		}
-		return s.st.DeleteChatMirror(ctx, m.InstanceID, m.IncidentID)
+		return lr.c.st.DeleteChatMirror(ctx, m.InstanceID, m.IncidentID)
 	}
 	return nil
 }
 
-func (s *Service) deliverEntries(ctx context.Context, li *liveInstance, m store.ChatMirror) error {
+// deliverEntries delivers up to chatBatch entries after the mirror's
+// cursor and moves the cursor past those delivered (or not wanted).
+func (lr *LongRunning) deliverEntries(ctx context.Context, li *liveInstance, m store.ChatMirror) error {
 	q := store.EntryQuery{After: m.Cursor, Limit: chatBatch}
 	if m.Cursor == "" {
 		q.Since = m.Since
 	}
-	entries, _, err := s.st.ListEntries(ctx, m.IncidentID, q)
+	entries, _, err := lr.c.st.ListEntries(ctx, m.IncidentID, q)
 	if err != nil {
 		return err
 	}
@@ -327,14 +333,14 @@ func (s *Service) deliverEntries(ctx context.Context, li *liveInstance, m store.
 				"incident_id": m.IncidentID, "investigation_id": m.IncidentID,
 				"mirror_type": m.Type, "mirror_direction": m.Direction,
 			}
-			if deliverErr = s.notify(ctx, li, args); deliverErr != nil {
+			if deliverErr = lr.notify(ctx, li, args); deliverErr != nil {
 				break
 			}
 		}
 		cursor = e.ID
 	}
 	if cursor != m.Cursor {
-		if err := s.st.SetChatCursor(ctx, m.InstanceID, m.IncidentID, cursor); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := lr.c.st.SetChatCursor(ctx, m.InstanceID, m.IncidentID, cursor); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return errors.Join(deliverErr, err)
 		}
 	}
@@ -342,13 +348,13 @@ func (s *Service) deliverEntries(ctx context.Context, li *liveInstance, m store.
 }
 
 // notify runs send-notification on the instance's warm pool.
-func (s *Service) notify(ctx context.Context, li *liveInstance, args map[string]any) error {
+func (lr *LongRunning) notify(ctx context.Context, li *liveInstance, args map[string]any) error {
 	raw, err := json.Marshal(args)
 	if err != nil {
 		return fmt.Errorf("instance %q: encode send-notification: %w", li.rec.Name, err)
 	}
 	if _, err := li.inst.Execute(ctx, abi.CommandSendNotification, raw); err != nil {
-		s.log.Warn().Str("instance", li.rec.Name).Str("plugin", li.rec.Plugin).Err(err).Msg("chat delivery failed; retrying next pass")
+		lr.c.log.Warn().Str("instance", li.rec.Name).Str("plugin", li.rec.Plugin).Err(err).Msg("chat delivery failed; retrying next pass")
 		return err
 	}
 	return nil

@@ -10,7 +10,7 @@ import (
 // TestChatValidation: malformed chat requests are bad_request before any
 // state is touched.
 func TestChatValidation(t *testing.T) {
-	s := &Service{}
+	var h hostServices
 	ctx := context.Background()
 	inst := abi.InstanceInfo{ID: "i", Name: "bot"}
 	for _, tc := range []struct {
@@ -18,29 +18,29 @@ func TestChatValidation(t *testing.T) {
 		call func() error
 	}{
 		{"mirror without incident", func() error {
-			return s.mirrorInvestigation(ctx, inst, abi.MirrorInvestigationRequest{MirrorType: "all"})
+			return h.MirrorInvestigation(ctx, inst, abi.MirrorInvestigationRequest{MirrorType: "all"})
 		}},
 		{"mirror bad type", func() error {
-			return s.mirrorInvestigation(ctx, inst, abi.MirrorInvestigationRequest{IncidentID: "1", MirrorType: "some"})
+			return h.MirrorInvestigation(ctx, inst, abi.MirrorInvestigationRequest{IncidentID: "1", MirrorType: "some"})
 		}},
 		{"mirror bad direction", func() error {
-			return s.mirrorInvestigation(ctx, inst, abi.MirrorInvestigationRequest{IncidentID: "1", MirrorType: "all:sideways"})
+			return h.MirrorInvestigation(ctx, inst, abi.MirrorInvestigationRequest{IncidentID: "1", MirrorType: "all:sideways"})
 		}},
 		{"entitlement without guid", func() error {
-			return s.handleEntitlement(ctx, inst, abi.EntitlementRequest{IncidentID: "1", Content: "yes"})
+			return h.HandleEntitlement(ctx, inst, abi.EntitlementRequest{IncidentID: "1", Content: "yes"})
 		}},
 		{"entitlement bad guid", func() error {
-			return s.handleEntitlement(ctx, inst, abi.EntitlementRequest{IncidentID: "1", GUID: "a b", Content: "yes"})
+			return h.HandleEntitlement(ctx, inst, abi.EntitlementRequest{IncidentID: "1", GUID: "a b", Content: "yes"})
 		}},
 		{"entitlement without content", func() error {
-			return s.handleEntitlement(ctx, inst, abi.EntitlementRequest{IncidentID: "1", GUID: "g"})
+			return h.HandleEntitlement(ctx, inst, abi.EntitlementRequest{IncidentID: "1", GUID: "g"})
 		}},
 		{"dm without message", func() error {
-			_, err := s.directMessage(ctx, inst, abi.DirectMessageRequest{Username: "u"})
+			_, err := h.DirectMessage(ctx, inst, abi.DirectMessageRequest{Username: "u"})
 			return err
 		}},
 		{"dm without user", func() error {
-			_, err := s.directMessage(ctx, inst, abi.DirectMessageRequest{Message: "hi"})
+			_, err := h.DirectMessage(ctx, inst, abi.DirectMessageRequest{Message: "hi"})
 			return err
 		}},
 	} {

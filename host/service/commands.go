@@ -13,6 +13,10 @@ import (
 	"github.com/connhost/connhost/store"
 )
 
+// Commands runs commands on instances: any command a plugin serves,
+// fetch-incidents (storing what it returns) and test-module.
+type Commands struct{ c *core }
+
 // ExecuteRequest runs one command on an instance: the war room's !command.
 type ExecuteRequest struct {
 	Command string         `json:"command"`
@@ -27,11 +31,6 @@ type ExecuteResult struct {
 	Result  json.RawMessage `json:"result"`
 	EntryID string          `json:"entryId,omitempty"`
 }
-
-// ErrInvalidArguments wraps the refusal of a command's arguments: a
-// required argument missing, or one the command does not declare. The API
-// answers it 422, as when the plugin itself refuses them.
-var ErrInvalidArguments = errors.New("invalid arguments")
 
 // FetchSummary is what a fetch-incidents run stored: the ids of the
 // incidents it created and how many the plugin returned.
@@ -82,14 +81,21 @@ func checkCommand(m *abi.Manifest, command string, args map[string]any) error {
 	return nil
 }
 
-// Execute runs a command on an enabled instance.
-func (s *Service) Execute(ctx context.Context, instance string, req ExecuteRequest) (ExecuteResult, error) {
-	done, err := s.enter()
+// Execute runs a command on an enabled instance. A disabled instance is
+// ErrConflict; a command the plugin does not serve, or one the server
+// runs itself, ErrInvalid; arguments that do not fit the declared ones
+// ErrInvalidArguments. A failure of the plugin itself is returned as the
+// runtime reports it (abi.KindOf names its kind). With an incident, the
+// result (or the failure) is also written as an entry, whose id is
+// returned with either.
+func (cs *Commands) Execute(ctx context.Context, instance string, req ExecuteRequest) (ExecuteResult, error) {
+	c := cs.c
+	done, err := c.enter()
 	if err != nil {
 		return ExecuteResult{}, err
 	}
 	defer done()
-	li, release, err := s.running(ctx, instance)
+	li, release, err := c.running(ctx, instance)
 	if err != nil {
 		return ExecuteResult{}, err
 	}
@@ -98,14 +104,14 @@ func (s *Service) Execute(ctx context.Context, instance string, req ExecuteReque
 		return ExecuteResult{}, fmt.Errorf("instance %q: %w", instance, err)
 	}
 	if req.IncidentID != "" {
-		if _, err := s.st.GetIncident(ctx, req.IncidentID); err != nil {
-			return ExecuteResult{}, fmt.Errorf("incident %q: %w", req.IncidentID, err)
+		if _, err := c.st.GetIncident(ctx, req.IncidentID); err != nil {
+			return ExecuteResult{}, fmt.Errorf("incident %q: %w", req.IncidentID, fromStore(err))
 		}
 	}
 	if req.Command == abi.CommandFetchIncidents {
-		sum, err := s.fetch(ctx, li)
+		sum, err := cs.fetch(ctx, li)
 		if err != nil {
-			return ExecuteResult{}, err
+			return ExecuteResult{}, fromStore(err)
 		}
 		raw, err := json.Marshal(sum)
 		return ExecuteResult{Result: raw}, err
@@ -124,9 +130,9 @@ func (s *Service) Execute(ctx context.Context, instance string, req ExecuteReque
 		return out, callErr
 	}
 	entry := resultEntry(req, res, callErr)
-	added, err := s.st.AddEntries(ctx, []store.Entry{entry})
+	added, err := c.st.AddEntries(ctx, []store.Entry{entry})
 	if err != nil {
-		return out, errors.Join(callErr, fmt.Errorf("incident %q: writing the command's entry: %w", req.IncidentID, err))
+		return out, errors.Join(callErr, fmt.Errorf("incident %q: writing the command's entry: %w", req.IncidentID, fromStore(err)))
 	}
 	out.EntryID = added[0].ID
 	return out, callErr
@@ -153,28 +159,28 @@ func resultEntry(req ExecuteRequest, res json.RawMessage, callErr error) store.E
 	return e
 }
 
-// TestInstance runs test-module. A disabled instance is tested in a
-// temporary sandbox, so an operator can check a configuration before
-// enabling it.
-func (s *Service) TestInstance(ctx context.Context, name string) error {
-	done, err := s.enter()
+// Test runs test-module. A disabled instance is tested in a temporary
+// sandbox, so an operator can check a configuration before enabling it.
+func (cs *Commands) Test(ctx context.Context, name string) error {
+	c := cs.c
+	done, err := c.enter()
 	if err != nil {
 		return err
 	}
 	defer done()
-	rec, err := s.st.GetInstanceByName(ctx, name)
+	rec, err := c.st.GetInstanceByName(ctx, name)
 	if err != nil {
-		return fmt.Errorf("instance %q: %w", name, err)
+		return fmt.Errorf("instance %q: %w", name, fromStore(err))
 	}
-	li, release := s.hold(rec.ID)
+	li, release := c.hold(rec.ID)
 	defer release()
 	inst := (*host.Instance)(nil)
 	if li != nil {
 		inst = li.inst
 	} else {
-		tmp, _, err := s.sandbox(ctx, rec)
+		tmp, _, err := c.sandbox(ctx, rec)
 		if err != nil {
-			return err
+			return fromStore(err)
 		}
 		defer tmp.Close(context.WithoutCancel(ctx))
 		inst = tmp
@@ -186,13 +192,13 @@ func (s *Service) TestInstance(ctx context.Context, name string) error {
 // Fetch runs fetch-incidents on an enabled instance now and stores the
 // incidents it returns together with its new last run, atomically. A
 // plugin without fetch-incidents is ErrInvalid.
-func (s *Service) Fetch(ctx context.Context, name string) (FetchSummary, error) {
-	done, err := s.enter()
+func (cs *Commands) Fetch(ctx context.Context, name string) (FetchSummary, error) {
+	done, err := cs.c.enter()
 	if err != nil {
 		return FetchSummary{}, err
 	}
 	defer done()
-	li, release, err := s.running(ctx, name)
+	li, release, err := cs.c.running(ctx, name)
 	if err != nil {
 		return FetchSummary{}, err
 	}
@@ -200,13 +206,14 @@ func (s *Service) Fetch(ctx context.Context, name string) (FetchSummary, error) 
 	if err := checkCommand(li.plugin.Manifest, abi.CommandFetchIncidents, nil); err != nil {
 		return FetchSummary{}, fmt.Errorf("instance %q: %w", name, err)
 	}
-	return s.fetch(ctx, li)
+	sum, err := cs.fetch(ctx, li)
+	return sum, fromStore(err)
 }
 
 // fetch runs fetch-incidents with the stored last run. A failed fetch
 // stores neither incidents nor last run.
-func (s *Service) fetch(ctx context.Context, li *liveInstance) (FetchSummary, error) {
-	lastRun, err := s.st.LastRun(ctx, li.rec.ID)
+func (cs *Commands) fetch(ctx context.Context, li *liveInstance) (FetchSummary, error) {
+	lastRun, err := cs.c.st.LastRun(ctx, li.rec.ID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return FetchSummary{}, err
 	}
@@ -220,14 +227,14 @@ func (s *Service) fetch(ctx context.Context, li *liveInstance) (FetchSummary, er
 		return FetchSummary{}, &host.CallError{Instance: li.rec.Name, Plugin: pluginRef(li.plugin), Command: abi.CommandFetchIncidents,
 			Err: abi.Errorf(abi.KindABIViolation, "fetch-incidents result: %v", err)}
 	}
-	incs, err := s.incidentsFromABI(li.rec, res.Incidents)
+	incs, err := incidentsFromABI(li.rec, res.Incidents)
 	if err != nil {
 		return FetchSummary{}, fmt.Errorf("instance %q plugin %s command fetch-incidents: %w", li.rec.Name, pluginRef(li.plugin), err)
 	}
 	if res.LastRun == nil {
 		res.LastRun = lastRun
 	}
-	created, err := s.st.CreateIncidentsWithLastRun(ctx, li.rec.ID, incs, res.LastRun)
+	created, err := cs.c.st.CreateIncidentsWithLastRun(ctx, li.rec.ID, incs, res.LastRun)
 	if err != nil {
 		return FetchSummary{}, err
 	}
@@ -237,14 +244,14 @@ func (s *Service) fetch(ctx context.Context, li *liveInstance) (FetchSummary, er
 			ids = append(ids, c.ID)
 		}
 	}
-	s.log.Info().Str("instance", li.rec.Name).Str("plugin", li.rec.Plugin).Int("fetched", len(incs)).Int("new", len(ids)).Msg("fetch-incidents")
+	cs.c.log.Info().Str("instance", li.rec.Name).Str("plugin", li.rec.Plugin).Int("fetched", len(incs)).Int("new", len(ids)).Msg("fetch-incidents")
 	return FetchSummary{Created: ids, Fetched: len(incs)}, nil
 }
 
 // incidentsFromABI converts incidents a connector returned. Mirrored ones
 // get the instance as dbotMirrorInstance and the instance's mirror
 // direction, as XSOAR's incoming mapper would set them.
-func (s *Service) incidentsFromABI(rec store.Instance, in []abi.Incident) ([]store.Incident, error) {
+func incidentsFromABI(rec store.Instance, in []abi.Incident) ([]store.Incident, error) {
 	out := make([]store.Incident, 0, len(in))
 	for i, a := range in {
 		if strings.TrimSpace(a.Name) == "" {
@@ -266,4 +273,5 @@ func (s *Service) incidentsFromABI(rec store.Instance, in []abi.Incident) ([]sto
 	return out, nil
 }
 
+// pluginRef names a compiled plugin as name@version.
 func pluginRef(p *host.Plugin) string { return p.Manifest.Name + "@" + p.Manifest.Version }

@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,6 +11,11 @@ import (
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/store"
 )
+
+// Incidents keeps incidents and their war-room entries as the API changes
+// them. Changes to a mirrored incident mark its changed fields dirty and
+// wake the mirroring engine's outbox.
+type Incidents struct{ c *core }
 
 // IncidentInput creates an incident or changes its fields. Nil fields are
 // left as they are.
@@ -111,8 +115,8 @@ func markDirty(inc *store.Incident, fields []string) {
 	}
 }
 
-// CreateIncident creates an incident from the API.
-func (s *Service) CreateIncident(ctx context.Context, in IncidentInput) (store.Incident, error) {
+// Create creates an active incident; a name is required.
+func (is *Incidents) Create(ctx context.Context, in IncidentInput) (store.Incident, error) {
 	if in.Name == nil {
 		return store.Incident{}, fmt.Errorf("%w: name is required", ErrInvalid)
 	}
@@ -120,30 +124,53 @@ func (s *Service) CreateIncident(ctx context.Context, in IncidentInput) (store.I
 	if _, err := in.apply(&inc); err != nil {
 		return store.Incident{}, err
 	}
-	out, err := s.st.CreateIncidents(ctx, []store.Incident{inc})
+	out, err := is.c.st.CreateIncidents(ctx, []store.Incident{inc})
 	if err != nil {
-		return store.Incident{}, err
+		return store.Incident{}, fromStore(err)
 	}
 	return out[0], nil
 }
 
-// GetIncident returns one incident.
-func (s *Service) GetIncident(ctx context.Context, id string) (store.Incident, error) {
-	inc, err := s.st.GetIncident(ctx, id)
+// Get returns one incident.
+func (is *Incidents) Get(ctx context.Context, id string) (store.Incident, error) {
+	inc, err := is.c.st.GetIncident(ctx, id)
 	if err != nil {
-		return store.Incident{}, fmt.Errorf("incident %q: %w", id, err)
+		return store.Incident{}, fmt.Errorf("incident %q: %w", id, fromStore(err))
 	}
 	return inc, nil
 }
 
-// SearchIncidents returns a page of incidents and the cursor of the next.
-func (s *Service) SearchIncidents(ctx context.Context, q store.IncidentQuery) ([]store.Incident, string, error) {
-	return s.st.SearchIncidents(ctx, q)
+// IncidentQuery selects a page of incidents. Zero fields do not filter.
+type IncidentQuery struct {
+	Status   *abi.IncidentStatus
+	Instance string // the instance that created it
+	Type     string
+	// Text matches incidents whose name contains it, ignoring case.
+	Text string
+	// ModifiedAfter keeps incidents modified strictly after it and orders
+	// the page by modification time; otherwise pages are in creation
+	// order.
+	ModifiedAfter time.Time
+	// Limit is the page size: 0 means 50, at most 1000.
+	Limit int
+	// Cursor continues after the previous page (its next cursor), with the
+	// same filters.
+	Cursor string
 }
 
-// UpdateIncident changes an incident's fields.
-func (s *Service) UpdateIncident(ctx context.Context, id string, in IncidentInput) (store.Incident, error) {
-	inc, err := s.st.UpdateIncident(ctx, id, func(inc *store.Incident) error {
+// Search returns a page of incidents and the cursor of the next ("" after
+// the last).
+func (is *Incidents) Search(ctx context.Context, q IncidentQuery) ([]store.Incident, string, error) {
+	incs, next, err := is.c.st.SearchIncidents(ctx, store.IncidentQuery{
+		Status: q.Status, Instance: q.Instance, Type: q.Type, Text: q.Text,
+		ModifiedAfter: q.ModifiedAfter, Limit: q.Limit, Cursor: q.Cursor,
+	})
+	return incs, next, fromStore(err)
+}
+
+// Update changes an incident's fields.
+func (is *Incidents) Update(ctx context.Context, id string, in IncidentInput) (store.Incident, error) {
+	inc, err := is.c.st.UpdateIncident(ctx, id, func(inc *store.Incident) error {
 		changed, err := in.apply(inc)
 		if err != nil {
 			return err
@@ -152,32 +179,33 @@ func (s *Service) UpdateIncident(ctx context.Context, id string, in IncidentInpu
 		return nil
 	})
 	if err != nil {
-		return store.Incident{}, fmt.Errorf("incident %q: %w", id, err)
+		return store.Incident{}, fmt.Errorf("incident %q: %w", id, fromStore(err))
 	}
-	s.kick()
+	is.c.kick()
 	return inc, nil
 }
 
-// CloseIncident closes an active or pending incident.
-func (s *Service) CloseIncident(ctx context.Context, id, reason, notes string) (store.Incident, error) {
-	inc, err := s.st.UpdateIncident(ctx, id, func(inc *store.Incident) error {
+// Close closes an active or pending incident; a closed one is
+// ErrConflict.
+func (is *Incidents) Close(ctx context.Context, id, reason, notes string) (store.Incident, error) {
+	inc, err := is.c.st.UpdateIncident(ctx, id, func(inc *store.Incident) error {
 		if inc.Status == abi.StatusDone || inc.Status == abi.StatusArchive {
 			return fmt.Errorf("%w: incident is already closed", ErrConflict)
 		}
-		inc.Status, inc.CloseReason, inc.CloseNotes, inc.Closed = abi.StatusDone, reason, notes, s.now().UTC()
+		inc.Status, inc.CloseReason, inc.CloseNotes, inc.Closed = abi.StatusDone, reason, notes, is.c.now().UTC()
 		markDirty(inc, []string{"closeReason", "closeNotes"})
 		return nil
 	})
 	if err != nil {
-		return store.Incident{}, fmt.Errorf("incident %q: %w", id, err)
+		return store.Incident{}, fmt.Errorf("incident %q: %w", id, fromStore(err))
 	}
-	s.kick()
+	is.c.kick()
 	return inc, nil
 }
 
-// ReopenIncident reopens a closed incident.
-func (s *Service) ReopenIncident(ctx context.Context, id string) (store.Incident, error) {
-	inc, err := s.st.UpdateIncident(ctx, id, func(inc *store.Incident) error {
+// Reopen reopens a closed incident; an open one is ErrConflict.
+func (is *Incidents) Reopen(ctx context.Context, id string) (store.Incident, error) {
+	inc, err := is.c.st.UpdateIncident(ctx, id, func(inc *store.Incident) error {
 		if inc.Status != abi.StatusDone && inc.Status != abi.StatusArchive {
 			return fmt.Errorf("%w: incident is not closed", ErrConflict)
 		}
@@ -185,15 +213,15 @@ func (s *Service) ReopenIncident(ctx context.Context, id string) (store.Incident
 		return nil
 	})
 	if err != nil {
-		return store.Incident{}, fmt.Errorf("incident %q: %w", id, err)
+		return store.Incident{}, fmt.Errorf("incident %q: %w", id, fromStore(err))
 	}
 	return inc, nil
 }
 
-// DeleteIncident removes an incident and its entries.
-func (s *Service) DeleteIncident(ctx context.Context, id string) error {
-	if err := s.st.DeleteIncident(ctx, id); err != nil {
-		return fmt.Errorf("incident %q: %w", id, err)
+// Delete removes an incident and its entries.
+func (is *Incidents) Delete(ctx context.Context, id string) error {
+	if err := is.c.st.DeleteIncident(ctx, id); err != nil {
+		return fmt.Errorf("incident %q: %w", id, fromStore(err))
 	}
 	return nil
 }
@@ -214,7 +242,7 @@ var entryTypes = []abi.EntryType{abi.EntryNote, abi.EntryFile, abi.EntryError, a
 var formats = []string{abi.FormatText, abi.FormatJSON, abi.FormatMarkdown, abi.FormatHTML}
 
 // AddEntry appends an entry to an incident's war room.
-func (s *Service) AddEntry(ctx context.Context, incidentID string, in EntryInput) (store.Entry, error) {
+func (is *Incidents) AddEntry(ctx context.Context, incidentID string, in EntryInput) (store.Entry, error) {
 	if in.Type == 0 {
 		in.Type = abi.EntryNote
 	}
@@ -238,48 +266,31 @@ func (s *Service) AddEntry(ctx context.Context, incidentID string, in EntryInput
 			return store.Entry{}, fmt.Errorf("%w: entry tags must not be empty", ErrInvalid)
 		}
 	}
-	out, err := s.st.AddEntries(ctx, []store.Entry{{
+	out, err := is.c.st.AddEntries(ctx, []store.Entry{{
 		IncidentID: incidentID, Type: in.Type, Contents: in.Contents, Format: in.Format,
 		Tags: in.Tags, Note: in.Note, User: in.User, Origin: store.OriginUser,
 	}})
 	if err != nil {
-		return store.Entry{}, fmt.Errorf("incident %q: %w", incidentID, err)
+		return store.Entry{}, fmt.Errorf("incident %q: %w", incidentID, fromStore(err))
 	}
-	s.kick()
+	is.c.kick()
 	return out[0], nil
 }
 
-// ListEntries returns a page of an incident's entries in creation order.
-func (s *Service) ListEntries(ctx context.Context, incidentID string, q store.EntryQuery) ([]store.Entry, string, error) {
-	if _, err := s.st.GetIncident(ctx, incidentID); err != nil {
-		return nil, "", fmt.Errorf("incident %q: %w", incidentID, err)
-	}
-	return s.st.ListEntries(ctx, incidentID, q)
+// EntryQuery selects a page of an incident's entries.
+type EntryQuery struct {
+	// Limit is the page size: 0 means 50, at most 1000.
+	Limit int
+	// Cursor continues after the previous page (its next cursor).
+	Cursor string
 }
 
-// CreateUser adds a user.
-func (s *Service) CreateUser(ctx context.Context, u store.User) (store.User, error) {
-	if !instanceNameRe.MatchString(u.Username) {
-		return store.User{}, fmt.Errorf("%w: username %q: want letters, digits, '.', '_' or '-', at most 64", ErrInvalid, u.Username)
+// ListEntries returns a page of an incident's entries in creation order
+// and the cursor of the next ("" after the last).
+func (is *Incidents) ListEntries(ctx context.Context, incidentID string, q EntryQuery) ([]store.Entry, string, error) {
+	if _, err := is.c.st.GetIncident(ctx, incidentID); err != nil {
+		return nil, "", fmt.Errorf("incident %q: %w", incidentID, fromStore(err))
 	}
-	if u.Email != "" && (!strings.Contains(u.Email, "@") || strings.ContainsAny(u.Email, " \t\n")) {
-		return store.User{}, fmt.Errorf("%w: email %q is not an address", ErrInvalid, u.Email)
-	}
-	u.ID = ""
-	return s.st.CreateUser(ctx, u)
+	es, next, err := is.c.st.ListEntries(ctx, incidentID, store.EntryQuery{After: q.Cursor, Limit: q.Limit})
+	return es, next, fromStore(err)
 }
-
-// GetUser returns a user by id or, failing that, by username.
-func (s *Service) GetUser(ctx context.Context, idOrName string) (store.User, error) {
-	u, err := s.st.GetUser(ctx, idOrName)
-	if errors.Is(err, store.ErrNotFound) {
-		u, err = s.st.FindUser(ctx, idOrName, "")
-	}
-	if err != nil {
-		return store.User{}, fmt.Errorf("user %q: %w", idOrName, err)
-	}
-	return u, nil
-}
-
-// ListUsers returns every user.
-func (s *Service) ListUsers(ctx context.Context) ([]store.User, error) { return s.st.ListUsers(ctx) }

@@ -10,52 +10,47 @@ import (
 	"github.com/connhost/connhost/host/mirror"
 )
 
-// The service is the mirroring engine's view of the enabled instances.
-var _ mirror.Instances = (*Service)(nil)
-
-// SetMirror attaches the mirroring engine: local changes to mirrored
-// incidents then wake its outbox, and the mirroring operations below work.
-func (s *Service) SetMirror(e *mirror.Engine) {
-	s.mu.Lock()
-	s.mirror = e
-	s.mu.Unlock()
+// Mirroring is the mirroring engine's view of the enabled instances
+// (mirror.Instances) and the operations on the engine: statistics, sync
+// records, purges, pushes, cycles and debug runs on demand. Until an
+// engine is attached (SetEngine) the operations are ErrConflict.
+type Mirroring struct {
+	c    *core
+	cmds *Commands
 }
 
-func (s *Service) engine() (*mirror.Engine, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.mirror == nil {
+var _ mirror.Instances = (*Mirroring)(nil)
+
+// SetEngine attaches the mirroring engine: local changes to mirrored
+// incidents then wake its outbox, and the operations below work.
+func (ms *Mirroring) SetEngine(e *mirror.Engine) { ms.c.engine.Store(e) }
+
+func (ms *Mirroring) engine() (*mirror.Engine, error) {
+	e := ms.c.engine.Load()
+	if e == nil {
 		return nil, fmt.Errorf("%w: mirroring is not running on this server", ErrConflict)
 	}
-	return s.mirror, nil
-}
-
-// kick tells the engine a local change may have something to send.
-func (s *Service) kick() {
-	s.mu.Lock()
-	e := s.mirror
-	s.mu.Unlock()
-	if e != nil {
-		e.Kick()
-	}
+	return e, nil
 }
 
 // Targets returns the enabled instances for the engine.
-func (s *Service) Targets(context.Context) []mirror.Target {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]mirror.Target, 0, len(s.live))
-	for _, li := range s.live {
+func (ms *Mirroring) Targets(context.Context) []mirror.Target {
+	c := ms.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]mirror.Target, 0, len(c.live))
+	for _, li := range c.live {
 		out = append(out, mirror.Target{Instance: li.rec, Manifest: li.plugin.Manifest})
 	}
 	return out
 }
 
 // Target returns the enabled instance called name.
-func (s *Service) Target(_ context.Context, name string) (mirror.Target, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, li := range s.live {
+func (ms *Mirroring) Target(_ context.Context, name string) (mirror.Target, bool) {
+	c := ms.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, li := range c.live {
 		if li.rec.Name == name {
 			return mirror.Target{Instance: li.rec, Manifest: li.plugin.Manifest}, true
 		}
@@ -63,14 +58,15 @@ func (s *Service) Target(_ context.Context, name string) (mirror.Target, bool) {
 	return mirror.Target{}, false
 }
 
-// Call runs a server command (fetch, mirroring) on an enabled instance.
-func (s *Service) Call(ctx context.Context, instance, command string, args any) (json.RawMessage, error) {
-	done, err := s.enter()
+// Call runs a server command (fetch, mirroring) on an enabled instance,
+// without the argument checks of Commands.Execute.
+func (ms *Mirroring) Call(ctx context.Context, instance, command string, args any) (json.RawMessage, error) {
+	done, err := ms.c.enter()
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	li, release, err := s.running(ctx, instance)
+	li, release, err := ms.c.running(ctx, instance)
 	if err != nil {
 		return nil, err
 	}
@@ -82,113 +78,124 @@ func (s *Service) Call(ctx context.Context, instance, command string, args any) 
 	return li.inst.Execute(ctx, command, raw)
 }
 
-// RunFetch runs fetch-incidents on an instance for the scheduler.
-func (s *Service) RunFetch(ctx context.Context, instance string) error {
-	done, err := s.enter()
+// RunFetch runs fetch-incidents on an enabled instance for the scheduler,
+// as Commands.Fetch does.
+func (ms *Mirroring) RunFetch(ctx context.Context, instance string) error {
+	done, err := ms.c.enter()
 	if err != nil {
 		return err
 	}
 	defer done()
-	li, release, err := s.running(ctx, instance)
+	li, release, err := ms.c.running(ctx, instance)
 	if err != nil {
 		return err
 	}
 	defer release()
-	_, err = s.fetch(ctx, li)
-	return err
+	_, err = ms.cmds.fetch(ctx, li)
+	return fromStore(err)
 }
 
-// MirrorStats returns an instance's mirroring statistics.
-func (s *Service) MirrorStats(ctx context.Context, instance string) (mirror.Stats, error) {
-	e, err := s.engine()
+// Stats returns an instance's mirroring statistics.
+func (ms *Mirroring) Stats(ctx context.Context, instance string) (mirror.Stats, error) {
+	e, err := ms.engine()
 	if err != nil {
 		return mirror.Stats{}, err
 	}
-	if _, err := s.st.GetInstanceByName(ctx, instance); err != nil {
-		return mirror.Stats{}, fmt.Errorf("instance %q: %w", instance, err)
+	if _, err := ms.c.st.GetInstanceByName(ctx, instance); err != nil {
+		return mirror.Stats{}, fmt.Errorf("instance %q: %w", instance, fromStore(err))
 	}
-	return e.Stats(ctx, instance)
+	st, err := e.Stats(ctx, instance)
+	return st, fromStore(err)
 }
 
-// SyncRecords returns up to limit sync records of an instance.
-func (s *Service) SyncRecords(ctx context.Context, instance string, limit int) ([]mirror.SyncRecord, error) {
-	e, err := s.engine()
+// SyncRecords returns up to limit (1 to 1000; otherwise 1000) sync records
+// of an instance.
+func (ms *Mirroring) SyncRecords(ctx context.Context, instance string, limit int) ([]mirror.SyncRecord, error) {
+	e, err := ms.engine()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.st.GetInstanceByName(ctx, instance); err != nil {
-		return nil, fmt.Errorf("instance %q: %w", instance, err)
+	if _, err := ms.c.st.GetInstanceByName(ctx, instance); err != nil {
+		return nil, fmt.Errorf("instance %q: %w", instance, fromStore(err))
 	}
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
-	return e.SyncRecords(ctx, instance, limit)
+	recs, err := e.SyncRecords(ctx, instance, limit)
+	return recs, fromStore(err)
 }
 
-// SyncRecord returns one incident's sync record.
-func (s *Service) SyncRecord(ctx context.Context, incidentID string) (mirror.SyncRecord, error) {
-	e, err := s.engine()
+// SyncRecord returns one incident's sync record; an incident that is
+// unknown or not mirrored is ErrNotFound.
+func (ms *Mirroring) SyncRecord(ctx context.Context, incidentID string) (mirror.SyncRecord, error) {
+	e, err := ms.engine()
 	if err != nil {
 		return mirror.SyncRecord{}, err
 	}
-	return e.SyncRecord(ctx, incidentID)
+	rec, err := e.SyncRecord(ctx, incidentID)
+	return rec, fromStore(err)
 }
 
-// PurgeClosedMirrors stops mirroring an instance's incidents closed more
-// than olderThanDays days ago.
-func (s *Service) PurgeClosedMirrors(ctx context.Context, instance string, olderThanDays float64) (int, error) {
-	e, err := s.engine()
+// PurgeClosed stops mirroring an instance's incidents closed more than
+// olderThanDays days ago, and returns how many it purged.
+func (ms *Mirroring) PurgeClosed(ctx context.Context, instance string, olderThanDays float64) (int, error) {
+	e, err := ms.engine()
 	if err != nil {
 		return 0, err
 	}
 	if olderThanDays < 0 {
 		return 0, fmt.Errorf("%w: olderThan %v: want days ≥ 0", ErrInvalid, olderThanDays)
 	}
-	if _, err := s.st.GetInstanceByName(ctx, instance); err != nil {
-		return 0, fmt.Errorf("instance %q: %w", instance, err)
+	if _, err := ms.c.st.GetInstanceByName(ctx, instance); err != nil {
+		return 0, fmt.Errorf("instance %q: %w", instance, fromStore(err))
 	}
-	return e.PurgeClosed(ctx, instance, time.Duration(olderThanDays*float64(24*time.Hour)))
+	n, err := e.PurgeClosed(ctx, instance, time.Duration(olderThanDays*float64(24*time.Hour)))
+	return n, fromStore(err)
 }
 
-// DebugMirror mirrors one incident now and returns a log of every step.
-func (s *Service) DebugMirror(ctx context.Context, incidentID string) ([]string, error) {
-	e, err := s.engine()
+// Debug mirrors one incident now and returns a log of every step.
+func (ms *Mirroring) Debug(ctx context.Context, incidentID string) ([]string, error) {
+	e, err := ms.engine()
 	if err != nil {
 		return nil, err
 	}
-	return e.Debug(ctx, incidentID)
+	steps, err := e.Debug(ctx, incidentID)
+	return steps, fromStore(err)
 }
 
-// PushMirror marks a remote incident of an instance as changed, so it is
-// mirrored in within a second.
-func (s *Service) PushMirror(ctx context.Context, instance, remoteID string) error {
-	e, err := s.engine()
+// Push marks a remote incident of an instance as changed, so it is
+// mirrored in within a second. An instance that does not mirror incoming,
+// or a full queue, is ErrConflict.
+func (ms *Mirroring) Push(ctx context.Context, instance, remoteID string) error {
+	e, err := ms.engine()
 	if err != nil {
 		return err
 	}
 	if err := e.Push(ctx, instance, remoteID); err != nil {
-		return fmt.Errorf("%w: %w", ErrConflict, err)
+		return fmt.Errorf("%w: %w", ErrConflict, fromStore(err))
 	}
 	return nil
 }
 
-// RunMirrorCycle runs one incoming mirroring cycle of an instance now.
-func (s *Service) RunMirrorCycle(ctx context.Context, instance string) (mirror.CycleReport, error) {
-	e, err := s.engine()
+// RunCycle runs one incoming mirroring cycle of an instance now. An
+// instance that does not mirror incoming, or one with a cycle running, is
+// ErrConflict.
+func (ms *Mirroring) RunCycle(ctx context.Context, instance string) (mirror.CycleReport, error) {
+	e, err := ms.engine()
 	if err != nil {
 		return mirror.CycleReport{}, err
 	}
 	rep, err := e.RunIncoming(ctx, instance)
 	if err != nil {
-		return rep, fmt.Errorf("%w: %w", ErrConflict, err)
+		return rep, fmt.Errorf("%w: %w", ErrConflict, fromStore(err))
 	}
 	return rep, nil
 }
 
 // RemoteSchema runs get-mapping-fields: the remote system's incident types
 // and their fields.
-func (s *Service) RemoteSchema(ctx context.Context, instance string) (abi.GetMappingFieldsResponse, error) {
-	raw, err := s.Call(ctx, instance, abi.CommandGetMappingFields, map[string]any{})
+func (ms *Mirroring) RemoteSchema(ctx context.Context, instance string) (abi.GetMappingFieldsResponse, error) {
+	raw, err := ms.Call(ctx, instance, abi.CommandGetMappingFields, map[string]any{})
 	if err != nil {
 		return nil, err
 	}

@@ -6,16 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
 	"github.com/connhost/connhost/store"
 )
-
-// drainTimeout bounds how long a retired sandbox pool waits for the calls
-// that were in flight when its instance switched version.
-const drainTimeout = 10 * time.Minute
 
 // activation is one change of a plugin's current version.
 type activation struct {
@@ -28,15 +23,16 @@ type activation struct {
 
 // activate makes pv (compiled as p) the current version of its plugin and
 // switches every enabled instance that follows the latest to it. The
-// caller holds s.lifecycle. In order: the followers' params are checked
-// against the new manifest (unless forced); a sandbox pool is built and
-// warmed for each enabled follower, and test-module run on it when asked;
-// only when all succeed is the current version recorded and are the live
-// instances replaced, under s.mu, so each call goes to exactly one version.
-// The old pools drain in the background; long-running executions restart
-// on the new version. It returns the switched instances' names.
-func (s *Service) activate(ctx context.Context, pv store.PluginVersion, p *host.Plugin, a activation) ([]string, error) {
-	recs, err := s.st.ListInstances(ctx)
+// caller holds the lifecycle lock. In order: the followers' params are
+// checked against the new manifest (unless forced); a sandbox pool is
+// built and warmed for each enabled follower, and test-module run on it
+// when asked; only when all succeed is the current version recorded and
+// are the live instances replaced, under the registry's lock, so each call
+// goes to exactly one version. The old pools drain in the background;
+// long-running executions restart on the new version. It returns the
+// switched instances' names.
+func (ps *Plugins) activate(ctx context.Context, pv store.PluginVersion, p *host.Plugin, a activation) ([]string, error) {
+	recs, err := ps.c.st.ListInstances(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +45,7 @@ func (s *Service) activate(ctx context.Context, pv store.PluginVersion, p *host.
 	}
 	sort.Slice(targets, func(i, j int) bool { return targets[i].rec.Name < targets[j].rec.Name })
 	if !a.force {
-		cur, err := s.resolvePlugin(ctx, pv.Name, "")
+		cur, err := ps.c.resolvePlugin(ctx, pv.Name, "")
 		if err != nil {
 			return nil, err
 		}
@@ -58,23 +54,23 @@ func (s *Service) activate(ctx context.Context, pv store.PluginVersion, p *host.
 			return nil, err
 		}
 		for _, t := range targets {
-			if err := s.checkUpgrade(old, p.Manifest, t.rec); err != nil {
+			if err := ps.checkUpgrade(old, p.Manifest, t.rec); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if err := s.prepare(ctx, targets, p, a.verify); err != nil {
+	if err := ps.prepare(ctx, targets, p, a.verify); err != nil {
 		return nil, err
 	}
-	if _, err := s.st.UpdatePluginCurrent(ctx, pv.Name, func(c *store.PluginCurrent) error {
-		a.commit(c)
+	if _, err := ps.c.st.UpdatePluginCurrent(ctx, pv.Name, func(cur *store.PluginCurrent) error {
+		a.commit(cur)
 		return nil
 	}); err != nil {
 		closeTargets(ctx, targets)
 		return nil, err
 	}
-	switched := s.switchLive(ctx, targets, p)
-	s.log.Info().Str("plugin", pv.Name).Str("version", pv.Version).Str("by", a.by).Strs("instances", switched).Msg("plugin version is current")
+	switched := ps.switchLive(ctx, targets, p)
+	ps.c.log.Info().Str("plugin", pv.Name).Str("version", pv.Version).Str("by", a.by).Strs("instances", switched).Msg("plugin version is current")
 	return switched, nil
 }
 
@@ -87,13 +83,13 @@ type switchTarget struct {
 // prepare builds and warms a pool of p for each enabled target, running
 // test-module on it when verify is set. On any failure it closes them all
 // and names the instance that failed.
-func (s *Service) prepare(ctx context.Context, targets []switchTarget, p *host.Plugin, verify bool) error {
+func (ps *Plugins) prepare(ctx context.Context, targets []switchTarget, p *host.Plugin, verify bool) error {
 	for i := range targets {
 		t := &targets[i]
 		if !t.rec.Enabled {
 			continue
 		}
-		inst, err := s.sandboxOf(ctx, t.rec, p)
+		inst, err := ps.c.sandboxOf(ctx, t.rec, p, ps.c.limitsFor(t.rec.Settings))
 		if err == nil {
 			t.inst = inst
 			err = inst.Warm(ctx, 1)
@@ -109,6 +105,7 @@ func (s *Service) prepare(ctx context.Context, targets []switchTarget, p *host.P
 	return nil
 }
 
+// closeTargets closes the pools prepare built.
 func closeTargets(ctx context.Context, targets []switchTarget) {
 	for i := range targets {
 		if targets[i].inst != nil {
@@ -121,75 +118,46 @@ func closeTargets(ctx context.Context, targets []switchTarget) {
 // switchLive replaces the live instances of targets with their new pools.
 // A target that is not live (the server is idle, or it was stopped) keeps
 // nothing: it starts on the current version when enabled.
-func (s *Service) switchLive(ctx context.Context, targets []switchTarget, p *host.Plugin) []string {
+func (ps *Plugins) switchLive(ctx context.Context, targets []switchTarget, p *host.Plugin) []string {
 	var switched []string
 	var retired []*liveInstance
-	s.mu.Lock()
+	ps.c.mu.Lock()
 	for _, t := range targets {
 		if t.inst == nil {
 			continue
 		}
-		old := s.live[t.rec.ID]
+		old := ps.c.live[t.rec.ID]
 		if old == nil {
 			_ = t.inst.Close(context.WithoutCancel(ctx))
 			continue
 		}
-		s.live[t.rec.ID] = &liveInstance{rec: t.rec, plugin: p, inst: t.inst}
+		ps.c.live[t.rec.ID] = &liveInstance{rec: t.rec, plugin: p, inst: t.inst}
 		retired = append(retired, old)
 		switched = append(switched, t.rec.Name)
 	}
-	s.mu.Unlock()
+	ps.c.mu.Unlock()
 	for _, old := range retired {
-		s.retire(old)
+		ps.c.retire(old)
 		if wantsLongRun(old.plugin.Manifest, old.rec) {
-			s.stopLongRunning(ctx, old.rec)
+			ps.c.stopLongRunning(ctx, old.rec)
 		}
 	}
 	for _, t := range targets {
 		if t.inst == nil || !wantsLongRun(p.Manifest, t.rec) {
 			continue
 		}
-		if err := s.startLongRunning(ctx, t.rec, p); err != nil {
-			s.log.Error().Err(err).Str("instance", t.rec.Name).Str("plugin", p.Label()).Msg("long-running execution did not restart on the new version")
+		if err := ps.c.startLongRunning(ctx, t.rec, p); err != nil {
+			ps.c.log.Error().Err(err).Str("instance", t.rec.Name).Str("plugin", p.Label()).Msg("long-running execution did not restart on the new version")
 		}
 	}
 	return switched
-}
-
-// retire closes a replaced live instance once its callers are done. It is
-// not stopped: calls in flight finish normally on the old version.
-func (s *Service) retire(li *liveInstance) {
-	s.drains.Add(1)
-	go func() {
-		defer s.drains.Done()
-		li.calls.Wait()
-		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
-		defer cancel()
-		if err := li.inst.Close(ctx); err != nil {
-			s.log.Warn().Err(err).Str("instance", li.rec.Name).Str("plugin", li.plugin.Label()).Msg("retired sandbox pool did not drain cleanly")
-		}
-	}()
-}
-
-// hold returns the live instance with id and counts its caller until
-// release is called, so a version switch closes its pool only after the
-// callers that picked it are done. li is nil when the instance is not live.
-func (s *Service) hold(id string) (li *liveInstance, release func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	li = s.live[id]
-	if li == nil {
-		return nil, func() {}
-	}
-	li.calls.Add(1)
-	return li, li.calls.Done
 }
 
 // checkUpgrade refuses to move rec from manifest old to manifest next when
 // its params would not fit: a param it sets that next no longer declares or
 // declares with another type, or params that no longer validate (e.g. a new
 // required param). The message names the instance and the param.
-func (s *Service) checkUpgrade(old, next *abi.Manifest, rec store.Instance) error {
+func (ps *Plugins) checkUpgrade(old, next *abi.Manifest, rec store.Instance) error {
 	label := next.Name + "@" + next.Version
 	var errs []error
 	for _, name := range sortedKeys(rec.Params) {
@@ -203,7 +171,7 @@ func (s *Service) checkUpgrade(old, next *abi.Manifest, rec store.Instance) erro
 		}
 	}
 	if len(errs) == 0 {
-		params, err := s.openParams(old, rec)
+		params, err := ps.c.openParams(old, rec)
 		if err != nil {
 			return err
 		}
@@ -218,6 +186,7 @@ func (s *Service) checkUpgrade(old, next *abi.Manifest, rec store.Instance) erro
 	return nil
 }
 
+// sortedKeys returns m's keys in order, so messages list params stably.
 func sortedKeys(m map[string]any) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
@@ -227,58 +196,58 @@ func sortedKeys(m map[string]any) []string {
 	return out
 }
 
-// PinInstance pins an instance to an installed version of its plugin, or
+// Pin pins an instance to an installed version of its plugin, or
 // with version "" makes it follow the current version, switching it
 // atomically as Install switches followers: params checked (unless
 // forced), new pool warmed (and test-module run when asked) before calls
 // move to it.
-func (s *Service) PinInstance(ctx context.Context, name, version string, o SwitchOptions) (InstanceView, error) {
-	done, err := s.enter()
+func (ps *Plugins) Pin(ctx context.Context, name, version string, o SwitchOptions) (InstanceView, error) {
+	done, err := ps.c.enter()
 	if err != nil {
 		return InstanceView{}, err
 	}
 	defer done()
-	s.lifecycle.Lock()
-	defer s.lifecycle.Unlock()
-	rec, err := s.st.GetInstanceByName(ctx, name)
+	ps.c.lifecycle.Lock()
+	defer ps.c.lifecycle.Unlock()
+	rec, err := ps.c.st.GetInstanceByName(ctx, name)
 	if err != nil {
-		return InstanceView{}, fmt.Errorf("instance %q: %w", name, err)
+		return InstanceView{}, fmt.Errorf("instance %q: %w", name, fromStore(err))
 	}
-	cur, err := s.resolvePlugin(ctx, rec.Plugin, rec.PinnedVersion)
+	cur, err := ps.c.resolvePlugin(ctx, rec.Plugin, rec.PinnedVersion)
 	if err != nil {
-		return InstanceView{}, fmt.Errorf("instance %q: %w", name, err)
+		return InstanceView{}, fmt.Errorf("instance %q: %w", name, fromStore(err))
 	}
-	next, err := s.resolvePlugin(ctx, rec.Plugin, version)
+	next, err := ps.c.resolvePlugin(ctx, rec.Plugin, version)
 	if err != nil {
-		return InstanceView{}, fmt.Errorf("instance %q: %w", name, err)
+		return InstanceView{}, fmt.Errorf("instance %q: %w", name, fromStore(err))
 	}
-	p, err := s.loadPlugin(ctx, next)
+	p, err := ps.c.loadPlugin(ctx, next)
 	if err != nil {
-		return InstanceView{}, err
+		return InstanceView{}, fromStore(err)
 	}
 	if !o.Force {
 		old, err := manifestOf(cur)
 		if err != nil {
 			return InstanceView{}, err
 		}
-		if err := s.checkUpgrade(old, p.Manifest, rec); err != nil {
+		if err := ps.checkUpgrade(old, p.Manifest, rec); err != nil {
 			return InstanceView{}, err
 		}
 	}
 	targets := []switchTarget{{rec: rec}}
-	if err := s.prepare(ctx, targets, p, o.VerifyInstances); err != nil {
+	if err := ps.prepare(ctx, targets, p, o.VerifyInstances); err != nil {
 		return InstanceView{}, err
 	}
-	updated, err := s.st.UpdateInstance(ctx, rec.ID, func(r *store.Instance) error {
+	updated, err := ps.c.st.UpdateInstance(ctx, rec.ID, func(r *store.Instance) error {
 		r.PinnedVersion = version
 		return nil
 	})
 	if err != nil {
 		closeTargets(ctx, targets)
-		return InstanceView{}, err
+		return InstanceView{}, fromStore(err)
 	}
 	targets[0].rec = updated
-	s.switchLive(ctx, targets, p)
-	s.log.Info().Str("instance", name).Str("plugin", p.Label()).Str("pinned", version).Str("by", o.By).Msg("instance version changed")
-	return s.view(ctx, updated)
+	ps.switchLive(ctx, targets, p)
+	ps.c.log.Info().Str("instance", name).Str("plugin", p.Label()).Str("pinned", version).Str("by", o.By).Msg("instance version changed")
+	return ps.c.view(ctx, updated)
 }

@@ -48,32 +48,41 @@ func (w *watcher) close() {
 // file as Install does (trust policy, downgrade check, swap). Files already
 // there are installed once at start unless their version is installed with
 // the same content.
-func (s *Service) watchDir(ctx context.Context, dir string) (*watcher, error) {
+func (ps *Plugins) watchDir(ctx context.Context, dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("plugins.watch_dir %s: %w", dir, err)
+		return fmt.Errorf("plugins.watch_dir %s: %w", dir, err)
 	}
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
-		return nil, fmt.Errorf("plugins.watch_dir %s: %w", dir, err)
+		return fmt.Errorf("plugins.watch_dir %s: %w", dir, err)
 	}
 	if err := fw.Add(dir); err != nil {
 		_ = fw.Close()
-		return nil, fmt.Errorf("plugins.watch_dir %s: %w", dir, err)
+		return fmt.Errorf("plugins.watch_dir %s: %w", dir, err)
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	w := &watcher{fs: fw, cancel: cancel, done: make(chan struct{})}
-	go s.watchLoop(ctx, w, dir)
-	s.log.Info().Str("dir", dir).Msg("watching for plugin files")
-	return w, nil
+	ps.watch = w
+	go ps.watchLoop(ctx, w, dir)
+	ps.c.log.Info().Str("dir", dir).Msg("watching for plugin files")
+	return nil
 }
 
-func (s *Service) watchLoop(ctx context.Context, w *watcher, dir string) {
+// stopWatching stops the watched directory, if any, waiting for an install
+// in progress.
+func (ps *Plugins) stopWatching() {
+	if ps.watch != nil {
+		ps.watch.close()
+	}
+}
+
+func (ps *Plugins) watchLoop(ctx context.Context, w *watcher, dir string) {
 	defer close(w.done)
 	seen := map[string]string{} // file → signing.SHA256Hex of wasm and signature last handled
 	if entries, err := os.ReadDir(dir); err == nil {
 		for _, e := range entries {
 			if strings.HasSuffix(e.Name(), wasmExt) && !e.IsDir() {
-				s.installWatched(ctx, filepath.Join(dir, e.Name()), seen, true)
+				ps.installWatched(ctx, filepath.Join(dir, e.Name()), seen, true)
 			}
 		}
 	}
@@ -100,12 +109,12 @@ func (s *Service) watchLoop(ctx context.Context, w *watcher, dir string) {
 			if !ok {
 				return
 			}
-			s.log.Warn().Err(err).Str("dir", dir).Msg("plugin directory watch error")
+			ps.c.log.Warn().Err(err).Str("dir", dir).Msg("plugin directory watch error")
 		case now := <-tick.C:
 			for file, last := range pending {
 				if now.Sub(last) >= watchSettle {
 					delete(pending, file)
-					s.installWatched(ctx, file, seen, false)
+					ps.installWatched(ctx, file, seen, false)
 				}
 			}
 		}
@@ -115,12 +124,12 @@ func (s *Service) watchLoop(ctx context.Context, w *watcher, dir string) {
 // installWatched installs one watched file, logging the outcome. At start
 // (initial) a file whose version is installed with the same content is
 // skipped, so a restart does not undo a rollback.
-func (s *Service) installWatched(ctx context.Context, file string, seen map[string]string, initial bool) {
+func (ps *Plugins) installWatched(ctx context.Context, file string, seen map[string]string, initial bool) {
 	wasm, err := os.ReadFile(file)
 	if errors.Is(err, os.ErrNotExist) {
 		return // renamed away or deleted before it settled
 	}
-	log := s.log.With().Str("file", file).Logger()
+	log := ps.c.log.With().Str("file", file).Logger()
 	if err != nil {
 		log.Error().Err(err).Msg("watched plugin file not read")
 		return
@@ -137,12 +146,12 @@ func (s *Service) installWatched(ctx context.Context, file string, seen map[stri
 	seen[file] = id
 	if initial {
 		if m, err := abi.ReadManifest(wasm); err == nil {
-			if pv, err := s.st.GetPluginVersion(ctx, m.Name, m.Version); err == nil && pv.SHA256 == signing.SHA256Hex(wasm) {
+			if pv, err := ps.c.st.GetPluginVersion(ctx, m.Name, m.Version); err == nil && pv.SHA256 == signing.SHA256Hex(wasm) {
 				return
 			}
 		}
 	}
-	res, err := s.Install(ctx, InstallRequest{Wasm: wasm, Signature: sig, By: "watch:" + filepath.Base(file)})
+	res, err := ps.Install(ctx, InstallRequest{Wasm: wasm, Signature: sig, By: "watch:" + filepath.Base(file)})
 	if err != nil {
 		log.Error().Err(err).Msg("watched plugin file not installed")
 		return

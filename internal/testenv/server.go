@@ -105,7 +105,7 @@ func NewServer(t testing.TB, opts ServerOptions) *Server {
 	if name == "" {
 		name = "test"
 	}
-	if s.Key, _, err = svc.CreateAPIKey(ctx, name); err != nil {
+	if s.Key, _, err = svc.APIKeys.Create(ctx, name); err != nil {
 		t.Fatal(err)
 	}
 	s.URL, s.Store, s.Runtime, s.Service, s.API, s.HTTP = hs.URL, st, rt, svc, srv, hs
@@ -122,11 +122,11 @@ func SmallTables(bo badger.Options) badger.Options {
 // Install installs wasm through the service and fails the test on error.
 func (s *Server) Install(wasm []byte) service.PluginInfo {
 	s.t.Helper()
-	pi, err := s.Service.InstallPlugin(context.Background(), wasm, "test")
+	res, err := s.Service.Plugins.Install(context.Background(), service.InstallRequest{Wasm: wasm, By: "test"})
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return pi
+	return res.PluginInfo
 }
 
 // CreateInstance creates an enabled instance through the service and
@@ -134,7 +134,7 @@ func (s *Server) Install(wasm []byte) service.PluginInfo {
 func (s *Server) CreateInstance(name, plugin string, params map[string]any, settings store.Settings) service.InstanceView {
 	s.t.Helper()
 	on := true
-	v, err := s.Service.CreateInstance(context.Background(), service.InstanceInput{
+	v, err := s.Service.Instances.Create(context.Background(), service.InstanceInput{
 		Name: name, Plugin: plugin, Enabled: &on, Params: params, Settings: &settings,
 	})
 	if err != nil {

@@ -165,10 +165,10 @@ func TestFetchIncidentsPagesAndQuery(t *testing.T) {
 func TestFetchIncidentsLoopGuard(t *testing.T) {
 	p := newPeer(t)
 	ctx := context.Background()
-	if _, err := p.svc.InstallPlugin(ctx, testenv.Plugin(t, "connhost-peer"), "test"); err != nil {
+	if _, err := p.svc.Plugins.Install(ctx, service.InstallRequest{Wasm: testenv.Plugin(t, "connhost-peer"), By: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.svc.CreateInstance(ctx, service.InstanceInput{Name: "peer-a", Plugin: peerPlugin,
+	if _, err := p.svc.Instances.Create(ctx, service.InstanceInput{Name: "peer-a", Plugin: peerPlugin,
 		Params: map[string]any{"url": "http://tenant-a.example", "api_key": "k"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -202,10 +202,10 @@ func TestGetModifiedRemoteData(t *testing.T) {
 	b := p.incident(t, service.IncidentInput{Name: ptr("b")})
 	p.incident(t, service.IncidentInput{Name: ptr("c")})
 	p.clock.set(p.t0.Add(time.Minute))
-	if _, err := p.svc.UpdateIncident(ctx, b.ID, service.IncidentInput{Severity: ptr(2.0)}); err != nil {
+	if _, err := p.svc.Incidents.Update(ctx, b.ID, service.IncidentInput{Severity: ptr(2.0)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.svc.CloseIncident(ctx, a.ID, "Resolved", ""); err != nil {
+	if _, err := p.svc.Incidents.Close(ctx, a.ID, "Resolved", ""); err != nil {
 		t.Fatal(err)
 	}
 	since := p.t0.Add(30 * time.Second).Format(time.RFC3339Nano)
@@ -246,14 +246,14 @@ func TestGetRemoteDataEntriesCloseAndReopen(t *testing.T) {
 	p := newPeer(t)
 	ctx := context.Background()
 	inc := p.incident(t, service.IncidentInput{Name: ptr("a"), Severity: ptr(2.0), Owner: ptr("bob"), CustomFields: map[string]any{"phase": "triage"}})
-	if _, err := p.svc.AddEntry(ctx, inc.ID, service.EntryInput{Contents: "before the last sync"}); err != nil {
+	if _, err := p.svc.Incidents.AddEntry(ctx, inc.ID, service.EntryInput{Contents: "before the last sync"}); err != nil {
 		t.Fatal(err)
 	}
 	h := p.host(t, nil)
 	lastSync := p.t0.Add(time.Second).Format(time.RFC3339Nano)
 
 	p.clock.set(p.t0.Add(time.Minute))
-	remark, err := p.svc.AddEntry(ctx, inc.ID, service.EntryInput{Contents: "new remark", Tags: []string{"comment"}, User: "bob", Note: true})
+	remark, err := p.svc.Incidents.AddEntry(ctx, inc.ID, service.EntryInput{Contents: "new remark", Tags: []string{"comment"}, User: "bob", Note: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func TestGetRemoteDataEntriesCloseAndReopen(t *testing.T) {
 		{ID: "L1", Type: abi.EntryNote, Contents: "posted by us", Tags: []string{"comment"}, User: "ann"}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.svc.CloseIncident(ctx, inc.ID, "Resolved", "fixed it"); err != nil {
+	if _, err := p.svc.Incidents.Close(ctx, inc.ID, "Resolved", "fixed it"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -298,7 +298,7 @@ func TestGetRemoteDataEntriesCloseAndReopen(t *testing.T) {
 	}
 
 	p.clock.set(p.t0.Add(2 * time.Minute))
-	if _, err := p.svc.ReopenIncident(ctx, inc.ID); err != nil {
+	if _, err := p.svc.Incidents.Reopen(ctx, inc.ID); err != nil {
 		t.Fatal(err)
 	}
 	r, err = h.GetRemoteData(ctx, abi.GetRemoteDataArgs{RemoteIncidentID: inc.ID, LastUpdate: lastSync})
@@ -306,7 +306,7 @@ func TestGetRemoteDataEntriesCloseAndReopen(t *testing.T) {
 		t.Fatalf("after reopen: entries %+v, %v; want a reopen entry", r.Entries, err)
 	}
 
-	if _, err := p.svc.CloseIncident(ctx, inc.ID, "Duplicate", ""); err != nil {
+	if _, err := p.svc.Incidents.Close(ctx, inc.ID, "Duplicate", ""); err != nil {
 		t.Fatal(err)
 	}
 	off := p.host(t, map[string]any{"close_incident": false})
@@ -327,7 +327,7 @@ func TestGetRemoteDataEntriesCloseAndReopen(t *testing.T) {
 
 func entryContents(t *testing.T, p *peer, id string) []string {
 	t.Helper()
-	es, _, err := p.svc.ListEntries(context.Background(), id, store.EntryQuery{Limit: 100})
+	es, _, err := p.svc.Incidents.ListEntries(context.Background(), id, service.EntryQuery{Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +362,7 @@ func TestUpdateRemoteSystem(t *testing.T) {
 			t.Fatalf("update %d = %q, %v", i, id, err)
 		}
 	}
-	got, err := p.svc.GetIncident(ctx, inc.ID)
+	got, err := p.svc.Incidents.Get(ctx, inc.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +382,7 @@ func TestUpdateRemoteSystem(t *testing.T) {
 	if _, err := off.UpdateRemoteSystem(ctx, abi.UpdateRemoteSystemArgs{RemoteIncidentID: open.ID, IncStatus: abi.StatusDone}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := p.svc.GetIncident(ctx, open.ID); got.Status != abi.StatusActive {
+	if got, _ := p.svc.Incidents.Get(ctx, open.ID); got.Status != abi.StatusActive {
 		t.Errorf("close_out off closed the peer incident")
 	}
 
@@ -397,7 +397,7 @@ func TestUpdateRemoteSystem(t *testing.T) {
 	if err != nil || again != id {
 		t.Fatalf("retried create = %q, %v; want %q", again, err, id)
 	}
-	got, err = p.svc.GetIncident(ctx, id)
+	got, err = p.svc.Incidents.Get(ctx, id)
 	if err != nil || got.Name != "from here" || got.Severity != 2 || got.Type != "Malware" ||
 		got.CustomFields["phase"] != "new" || got.CustomFields[markerField] != "peer-b" {
 		t.Errorf("created = %+v, %v", got, err)

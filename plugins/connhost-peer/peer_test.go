@@ -100,7 +100,7 @@ func (p *peer) host(t *testing.T, extra map[string]any) *sdktest.Host {
 // incident creates a peer incident through the service, as the API would.
 func (p *peer) incident(t *testing.T, in service.IncidentInput) store.Incident {
 	t.Helper()
-	inc, err := p.svc.CreateIncident(context.Background(), in)
+	inc, err := p.svc.Incidents.Create(context.Background(), in)
 	if err != nil {
 		t.Fatal(err)
 	}
