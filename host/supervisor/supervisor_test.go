@@ -12,6 +12,7 @@ import (
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
+	"github.com/connhost/connhost/internal/testenv/wait"
 	"github.com/connhost/connhost/internal/testenv/wasmbuild"
 )
 
@@ -95,17 +96,6 @@ type lastInstance struct {
 func (l *lastInstance) set(i *host.Instance) { l.mu.Lock(); l.inst = i; l.mu.Unlock() }
 func (l *lastInstance) get() *host.Instance  { l.mu.Lock(); defer l.mu.Unlock(); return l.inst }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestRestartWithBackoff: an execution that panics on its third iteration
 // is restarted again and again, each wait at least the doubled back-off,
 // with the error as health, while another instance of the plugin serves.
@@ -125,7 +115,7 @@ func TestRestartWithBackoff(t *testing.T) {
 	}
 	defer other.Close(ctx)
 
-	waitFor(t, "3 restarts", func() bool {
+	wait.For(t, 20*time.Second, "3 restarts", func() bool {
 		res, err := other.Execute(ctx, "ping", nil)
 		if err != nil || strings.TrimSpace(string(res)) != `"pong"` {
 			t.Fatalf("other instance: ping = %s, %v", res, err)
@@ -169,7 +159,7 @@ func TestStop(t *testing.T) {
 			if err := s.Start(ctx, abi.InstanceInfo{ID: mode, Name: mode}, f.factory(t, mode, last)); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the execution to run", func() bool {
+			wait.For(t, 20*time.Second, "the execution to run", func() bool {
 				st, _ := s.Status(mode)
 				inst := last.get()
 				return st.Running && inst != nil && inst.Stats().Busy == 1
@@ -203,7 +193,7 @@ func TestReturnIsRestarted(t *testing.T) {
 	if err := s.Start(ctx, abi.InstanceInfo{ID: "r", Name: "r"}, f.factory(t, "return", nil)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "2 restarts", func() bool { st, _ := s.Status("r"); return st.Restarts >= 2 })
+	wait.For(t, 20*time.Second, "2 restarts", func() bool { st, _ := s.Status("r"); return st.Restarts >= 2 })
 	s.Close(ctx)
 	if ups := health.all(); !strings.Contains(ups[0].message, "returned") {
 		t.Errorf("health = %q, want it to say the execution returned", ups[0].message)
