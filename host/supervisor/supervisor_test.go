@@ -97,8 +97,9 @@ func (l *lastInstance) set(i *host.Instance) { l.mu.Lock(); l.inst = i; l.mu.Unl
 func (l *lastInstance) get() *host.Instance  { l.mu.Lock(); defer l.mu.Unlock(); return l.inst }
 
 // TestRestartWithBackoff: an execution that panics on its third iteration
-// is restarted again and again, each wait at least the doubled back-off,
-// with the error as health, while another instance of the plugin serves.
+// is restarted again and again, each wait at least half the doubled
+// back-off (the jitter's floor), with the error as health, while another
+// instance of the plugin serves.
 func TestRestartWithBackoff(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -136,11 +137,11 @@ func TestRestartWithBackoff(t *testing.T) {
 			t.Errorf("health[%d] = %+v, want the error", i, u)
 		}
 	}
-	// Run i+1 starts ≥ backoff_i after failure i and then fails after two
+	// Run i+1 starts ≥ backoff_i/2 after failure i and then fails after two
 	// 20 ms ticks; the back-off doubles, so failures are at least that far
 	// apart.
 	for i := 1; i < 3; i++ {
-		if gap, want := ups[i].at.Sub(ups[i-1].at), minBackoff<<(i-1); gap < want {
+		if gap, want := ups[i].at.Sub(ups[i-1].at), minBackoff<<(i-1)/2; gap < want {
 			t.Errorf("gap between failures %d and %d = %s, want ≥ %s", i, i+1, gap, want)
 		}
 	}
@@ -204,16 +205,19 @@ func TestReturnIsRestarted(t *testing.T) {
 }
 
 func TestBackoffReset(t *testing.T) {
-	c := Config{MinBackoff: time.Second, MaxBackoff: 8 * time.Second, HealthyAfter: time.Minute}.withDefaults()
+	c := Config{HealthyAfter: time.Minute}.withDefaults()
 	for _, tc := range []struct {
-		cur, ran, want time.Duration
+		failures int
+		ran      time.Duration
+		want     int
 	}{
-		{4 * time.Second, time.Second, 4 * time.Second},
-		{4 * time.Second, time.Minute, time.Second},
-		{8 * time.Second, 2 * time.Minute, time.Second},
+		{0, time.Second, 1},
+		{2, time.Second, 3},
+		{2, time.Minute, 1},
+		{5, 2 * time.Minute, 1},
 	} {
-		if got := c.wait(tc.cur, tc.ran); got != tc.want {
-			t.Errorf("wait(%s, ran %s) = %s, want %s", tc.cur, tc.ran, got, tc.want)
+		if got := c.consecutive(tc.failures, tc.ran); got != tc.want {
+			t.Errorf("consecutive(%d, ran %s) = %d, want %d", tc.failures, tc.ran, got, tc.want)
 		}
 	}
 }
