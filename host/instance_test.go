@@ -106,7 +106,7 @@ func TestMemoryLimitBelowInitial(t *testing.T) {
 // it allocates.
 func TestGoGuestMemoryPlateaus(t *testing.T) {
 	if testing.Short() {
-		t.Skip("100,000 calls")
+		t.Skip("100,000 calls on one goroutine: slow, and nothing for the race run (make test-race)")
 	}
 	e := newEnv(t)
 	inst := e.instance(t, "probe", NewMemServices(), InstanceSpec{Limits: Limits{PoolSize: 1}})

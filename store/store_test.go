@@ -256,9 +256,6 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 		crashChild(dir)
 		return
 	}
-	if testing.Short() {
-		t.Skip("spawns a child process")
-	}
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashKeepsAcknowledgedWrites$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashEnv+"="+dir)
