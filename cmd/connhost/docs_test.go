@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -581,8 +580,6 @@ func (c *docChecker) testFuncs(pattern string) (tests, benchmarks []string, err 
 	return tests, benchmarks, nil
 }
 
-var makeMu sync.Mutex // make -n runs one at a time
-
 // makeTargets checks each target with make -n, which fails on an unknown
 // target without running anything.
 func (c *docChecker) makeTargets(args []string) error {
@@ -592,11 +589,9 @@ func (c *docChecker) makeTargets(args []string) error {
 		}
 		err, ok := c.make[target]
 		if !ok {
-			makeMu.Lock()
 			cmd := exec.Command("make", "-n", target)
 			cmd.Dir = c.root
 			out, runErr := cmd.CombinedOutput()
-			makeMu.Unlock()
 			if runErr != nil {
 				err = fmt.Errorf("make %s: %v: %s", target, runErr, bytes.TrimSpace(out))
 			}
