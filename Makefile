@@ -7,16 +7,23 @@ BIN      := bin
 CONNHOST := $(BIN)/connhost
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 
+# One build configuration for everything: the binary, the plugins, the
+# guests the tests build and the test binaries themselves, so each package
+# compiles once (a second configuration recompiles all of it, minutes from
+# empty caches). It is the shipped one: no cgo, no local paths.
+export CGO_ENABLED := 0
+export GOFLAGS     += -trimpath
+
 # Every plugins/<name>/ with a manifest.json is a plugin, except plugins/faulty
 # (its guests are built by the host tests themselves).
 PLUGIN_NAMES := $(filter-out faulty,$(patsubst plugins/%/manifest.json,%,$(wildcard plugins/*/manifest.json)))
 # Go plugins (a main package next to the manifest), for the wasip1 vet.
 GO_PLUGIN_PKGS := $(foreach n,$(PLUGIN_NAMES),$(if $(shell grep -ls '^package main' plugins/$(n)/*.go),./plugins/$(n)))
 
-.PHONY: build plugins test bench run run-local lint clean
+.PHONY: build plugins test test-race bench run run-local lint clean
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(CONNHOST) ./cmd/connhost
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(CONNHOST) ./cmd/connhost
 
 # Each plugin: <name>.wat → wat2wasm, else a Go main package → wasip1
 # c-shared (a WASI reactor); then `connhost plugin pack` embeds the manifest.
@@ -28,7 +35,7 @@ plugins: build
 			echo "wat2wasm $$d/$$n.wat"; wat2wasm $$d/$$n.wat -o $$raw; \
 		elif grep -qs '^package main' $$d/*.go; then \
 			echo "go build $$d (wasip1)"; \
-			GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 $(GO) build -trimpath -buildmode=c-shared -o $$raw ./$$d; \
+			GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $$raw ./$$d; \
 		else \
 			echo "$$d: neither $$n.wat nor a Go main package" >&2; exit 1; \
 		fi; \
@@ -38,6 +45,15 @@ plugins: build
 test: build plugins
 	$(GO) test ./...
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk-guest/... $(GO_PLUGIN_PKGS)
+	@$(MAKE) --no-print-directory test-race
+
+# The packages that run goroutines against shared state, under the race
+# detector (it needs cgo, so a C compiler). -short skips the tests that are
+# slow and exercise no concurrency; each says so where it checks
+# testing.Short().
+RACE_PKGS := ./host ./host/mirror ./host/supervisor ./host/service ./store
+test-race:
+	CGO_ENABLED=1 $(GO) test -race -short $(RACE_PKGS)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connhost/connhost/internal/testenv/wait"
 	"github.com/connhost/connhost/internal/testenv/wasmbuild"
 )
 
@@ -207,18 +208,6 @@ func (s *server) entries(id string) []entry {
 	return page.Entries
 }
 
-// eventually polls cond until it holds or 20 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // texts returns the string contents of entries, in order.
 func texts(es []entry) []string {
 	var out []string
@@ -268,7 +257,7 @@ func TestTwoTenantMirroring(t *testing.T) {
 	b.call(http.MethodPost, "/incidents", map[string]any{"name": "Phishing wave", "severity": 2, "details": "from B"}, &onB)
 	a.call(http.MethodPost, "/instances/b/fetch", nil, &map[string]any{})
 	var onA incident
-	eventually(t, "B's incident fetched into A", func() bool {
+	wait.For(t, 20*time.Second, "B's incident fetched into A", func() bool {
 		for _, inc := range a.incidents() {
 			if inc.DbotMirrorID == onB.ID {
 				onA = inc
@@ -285,7 +274,7 @@ func TestTwoTenantMirroring(t *testing.T) {
 	a.call(http.MethodPatch, "/incidents/"+onA.ID, map[string]any{"owner": "alice"}, &map[string]any{})
 	a.call(http.MethodPost, "/incidents/"+onA.ID+"/entries", map[string]any{"contents": "note from A", "tags": []string{"comment"}}, &map[string]any{})
 	a.call(http.MethodPost, "/incidents/"+onA.ID+"/entries", map[string]any{"contents": "private to A"}, &map[string]any{})
-	eventually(t, "A's owner and tagged entry on B", func() bool {
+	wait.For(t, 20*time.Second, "A's owner and tagged entry on B", func() bool {
 		return b.incident(onB.ID).Owner == "alice" && count(texts(b.entries(onB.ID)), "note from A") == 1
 	})
 
@@ -296,33 +285,38 @@ func TestTwoTenantMirroring(t *testing.T) {
 	a.call(http.MethodPatch, "/incidents/"+onA.ID, map[string]any{"severity": 4}, &map[string]any{})
 	b.call(http.MethodPatch, "/incidents/"+onB.ID, map[string]any{"severity": 1, "details": "edited on B"}, &map[string]any{})
 	b.call(http.MethodPost, "/incidents/"+onB.ID+"/entries", map[string]any{"contents": "note from B"}, &map[string]any{})
-	eventually(t, "B's details and entry on A", func() bool {
+	wait.For(t, 20*time.Second, "B's details and entry on A", func() bool {
 		return a.incident(onA.ID).Details == "edited on B" && count(texts(a.entries(onA.ID)), "note from B") == 1
 	})
 	if got := a.incident(onA.ID); got.Severity != 4 {
 		t.Fatalf("A's dirty severity was overwritten: %v (dirty %v)", got.Severity, got.DbotDirtyFields)
 	}
 	a.call(http.MethodPatch, "/instances/b", map[string]any{"settings": settings}, &map[string]any{})
-	eventually(t, "A's pending severity delivered to B once outgoing resumes", func() bool {
+	wait.For(t, 20*time.Second, "A's pending severity delivered to B once outgoing resumes", func() bool {
 		return b.incident(onB.ID).Severity == 4
 	})
 
 	// 4. Closing on B closes A with the reason; reopening on B reopens A.
 	b.call(http.MethodPost, "/incidents/"+onB.ID+"/close", map[string]any{"closeReason": "Resolved", "closeNotes": "fixed on B"}, &map[string]any{})
-	eventually(t, "A closed from B", func() bool {
+	wait.For(t, 20*time.Second, "A closed from B", func() bool {
 		got := a.incident(onA.ID)
 		return got.Status == 2 && got.CloseReason == "Resolved" && got.CloseNotes == "fixed on B"
 	})
 	b.call(http.MethodPost, "/incidents/"+onB.ID+"/reopen", nil, &map[string]any{})
-	eventually(t, "A reopened from B", func() bool { return a.incident(onA.ID).Status == 1 })
+	wait.For(t, 20*time.Second, "A reopened from B", func() bool { return a.incident(onA.ID).Status == 1 })
 
 	// 5. Closing on A closes B.
 	a.call(http.MethodPost, "/incidents/"+onA.ID+"/close", map[string]any{"closeReason": "Duplicate", "closeNotes": "closed on A"}, &map[string]any{})
-	eventually(t, "B closed from A", func() bool { return b.incident(onB.ID).Status == 2 })
+	wait.For(t, 20*time.Second, "B closed from A", func() bool { return b.incident(onB.ID).Status == 2 })
 
-	// 6. Nothing loops and nothing is duplicated: after several more cycles
-	// each side has each entry once, and B has still one incident.
-	time.Sleep(3 * time.Second)
+	// 6. Nothing loops and nothing is duplicated: after three more incoming
+	// cycles on A, with its outbox empty, each side has each entry once, and
+	// B has still one incident.
+	after := a.mirrorStats().Cycles + 3
+	wait.For(t, 20*time.Second, "three more mirroring cycles on A and an empty outbox", func() bool {
+		st := a.mirrorStats()
+		return st.Cycles >= after && st.OutboxPending == 0
+	})
 	for _, side := range []struct {
 		s  *server
 		id string
@@ -343,12 +337,20 @@ func TestTwoTenantMirroring(t *testing.T) {
 	if n := len(a.incidents()); n != 1 {
 		t.Errorf("A has %d incidents, want 1", n)
 	}
-	var stats struct {
-		Mirrored int `json:"mirrored"`
-		Cycles   int `json:"cycles"`
+	if st := a.mirrorStats(); st.Mirrored != 1 {
+		t.Errorf("mirror stats %+v", st)
 	}
-	a.call(http.MethodGet, "/instances/b/mirror/stats", nil, &stats)
-	if stats.Mirrored != 1 || stats.Cycles == 0 {
-		t.Errorf("mirror stats %+v", stats)
-	}
+}
+
+type mirrorStats struct {
+	Mirrored      int `json:"mirrored"`
+	Cycles        int `json:"cycles"`
+	OutboxPending int `json:"outboxPending"`
+}
+
+// mirrorStats returns the statistics of instance b, the peer of tenant B.
+func (s *server) mirrorStats() mirrorStats {
+	var st mirrorStats
+	s.call(http.MethodGet, "/instances/b/mirror/stats", nil, &st)
+	return st
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/internal/testenv/wait"
 )
 
 func TestHandleHTTP(t *testing.T) {
@@ -58,9 +59,7 @@ func TestStop(t *testing.T) {
 	inst := e.instance(t, "probe", NewMemServices(), InstanceSpec{})
 	done := make(chan string, 1)
 	go func() { done <- mustExec[string](t, inst, "wait-stop", nil) }()
-	for inst.Stats().Busy == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	wait.For(t, 20*time.Second, "the call to start", func() bool { return inst.Stats().Busy > 0 })
 	inst.Stop()
 	if got := <-done; got != "stopped" {
 		t.Errorf("wait-stop returned %q", got)
@@ -79,9 +78,7 @@ func TestClose(t *testing.T) {
 		_, err := exec1(t, inst, "wait-stop", nil)
 		done <- err
 	}()
-	for inst.Stats().Busy == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	wait.For(t, 20*time.Second, "the call to start", func() bool { return inst.Stats().Busy > 0 })
 	if err := inst.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +106,7 @@ func TestMemoryLimitBelowInitial(t *testing.T) {
 // it allocates.
 func TestGoGuestMemoryPlateaus(t *testing.T) {
 	if testing.Short() {
-		t.Skip("100,000 calls")
+		t.Skip("100,000 calls on one goroutine: slow, and nothing for the race run (make test-race)")
 	}
 	e := newEnv(t)
 	inst := e.instance(t, "probe", NewMemServices(), InstanceSpec{Limits: Limits{PoolSize: 1}})

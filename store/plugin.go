@@ -1,7 +1,6 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,11 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/connhost/connhost/internal/version"
 )
 
 // PluginVersion is one installed version of a plugin; its module is the
@@ -208,75 +208,18 @@ func (s *Store) DeletePluginVersion(ctx context.Context, name, version string) e
 	return nil
 }
 
-// compareSemver orders semantic versions as semver.org says, treating
-// anything unparsable as lower than any valid version and comparing such
-// strings lexically.
+// compareSemver orders versions by semver precedence, treating anything
+// that is not a semantic version as lower than any that is and comparing
+// such strings lexically.
 func compareSemver(a, b string) int {
-	pa, oka := parseSemver(a)
-	pb, okb := parseSemver(b)
+	va, vb := version.Valid(a), version.Valid(b)
 	switch {
-	case !oka && !okb:
+	case !va && !vb:
 		return strings.Compare(a, b)
-	case !oka:
+	case !va:
 		return -1
-	case !okb:
+	case !vb:
 		return 1
 	}
-	for i := range 3 {
-		if c := cmp.Compare(pa.nums[i], pb.nums[i]); c != 0 {
-			return c
-		}
-	}
-	switch {
-	case pa.pre == "" && pb.pre == "":
-		return 0
-	case pa.pre == "":
-		return 1
-	case pb.pre == "":
-		return -1
-	}
-	as, bs := strings.Split(pa.pre, "."), strings.Split(pb.pre, ".")
-	for i := 0; i < len(as) && i < len(bs); i++ {
-		an, aerr := strconv.ParseUint(as[i], 10, 64)
-		bn, berr := strconv.ParseUint(bs[i], 10, 64)
-		var c int
-		switch {
-		case aerr == nil && berr == nil:
-			c = cmp.Compare(an, bn)
-		case aerr == nil:
-			c = -1 // numeric identifiers sort before alphanumeric ones
-		case berr == nil:
-			c = 1
-		default:
-			c = strings.Compare(as[i], bs[i])
-		}
-		if c != 0 {
-			return c
-		}
-	}
-	return cmp.Compare(len(as), len(bs))
-}
-
-type semver struct {
-	nums [3]uint64
-	pre  string
-}
-
-func parseSemver(v string) (semver, bool) {
-	v, _, _ = strings.Cut(v, "+")
-	core, pre, _ := strings.Cut(v, "-")
-	parts := strings.Split(core, ".")
-	if len(parts) != 3 {
-		return semver{}, false
-	}
-	var s semver
-	for i, p := range parts {
-		n, err := strconv.ParseUint(p, 10, 64)
-		if err != nil {
-			return semver{}, false
-		}
-		s.nums[i] = n
-	}
-	s.pre = pre
-	return s, true
+	return version.Compare(a, b)
 }

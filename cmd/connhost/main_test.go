@@ -155,6 +155,8 @@ func TestDispatch(t *testing.T) {
 		inStderr []string
 	}{
 		{"version", []string{"version"}, exitOK, []string{"connhost ", "ABI v1"}, nil},
+		{"version help", []string{"version", "--help"}, exitOK, nil, []string{"usage: connhost version"}},
+		{"version argument", []string{"version", "x"}, exitUsage, nil, []string{"no arguments"}},
 		{"no command", nil, exitUsage, nil, []string{"usage: connhost <command>", "plugin", "run"}},
 		{"unknown command", []string{"serv"}, exitUsage, nil, []string{`unknown command "serv"`}},
 		{"unknown plugin command", []string{"plugin", "instal"}, exitUsage, nil, []string{`unknown command "instal" for connhost plugin`}},

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connhost/connhost/internal/testenv/wait"
 	"github.com/connhost/connhost/plugins/ticketdesk/tdserver"
 )
 
@@ -162,10 +163,12 @@ func TestServeCrashSafety(t *testing.T) {
 		t.Fatal("first start printed no API key")
 	}
 	type acked struct{ id, name string }
+	const killAfter = 40
 	var (
-		mu   sync.Mutex
-		acks []acked
-		done = make(chan struct{})
+		mu     sync.Mutex
+		acks   []acked
+		done   = make(chan struct{})
+		enough = make(chan struct{}) // closed at the killAfter-th acknowledgement
 	)
 	go func() {
 		defer close(done)
@@ -182,27 +185,24 @@ func TestServeCrashSafety(t *testing.T) {
 			}
 			mu.Lock()
 			acks = append(acks, acked{inc.ID, name})
+			if len(acks) == killAfter {
+				close(enough)
+			}
 			mu.Unlock()
 		}
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		mu.Lock()
-		n := len(acks)
-		mu.Unlock()
-		if n >= 40 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
+	select {
+	case <-enough:
+	case <-done:
+		t.Fatalf("the client stopped after %d acknowledgements; stderr:\n%s", len(acks), p.stderr)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("fewer than %d incidents acknowledged in 30 s", killAfter)
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-done
 	p.wait(t)
-	if len(acks) < 40 {
-		t.Fatalf("only %d incidents acknowledged before the kill", len(acks))
-	}
 
 	p2 := startServe(t, dir)
 	if p2.key != "" {
@@ -233,15 +233,19 @@ func TestServeGracefulShutdown(t *testing.T) {
 	const tdKey = "td-key-graceful"
 	td := tdserver.New(tdKey)
 	td.CreateTicket(tdserver.Ticket{Title: "Phishing report", Severity: 3})
-	reached := make(chan struct{}, 1)
+	// The command blocks in TicketDesk until the server has begun shutting
+	// down, so it is in flight across the SIGTERM whatever the timing.
+	reached, unblock := make(chan struct{}, 1), make(chan struct{})
 	tds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/api/v1/tickets/TD-1" {
 			reached <- struct{}{}
-			time.Sleep(400 * time.Millisecond)
+			<-unblock
 		}
 		td.ServeHTTP(w, r)
 	}))
 	defer tds.Close()
+	release := sync.OnceFunc(func() { close(unblock) })
+	defer release() // before tds.Close, which waits for the handler
 
 	dir := t.TempDir()
 	r := connhost(t, serveEnv(dir), "plugin", "install", tdWasm)
@@ -275,6 +279,10 @@ func TestServeGracefulShutdown(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	wait.For(t, 30*time.Second, "serve to log that it is shutting down", func() bool {
+		return strings.Contains(p.stderr.String(), "shutting down")
+	})
+	release()
 	res := <-got
 	if res.err != nil || res.status != http.StatusOK || !strings.Contains(string(res.body), "Phishing report") {
 		t.Fatalf("in-flight command across SIGTERM: %d %s %v", res.status, res.body, res.err)

@@ -102,6 +102,12 @@ func writeNew(path string, b []byte, mode os.FileMode, force bool) error {
 	return f.Close()
 }
 
+// kdfLevels are the --kdf-cost values.
+var kdfLevels = map[string]signing.KDFParams{
+	"sensitive":   signing.SensitiveKDF,
+	"interactive": signing.InteractiveKDF,
+}
+
 func runKeygen(_ context.Context, a *app, args []string) error {
 	fs := newFlags(a, "connhost plugin keygen", "--out PREFIX [flags]",
 		"Writes a minisign secret key to PREFIX (mode 0600, scrypt-encrypted with a password read from\n"+
@@ -111,12 +117,18 @@ func runKeygen(_ context.Context, a *app, args []string) error {
 	noPassword := fs.Bool("no-password", false, "write the secret key unencrypted (CI, tests)")
 	force := fs.Bool("force", false, "overwrite existing key files")
 	pwFile := passwordFlag(fs)
+	kdfCost := fs.String("kdf-cost", "sensitive", "scrypt cost of the encrypted key: `LEVEL` sensitive (minisign's default:\n"+
+		"1 GiB, a second or more per use) or interactive (16 MiB, for a key unlocked often, e.g. by CI)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *out == "" || fs.NArg() != 0 {
 		fs.Usage()
 		return usageErr("plugin keygen: want --out PREFIX and no arguments")
+	}
+	kdf, ok := kdfLevels[*kdfCost]
+	if !ok {
+		return usageErr("plugin keygen: --kdf-cost %q: want sensitive or interactive", *kdfCost)
 	}
 	var pw []byte
 	if !*noPassword {
@@ -129,7 +141,7 @@ func runKeygen(_ context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	secret, err := signing.MarshalPrivateKey(k, pw, signing.KDFParams{})
+	secret, err := signing.MarshalPrivateKey(k, pw, kdf)
 	if err != nil {
 		return fmt.Errorf("plugin keygen: %w", err)
 	}

@@ -25,7 +25,11 @@ func versionString() string {
 }
 
 func runVersion(_ context.Context, a *app, args []string) error {
-	if len(args) > 0 {
+	fs := newFlags(a, "connhost version", "", "Prints the version, the ABI version it serves and the Go runtime.")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
 		return usageErr("version takes no arguments")
 	}
 	fmt.Fprintf(a.stdout, "connhost %s (ABI v%d, %s %s/%s)\n", versionString(), abi.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)

@@ -21,6 +21,7 @@ import (
 	"github.com/connhost/connhost/host/service"
 	"github.com/connhost/connhost/host/supervisor"
 	"github.com/connhost/connhost/internal/testenv"
+	"github.com/connhost/connhost/internal/testenv/wait"
 	"github.com/connhost/connhost/internal/testenv/wasmbuild"
 	"github.com/connhost/connhost/store"
 )
@@ -91,17 +92,6 @@ func (s *ihServer) incidents(instance string) []store.Incident {
 			return all
 		}
 		cursor = next
-	}
-}
-
-func ihWaitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -192,7 +182,7 @@ func TestLongRunning(t *testing.T) {
 	s.instance("hook", "webhook", nil, store.Settings{ExternalHTTP: true})
 
 	var st lrStatus
-	ihWaitFor(t, "3 restarts", func() bool {
+	wait.For(t, 20*time.Second, "3 restarts", func() bool {
 		if status := s.api(http.MethodGet, "/api/v1/instances/panicky/long-running", nil, &st); status != 200 {
 			t.Fatalf("long-running status = %d", status)
 		}
@@ -215,7 +205,7 @@ func TestLongRunning(t *testing.T) {
 	}
 
 	for _, name := range []string{"calm", "deaf"} {
-		ihWaitFor(t, name+" running", func() bool {
+		wait.For(t, 20*time.Second, name+" running", func() bool {
 			s.api(http.MethodGet, "/api/v1/instances/"+name+"/long-running", nil, &st)
 			return st.Running
 		})
@@ -258,7 +248,7 @@ func TestChatFlow(t *testing.T) {
 		}
 	}
 	var answer apitypes.Entry
-	ihWaitFor(t, "the answer entry", func() bool {
+	wait.For(t, 20*time.Second, "the answer entry", func() bool {
 		var page apitypes.EntryPage
 		var raw json.RawMessage
 		s.api(http.MethodGet, "/api/v1/incidents/"+inc.ID+"/entries", nil, &raw)

@@ -29,6 +29,7 @@ import (
 	"github.com/connhost/connhost/host/service"
 	"github.com/connhost/connhost/host/signing"
 	"github.com/connhost/connhost/internal/testenv"
+	"github.com/connhost/connhost/internal/testenv/wait"
 	"github.com/connhost/connhost/store"
 )
 
@@ -177,7 +178,9 @@ func TestHotSwapUnderLoad(t *testing.T) {
 		if err != nil || got != want {
 			fail("swap %d to %s: first call after the switch answered %q (%v)", i, want, got, err)
 		}
-		time.Sleep(20 * time.Millisecond) // let the clients overlap the next swap
+		// Let the clients and the engine loop call this version before the next swap.
+		n := calls.Load()
+		wait.For(t, 20*time.Second, "calls between swaps", func() bool { return calls.Load() >= n+10 })
 	}
 	cancel()
 	wg.Wait()
@@ -213,17 +216,13 @@ func TestHotSwapLongRunning(t *testing.T) {
 	srv.CreateInstance("hook", "webhook", nil, store.Settings{LongRunning: true, ExternalHTTP: true})
 	started := func() time.Time {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			st, err := srv.Service.LongRunning.Status(context.Background(), "hook")
-			if err == nil && st.Supervised && st.Running {
-				return st.Started
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("long-running execution not running: %+v %v", st, err)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		var st service.LongRunningStatus
+		wait.For(t, 20*time.Second, "the long-running execution to run", func() bool {
+			var err error
+			st, err = srv.Service.LongRunning.Status(context.Background(), "hook")
+			return err == nil && st.Supervised && st.Running
+		})
+		return st.Started
 	}
 	last := started()
 
@@ -261,7 +260,9 @@ func TestHotSwapLongRunning(t *testing.T) {
 			t.Fatalf("swap %d: execution started %v, not after the previous start %v", i, now, last)
 		}
 		last = now
-		time.Sleep(50 * time.Millisecond)
+		// Let the new execution answer webhooks before the next swap.
+		n := ok.Load() + failed.Load()
+		wait.For(t, 20*time.Second, "webhooks between swaps", func() bool { return ok.Load()+failed.Load() >= n+3 })
 	}
 	cancel()
 	wg.Wait()
@@ -304,21 +305,18 @@ func TestWatchDir(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually := func(what string, f func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(15 * time.Second); !f(); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: timed out; log:\n%s", what, srv.Logs.String())
-			}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", srv.Logs.String())
 		}
-	}
+	})
 	drop("goecho.wasm", versioned(t, "goecho", oldVersion, nil))
-	eventually("v1 installed", func() bool {
+	wait.For(t, 20*time.Second, "v1 installed", func() bool {
 		return srv.Call(http.MethodGet, "/api/v1/plugins/goecho", nil).Status == http.StatusOK
 	})
 	srv.CreateInstance("echo", "goecho", nil, store.Settings{})
 	drop("goecho-1.1.wasm", versioned(t, "goecho", newVersion, nil))
-	eventually("instance swapped to v2", func() bool {
+	wait.For(t, 20*time.Second, "instance swapped to v2", func() bool {
 		v, err := versionCall(srv, "echo")
 		return err == nil && v == newVersion
 	})

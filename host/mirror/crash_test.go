@@ -20,6 +20,8 @@ import (
 const (
 	crashDirEnv = "CONNHOST_MIRROR_CRASH_DIR"
 	crashN      = 300
+	// crashKillAfter is how many deliveries the parent sees before SIGKILL.
+	crashKillAfter = 10
 )
 
 // scriptRemote gives every remote incident a name and two comments.
@@ -50,9 +52,9 @@ func TestMirrorCrashChild(t *testing.T) {
 	f.conn.onUpdate = func(a abi.UpdateRemoteSystemArgs) {
 		fmt.Fprintln(log, a.RemoteIncidentID)
 		_ = log.Sync()
+		fmt.Println("delivered", a.RemoteIncidentID)
 	}
 	ctx := context.Background()
-	fmt.Println("started")
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); _, _ = f.engine.RunIncoming(ctx, "peer") }()
@@ -92,10 +94,14 @@ func TestSIGKILLMidCycle(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// Kill once the child is visibly mid-way: some updates delivered, most
+	// still in the outbox (each takes 5 ms).
 	sc := bufio.NewScanner(out)
-	for sc.Scan() && !strings.Contains(sc.Text(), "started") {
+	for seen := 0; seen < crashKillAfter && sc.Scan(); {
+		if strings.HasPrefix(sc.Text(), "delivered ") {
+			seen++
+		}
 	}
-	time.Sleep(250 * time.Millisecond)
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
 	delivered, _ := os.ReadFile(filepath.Join(dir, "delivered"))

@@ -57,8 +57,8 @@ type Options struct {
 	// OutboxPoll is how often the outbox is checked when nothing kicks it.
 	// Default 1 s.
 	OutboxPoll time.Duration
-	// RetryBase and RetryMax bound the outbox's exponential back-off.
-	// Defaults 1 s and 5 min.
+	// RetryBase and RetryMax bound the outbox's exponential back-off
+	// (jittered down to half). Defaults 1 s and 5 min.
 	RetryBase, RetryMax time.Duration
 	// FetchTick is how often the fetch scheduler looks for due instances.
 	// Default 1 s.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/internal/backoff"
 	"github.com/connhost/connhost/store"
 )
 
@@ -209,7 +210,9 @@ func (e *Engine) complete(ctx context.Context, id string, pushed map[string]any,
 	return err
 }
 
-// retry schedules the next delivery attempt with exponential back-off.
+// retry schedules the next delivery attempt with jittered exponential
+// back-off: when a remote comes back, the incidents queued for it do not
+// all retry in the same instant.
 func (e *Engine) retry(ctx context.Context, id string, cause error) {
 	_, err := e.st.UpdateIncident(ctx, id, func(inc *store.Incident) error {
 		if inc.MirrorOut == nil {
@@ -217,22 +220,13 @@ func (e *Engine) retry(ctx context.Context, id string, cause error) {
 		}
 		mo := inc.MirrorOut
 		mo.Attempts++
-		mo.NextAttempt = e.now().Add(backoff(e.opts.RetryBase, e.opts.RetryMax, mo.Attempts)).UTC()
+		mo.NextAttempt = e.now().Add(backoff.Delay(e.opts.RetryBase, e.opts.RetryMax, mo.Attempts)).UTC()
 		mo.LastError = cause.Error()
 		return nil
 	})
 	if err != nil {
 		e.log.Error().Err(err).Str("incident", id).Msg("recording an outbox retry failed")
 	}
-}
-
-// backoff is base·2^(attempt-1), capped.
-func backoff(base, limit time.Duration, attempt int) time.Duration {
-	d := base
-	for i := 1; i < attempt && d < limit; i++ {
-		d *= 2
-	}
-	return min(d, limit)
 }
 
 func sameJSON(a, b any) bool {

@@ -2,6 +2,7 @@ package signing
 
 import (
 	"encoding/binary"
+	"path/filepath"
 	"testing"
 
 	"github.com/connhost/connhost/abi"
@@ -40,4 +41,29 @@ func withCustomSection(wasm []byte, name string, payload []byte) []byte {
 	out := append(append([]byte(nil), wasm...), 0)
 	out = binary.AppendUvarint(out, uint64(len(sec)))
 	return append(out, sec...)
+}
+
+// BenchmarkMinisignDefaultKDF decrypts a key that minisign encrypted at its
+// default cost (SensitiveKDF: scrypt with 1 GiB, a second or more per op).
+// It is the only place that cost runs: the interoperability proof for
+// minisign's own key files, opt-in because of its price. Tests use
+// InteractiveKDF.
+func BenchmarkMinisignDefaultKDF(b *testing.B) {
+	needMinisign(b)
+	dir := b.TempDir()
+	minisign(b, dir, "pw\npw\n", "-G", "-p", "k.pub", "-s", "k.key")
+	pub, err := ParsePublicKey(read(b, filepath.Join(dir, "k.pub")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	file := read(b, filepath.Join(dir, "k.key"))
+	for b.Loop() {
+		priv, err := ParsePrivateKey(file, []byte("pw"))
+		if err != nil {
+			b.Fatalf("decrypting minisign's key: %v", err)
+		}
+		if priv.ID != pub.ID || !priv.Public().Key.Equal(pub.Key) {
+			b.Fatal("decrypted key does not match the public key")
+		}
+	}
 }

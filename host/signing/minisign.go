@@ -43,14 +43,6 @@ const (
 	maxCommentSize = 8192
 )
 
-// Default scrypt cost of an encrypted secret key: minisign's own
-// (libsodium's "sensitive" limits), which mean N=2^20, r=8, p=1 and 1 GiB of
-// memory for a second or more.
-const (
-	DefaultOpsLimit uint64 = 1 << 25
-	DefaultMemLimit uint64 = 1 << 30
-)
-
 // Errors returned by the parsers and Verify. Callers match them with
 // errors.Is; messages wrap them with detail.
 var (
@@ -171,11 +163,20 @@ func (k PublicKey) Marshal() []byte {
 }
 
 // KDFParams are the scrypt costs of an encrypted secret key, in libsodium's
-// terms (they are stored in the key file).
+// terms (they are stored in the key file, so minisign reads any of them).
 type KDFParams struct {
 	OpsLimit uint64
 	MemLimit uint64
 }
+
+// Named scrypt costs, libsodium's levels. SensitiveKDF is minisign's own
+// default and MarshalPrivateKey's: N=2^20, r=8, p=1, 1 GiB of memory and a
+// second or more per use. InteractiveKDF is N=2^14, r=8, p=1: 16 MiB and tens
+// of milliseconds, for a key that is unlocked often (a CI signing job).
+var (
+	SensitiveKDF   = KDFParams{OpsLimit: 1 << 25, MemLimit: 1 << 30}
+	InteractiveKDF = KDFParams{OpsLimit: 1 << 19, MemLimit: 1 << 24}
+)
 
 // scryptParams converts libsodium's opslimit and memlimit to scrypt's N, r
 // and p exactly as libsodium's pickparams does, so a key encrypted here
@@ -233,7 +234,7 @@ func checksum(id KeyID, key ed25519.PrivateKey) []byte {
 
 // MarshalPrivateKey returns the secret key file. A nil password writes it
 // unencrypted, as `minisign -G -W` does; otherwise the key is encrypted
-// with scrypt at the given cost (the zero KDFParams mean the defaults).
+// with scrypt at the given cost (the zero KDFParams mean SensitiveKDF).
 func MarshalPrivateKey(k PrivateKey, password []byte, kdf KDFParams) ([]byte, error) {
 	raw := make([]byte, 0, secretKeySize)
 	raw = append(raw, algEd[:]...)
@@ -250,7 +251,7 @@ func MarshalPrivateKey(k PrivateKey, password []byte, kdf KDFParams) ([]byte, er
 		comment = "minisign secret key (unencrypted)"
 	} else {
 		if kdf == (KDFParams{}) {
-			kdf = KDFParams{DefaultOpsLimit, DefaultMemLimit}
+			kdf = SensitiveKDF
 		}
 		salt := make([]byte, saltSize)
 		if _, err := rand.Read(salt); err != nil {

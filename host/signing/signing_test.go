@@ -227,8 +227,34 @@ func TestCompareVersions(t *testing.T) {
 	}
 }
 
-// lowCost keeps scrypt cheap in tests (N=2^14, 16 MiB).
-var lowCost = KDFParams{OpsLimit: 1 << 20, MemLimit: 1 << 24}
+// TestKDFLevels checks the named costs map to the scrypt parameters
+// libsodium derives from them (a mismatch would make keys unreadable by
+// minisign), and that hostile costs in a key file are refused, all without
+// running scrypt.
+func TestKDFLevels(t *testing.T) {
+	tests := []struct {
+		name      string
+		kdf       KDFParams
+		n, r, par int
+		wantErr   bool
+	}{
+		{"sensitive", SensitiveKDF, 1 << 20, 8, 1, false},
+		{"interactive", InteractiveKDF, 1 << 14, 8, 1, false},
+		{"ops-bound", KDFParams{OpsLimit: 1 << 20, MemLimit: 1 << 30}, 1 << 15, 8, 1, false},
+		{"memory beyond N=2^20", KDFParams{OpsLimit: 1 << 40, MemLimit: 1 << 40}, 0, 0, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, r, par, err := tt.kdf.scryptParams()
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("error %v, want error %v", err, tt.wantErr)
+			}
+			if n != tt.n || r != tt.r || par != tt.par {
+				t.Errorf("N, r, p = %d, %d, %d; want %d, %d, %d", n, r, par, tt.n, tt.r, tt.par)
+			}
+		})
+	}
+}
 
 func TestPrivateKeyFile(t *testing.T) {
 	k := newKey(t)
@@ -244,7 +270,7 @@ func TestPrivateKeyFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			file, err := MarshalPrivateKey(k, tt.password, lowCost)
+			file, err := MarshalPrivateKey(k, tt.password, InteractiveKDF)
 			if err != nil {
 				t.Fatal(err)
 			}

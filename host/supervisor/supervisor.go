@@ -1,7 +1,7 @@
 // Package supervisor runs the long-running-execution command of connector
 // instances, each in a dedicated sandbox, and keeps it running: an execution
-// that returns, traps or exceeds its memory limit is restarted with bounded
-// exponential back-off, each restart logged, counted and reported as the
+// that returns, traps or exceeds its memory limit is restarted with bounded,
+// jittered exponential back-off, each restart logged, counted and reported as the
 // instance's module health. Stopping asks the guest to return (should_stop,
 // sleep) and closes its sandbox at a short deadline if it does not.
 package supervisor
@@ -18,6 +18,7 @@ import (
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
+	"github.com/connhost/connhost/internal/backoff"
 )
 
 // Health records an instance's module health (XSOAR updateModuleHealth).
@@ -33,7 +34,9 @@ type Factory func(ctx context.Context) (*host.Instance, error)
 // Config tunes a Supervisor. Zero fields take the defaults below.
 type Config struct {
 	// MinBackoff is the wait before the first restart; it doubles per
-	// consecutive failure up to MaxBackoff.
+	// consecutive failure up to MaxBackoff. Each wait is jittered down to as
+	// little as half, so instances that fail together (their remote went
+	// down) do not restart in lockstep.
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
 	// HealthyAfter is how long a run must last for the back-off to start
@@ -213,7 +216,7 @@ func (s *Supervisor) halt(ctx context.Context, e *execution) {
 // loop runs e until it is stopped, restarting it with back-off.
 func (s *Supervisor) loop(ctx context.Context, e *execution) {
 	defer close(e.done)
-	backoff := s.cfg.MinBackoff
+	failures := 0 // consecutive
 	for {
 		started := time.Now()
 		err := s.runOnce(ctx, e, started)
@@ -224,7 +227,8 @@ func (s *Supervisor) loop(ctx context.Context, e *execution) {
 			e.log.Info().Msg("long-running execution stopped")
 			return
 		}
-		backoff = s.cfg.wait(backoff, time.Since(started))
+		failures = s.cfg.consecutive(failures, time.Since(started))
+		wait := backoff.Delay(s.cfg.MinBackoff, s.cfg.MaxBackoff, failures)
 		if err == nil {
 			err = errors.New("long-running-execution returned; it must run until asked to stop")
 		}
@@ -234,13 +238,13 @@ func (s *Supervisor) loop(ctx context.Context, e *execution) {
 		e.status.LastError = err.Error()
 		restarts := e.status.Restarts
 		e.mu.Unlock()
-		msg := fmt.Sprintf("long-running execution failed, restart %d in %s: %v", restarts, backoff, err)
-		e.log.Error().Str("kind", string(abi.KindOf(err))).Int("restarts", restarts).Dur("backoff", backoff).Err(err).
+		msg := fmt.Sprintf("long-running execution failed, restart %d in %s: %v", restarts, wait.Round(time.Millisecond), err)
+		e.log.Error().Str("kind", string(abi.KindOf(err))).Int("restarts", restarts).Dur("backoff", wait).Err(err).
 			Msg("long-running execution ended; restarting")
 		if herr := s.health.SetHealth(ctx, e.info.ID, msg, true); herr != nil {
 			e.log.Warn().Err(herr).Msg("could not record module health")
 		}
-		t := time.NewTimer(backoff)
+		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
 		case <-e.stopping:
@@ -248,17 +252,17 @@ func (s *Supervisor) loop(ctx context.Context, e *execution) {
 			e.log.Info().Msg("long-running execution stopped")
 			return
 		}
-		backoff = min(backoff*2, s.cfg.MaxBackoff)
 	}
 }
 
-// wait returns the back-off before the next restart: the current one, or
-// MinBackoff again after a run that lasted HealthyAfter.
-func (c Config) wait(cur, ran time.Duration) time.Duration {
+// consecutive counts a failure after a run that lasted ran, given the
+// failures before it: a run that lasted HealthyAfter starts the count (and
+// so the back-off) again.
+func (c Config) consecutive(failures int, ran time.Duration) int {
 	if ran >= c.HealthyAfter {
-		return c.MinBackoff
+		return 1
 	}
-	return cur
+	return failures + 1
 }
 
 // runOnce creates a fresh sandbox and runs long-running-execution in it

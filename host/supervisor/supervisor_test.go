@@ -12,6 +12,7 @@ import (
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
+	"github.com/connhost/connhost/internal/testenv/wait"
 	"github.com/connhost/connhost/internal/testenv/wasmbuild"
 )
 
@@ -95,20 +96,10 @@ type lastInstance struct {
 func (l *lastInstance) set(i *host.Instance) { l.mu.Lock(); l.inst = i; l.mu.Unlock() }
 func (l *lastInstance) get() *host.Instance  { l.mu.Lock(); defer l.mu.Unlock(); return l.inst }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestRestartWithBackoff: an execution that panics on its third iteration
-// is restarted again and again, each wait at least the doubled back-off,
-// with the error as health, while another instance of the plugin serves.
+// is restarted again and again, each wait at least half the doubled
+// back-off (the jitter's floor), with the error as health, while another
+// instance of the plugin serves.
 func TestRestartWithBackoff(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -125,7 +116,7 @@ func TestRestartWithBackoff(t *testing.T) {
 	}
 	defer other.Close(ctx)
 
-	waitFor(t, "3 restarts", func() bool {
+	wait.For(t, 20*time.Second, "3 restarts", func() bool {
 		res, err := other.Execute(ctx, "ping", nil)
 		if err != nil || strings.TrimSpace(string(res)) != `"pong"` {
 			t.Fatalf("other instance: ping = %s, %v", res, err)
@@ -146,11 +137,11 @@ func TestRestartWithBackoff(t *testing.T) {
 			t.Errorf("health[%d] = %+v, want the error", i, u)
 		}
 	}
-	// Run i+1 starts ≥ backoff_i after failure i and then fails after two
+	// Run i+1 starts ≥ backoff_i/2 after failure i and then fails after two
 	// 20 ms ticks; the back-off doubles, so failures are at least that far
 	// apart.
 	for i := 1; i < 3; i++ {
-		if gap, want := ups[i].at.Sub(ups[i-1].at), minBackoff<<(i-1); gap < want {
+		if gap, want := ups[i].at.Sub(ups[i-1].at), minBackoff<<(i-1)/2; gap < want {
 			t.Errorf("gap between failures %d and %d = %s, want ≥ %s", i, i+1, gap, want)
 		}
 	}
@@ -169,7 +160,7 @@ func TestStop(t *testing.T) {
 			if err := s.Start(ctx, abi.InstanceInfo{ID: mode, Name: mode}, f.factory(t, mode, last)); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the execution to run", func() bool {
+			wait.For(t, 20*time.Second, "the execution to run", func() bool {
 				st, _ := s.Status(mode)
 				inst := last.get()
 				return st.Running && inst != nil && inst.Stats().Busy == 1
@@ -203,7 +194,7 @@ func TestReturnIsRestarted(t *testing.T) {
 	if err := s.Start(ctx, abi.InstanceInfo{ID: "r", Name: "r"}, f.factory(t, "return", nil)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "2 restarts", func() bool { st, _ := s.Status("r"); return st.Restarts >= 2 })
+	wait.For(t, 20*time.Second, "2 restarts", func() bool { st, _ := s.Status("r"); return st.Restarts >= 2 })
 	s.Close(ctx)
 	if ups := health.all(); !strings.Contains(ups[0].message, "returned") {
 		t.Errorf("health = %q, want it to say the execution returned", ups[0].message)
@@ -214,16 +205,19 @@ func TestReturnIsRestarted(t *testing.T) {
 }
 
 func TestBackoffReset(t *testing.T) {
-	c := Config{MinBackoff: time.Second, MaxBackoff: 8 * time.Second, HealthyAfter: time.Minute}.withDefaults()
+	c := Config{HealthyAfter: time.Minute}.withDefaults()
 	for _, tc := range []struct {
-		cur, ran, want time.Duration
+		failures int
+		ran      time.Duration
+		want     int
 	}{
-		{4 * time.Second, time.Second, 4 * time.Second},
-		{4 * time.Second, time.Minute, time.Second},
-		{8 * time.Second, 2 * time.Minute, time.Second},
+		{0, time.Second, 1},
+		{2, time.Second, 3},
+		{2, time.Minute, 1},
+		{5, 2 * time.Minute, 1},
 	} {
-		if got := c.wait(tc.cur, tc.ran); got != tc.want {
-			t.Errorf("wait(%s, ran %s) = %s, want %s", tc.cur, tc.ran, got, tc.want)
+		if got := c.consecutive(tc.failures, tc.ran); got != tc.want {
+			t.Errorf("consecutive(%d, ran %s) = %d, want %d", tc.failures, tc.ran, got, tc.want)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/connhost/connhost/host/api"
 	"github.com/connhost/connhost/host/service"
 	"github.com/connhost/connhost/internal/testenv"
+	"github.com/connhost/connhost/internal/testenv/wait"
 	"github.com/connhost/connhost/plugins/scim-iam/scimserver"
 	"github.com/connhost/connhost/sdk-guest/iam"
 	"github.com/connhost/connhost/sdk-guest/oauth2"
@@ -104,6 +105,26 @@ func (s *server) scanLeaks(t *testing.T, scim *scimserver.Server) {
 			t.Errorf("an API response contains %s", what)
 		}
 	}
+}
+
+// tokenValidUntil reads the current token's valid_until from instance
+// scim's integration context.
+func (s *server) tokenValidUntil(t *testing.T) int64 {
+	t.Helper()
+	var body struct {
+		Context map[string]json.RawMessage `json:"context"`
+	}
+	var tokens map[string]struct {
+		ValidUntil int64 `json:"valid_until"`
+	}
+	raw := s.must(s.call(http.MethodGet, "/instances/scim/context", "", nil), http.StatusOK)
+	if err := json.Unmarshal(raw, &body); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(body.Context[oauth2.ContextKey], &tokens); err != nil || tokens[oauth2.DefaultName].ValidUntil == 0 {
+		t.Fatalf("no valid_until in the integration context %s: %v", raw, err)
+	}
+	return tokens[oauth2.DefaultName].ValidUntil
 }
 
 // TestLifecycleThroughServer drives the user lifecycle through the HTTP
@@ -205,7 +226,11 @@ func TestTokenCachingThroughServer(t *testing.T) {
 	}
 	wantTokens(t, 3)
 	scim.SetTokenLifetime(scimserver.DefaultTokenLifetime)
-	time.Sleep(2500 * time.Millisecond) // let valid_until pass
+	// The guest stops using a token once the wall clock reaches its
+	// valid_until (epoch seconds, in the integration context): wait for
+	// that, not a guessed time.
+	validUntil := s.tokenValidUntil(t)
+	wait.For(t, 10*time.Second, "the token's valid_until to pass", func() bool { return time.Now().Unix() >= validUntil })
 	rejected := scim.Rejected()
 	concurrently(t, 8)
 	wantTokens(t, 4)

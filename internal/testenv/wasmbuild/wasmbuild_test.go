@@ -3,6 +3,7 @@ package wasmbuild
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -116,13 +117,14 @@ func TestBuildManifest(t *testing.T) {
 	}
 }
 
-// TestConcurrentBuilds: goroutines asking for one module at once share one
-// build, and a build waits for a lock held elsewhere rather than racing.
+// TestConcurrentBuilds: a build waits for a lock held elsewhere rather
+// than racing it, and goroutines asking for one module at once all get the
+// same module, cached once.
 func TestConcurrentBuilds(t *testing.T) {
 	t.Setenv(EnvCacheDir, t.TempDir())
-	ctx := context.Background()
 	dir := writeGuest(t, "3", manifest)
-	key, err := hashWAT(filepath.Join(dir, "g.wat"))
+	wat := filepath.Join(dir, "g.wat")
+	key, err := hashWAT(wat)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,27 +135,38 @@ func TestConcurrentBuilds(t *testing.T) {
 	if err := os.WriteFile(lockFile, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// While another process holds the lock, a build can only end by its
+	// context: a build that ignored the lock would succeed instead. (cached,
+	// not Raw, so the error is not memoised for the builds below.)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := cached(ctx, dir, wat, key); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("build under a held lock: %v, want it to wait until its deadline", err)
+	}
+	if files := cacheFiles(t); len(files) != 0 {
+		t.Fatalf("built while the lock was held: %v", files)
+	}
+
+	os.Remove(lockFile)
 	var wg sync.WaitGroup
 	results := make([][]byte, 4)
 	for i := range results {
 		wg.Go(func() {
-			b, err := Raw(ctx, dir)
+			b, err := Raw(context.Background(), dir)
 			if err != nil {
 				t.Error(err)
 			}
 			results[i] = b
 		})
 	}
-	time.Sleep(100 * time.Millisecond) // the builders are waiting on the lock
-	if files := cacheFiles(t); len(files) != 0 {
-		t.Fatalf("built while the lock was held: %v", files)
-	}
-	os.Remove(lockFile)
 	wg.Wait()
 	for _, r := range results[1:] {
 		if len(r) == 0 || !bytes.Equal(r, results[0]) {
 			t.Fatal("builders got different modules")
 		}
+	}
+	if files := cacheFiles(t); len(files) != 1 {
+		t.Errorf("cache holds %v, want one module", files)
 	}
 	if _, err := os.Stat(lockFile); !os.IsNotExist(err) {
 		t.Errorf("lock file left behind: %v", err)
