@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/connhost/connhost/host/bundle"
-	"github.com/connhost/connhost/host/service"
-	"github.com/connhost/connhost/host/signing"
+	"github.com/connhost/connhost/internal/bundle"
+	"github.com/connhost/connhost/internal/service"
+	"github.com/connhost/connhost/internal/signing"
 	"github.com/connhost/connhost/internal/config"
 )
 

@@ -12,9 +12,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/connhost/connhost/host"
-	"github.com/connhost/connhost/host/secrets"
-	"github.com/connhost/connhost/host/service"
-	"github.com/connhost/connhost/store"
+	"github.com/connhost/connhost/internal/secrets"
+	"github.com/connhost/connhost/internal/service"
+	"github.com/connhost/connhost/internal/store"
 )
 
 // offline runs the connhost binary with no network: in a new network

@@ -143,14 +143,14 @@ func TestDocChecker(t *testing.T) {
 		{"connhost bad value", "connhost run x.wasm c --timeout soon", false, "invalid argument"},
 		{"synopsis", "connhost apikey create --name NAME | list [--json] | revoke ID", true, ""},
 		{"synopsis unknown flag", "connhost apikey create --name NAME | list [--yaml]", true, "unknown flag: --yaml"},
-		{"go test", "go test ./host/api -run '^$' -bench 'BenchmarkExecuteHTTP|BenchmarkCreateIncidentHTTP' -benchtime 2000x", false, ""},
-		{"go test all packages", "go test ./store/... -run TestCompareSemver -count 1", false, ""},
+		{"go test", "go test ./internal/api -run '^$' -bench 'BenchmarkExecuteHTTP|BenchmarkCreateIncidentHTTP' -benchtime 2000x", false, ""},
+		{"go test all packages", "go test ./internal/store/... -run TestCompareSemver -count 1", false, ""},
 		{"go test unknown package", "go test ./host/nope -run TestX", false, "./host/nope: no such package"},
-		{"go test unknown flag", "go test ./store -benchtimes 2x", false, "unknown flag -benchtimes"},
-		{"go test bad regexp", "go test ./store -run '('", false, "-run ("},
-		{"go test bad benchtime", "go test ./store -bench . -benchtime often", false, "-benchtime often"},
-		{"go test regexp selects nothing", "go test ./store -run 'TestCompareSemver|TestNope'", false, `"TestNope" selects no test`},
-		{"go test benchmark not reported", "go test ./host/api -run '^$' -bench .", false, "BenchmarkInstallToFirstCall, which the document does not report"},
+		{"go test unknown flag", "go test ./internal/store -benchtimes 2x", false, "unknown flag -benchtimes"},
+		{"go test bad regexp", "go test ./internal/store -run '('", false, "-run ("},
+		{"go test bad benchtime", "go test ./internal/store -bench . -benchtime often", false, "-benchtime often"},
+		{"go test regexp selects nothing", "go test ./internal/store -run 'TestCompareSemver|TestNope'", false, `"TestNope" selects no test`},
+		{"go test benchmark not reported", "go test ./internal/api -run '^$' -bench .", false, "BenchmarkInstallToFirstCall, which the document does not report"},
 		{"make", "make test", false, ""},
 		{"make unknown target", "make tset", false, "make tset"},
 		{"curl", `API=http://127.0.0.1:8080/api/v1; curl -H "$H" $API/instances/td/execute -d '{}'`, false, ""},
@@ -219,7 +219,7 @@ type docChecker struct {
 
 func newDocChecker(t *testing.T, root string) *docChecker {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root, "host", "api", "openapi.json"))
+	b, err := os.ReadFile(filepath.Join(root, "internal", "api", "openapi.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -646,7 +646,7 @@ func (c *docChecker) curl(args []string) error {
 		}
 		path, _, _ := strings.Cut(u[i:], "?")
 		if !c.endpoint(method, path) {
-			return fmt.Errorf("curl: %s %s: no such endpoint in host/api/openapi.json", method, path)
+			return fmt.Errorf("curl: %s %s: no such endpoint in internal/api/openapi.json", method, path)
 		}
 	}
 	return nil

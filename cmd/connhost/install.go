@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/connhost/connhost/host/service"
+	"github.com/connhost/connhost/internal/service"
 	"github.com/connhost/connhost/internal/config"
 )
 

@@ -15,13 +15,13 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/connhost/connhost/host"
-	"github.com/connhost/connhost/host/api"
-	"github.com/connhost/connhost/host/mirror"
-	"github.com/connhost/connhost/host/secrets"
-	"github.com/connhost/connhost/host/service"
-	"github.com/connhost/connhost/host/signing"
+	"github.com/connhost/connhost/internal/api"
+	"github.com/connhost/connhost/internal/mirror"
+	"github.com/connhost/connhost/internal/secrets"
+	"github.com/connhost/connhost/internal/service"
+	"github.com/connhost/connhost/internal/signing"
 	"github.com/connhost/connhost/internal/config"
-	"github.com/connhost/connhost/store"
+	"github.com/connhost/connhost/internal/store"
 )
 
 func serveCommand() *command {

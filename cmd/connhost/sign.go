@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/connhost/connhost/host/signing"
+	"github.com/connhost/connhost/internal/signing"
 )
 
 func keygenCommand() *command {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/connhost/connhost/host/signing"
+	"github.com/connhost/connhost/internal/signing"
 )
 
 // copyFile copies src into dir and returns the new path.
@@ -111,7 +111,7 @@ func TestSignInterop(t *testing.T) {
 
 // TestKeygenPassword: an encrypted key, at the interactive scrypt cost so
 // the test stays fast (minisign's default cost runs only in
-// host/signing's BenchmarkMinisignDefaultKDF).
+// internal/signing's BenchmarkMinisignDefaultKDF).
 func TestKeygenPassword(t *testing.T) {
 	dir := t.TempDir()
 	pw := writeTemp(t, "pw", "correct horse\n")

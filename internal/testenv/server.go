@@ -20,10 +20,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/connhost/connhost/host"
-	"github.com/connhost/connhost/host/api"
-	"github.com/connhost/connhost/host/secrets"
-	"github.com/connhost/connhost/host/service"
-	"github.com/connhost/connhost/store"
+	"github.com/connhost/connhost/internal/api"
+	"github.com/connhost/connhost/internal/secrets"
+	"github.com/connhost/connhost/internal/service"
+	"github.com/connhost/connhost/internal/store"
 )
 
 // ServerOptions adjusts a Server. The zero value is a plain server.

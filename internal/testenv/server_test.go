@@ -6,10 +6,10 @@ import (
 	"testing"
 
 	"github.com/connhost/connhost/abi"
-	"github.com/connhost/connhost/host/api"
-	"github.com/connhost/connhost/host/service"
+	"github.com/connhost/connhost/internal/api"
+	"github.com/connhost/connhost/internal/service"
 	"github.com/connhost/connhost/internal/testenv"
-	"github.com/connhost/connhost/store"
+	"github.com/connhost/connhost/internal/store"
 )
 
 // TestServer drives a server end to end: plugins built by Plugin and

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/connhost/connhost/abi"
-	"github.com/connhost/connhost/host/service"
+	"github.com/connhost/connhost/internal/service"
 	"github.com/connhost/connhost/internal/testenv"
-	"github.com/connhost/connhost/store"
+	"github.com/connhost/connhost/internal/store"
 )
 
 func TestTestModule(t *testing.T) {

@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/connhost/connhost/abi"
-	"github.com/connhost/connhost/host/service"
+	"github.com/connhost/connhost/internal/service"
 	"github.com/connhost/connhost/internal/testenv"
 	"github.com/connhost/connhost/sdk-guest/sdktest"
-	"github.com/connhost/connhost/store"
+	"github.com/connhost/connhost/internal/store"
 )
 
 // clock is the peer server's settable clock.

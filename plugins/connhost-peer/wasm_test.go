@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/connhost/connhost/abi"
-	"github.com/connhost/connhost/host/service"
+	"github.com/connhost/connhost/internal/service"
 	"github.com/connhost/connhost/internal/testenv"
 	"github.com/connhost/connhost/sdk-guest/sdktest/wasmrun"
 )

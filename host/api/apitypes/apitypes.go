@@ -3,8 +3,8 @@
 // console share. The server maps its service and store types into these by
 // explicit functions, so a change of storage layout cannot change the API.
 //
-// The component schemas of host/api/openapi.json are generated from these
-// types (go generate ./host/api); their doc comments become the schemas'
+// The component schemas of internal/api/openapi.json are generated from these
+// types (go generate ./internal/api); their doc comments become the schemas'
 // descriptions. Conventions the generator relies on: a field without
 // omitempty or omitzero is always present (required), an optional field is
 // left out rather than sent as null, and times are RFC 3339 strings.

@@ -29,7 +29,7 @@ func TestGeneratedClientUpToDate(t *testing.T) {
 	if err := os.WriteFile(tmpCfg, cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("go", "tool", "oapi-codegen", "-config", tmpCfg, "../openapi.json")
+	cmd := exec.Command("go", "tool", "oapi-codegen", "-config", tmpCfg, "../../../internal/api/openapi.json")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("oapi-codegen: %v\n%s", err, b)
 	}
@@ -42,7 +42,7 @@ func TestGeneratedClientUpToDate(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatal("host/api/client/client.gen.go is stale: run go generate ./host/api/...")
+		t.Fatal("host/api/client/client.gen.go is stale: run go generate ./internal/api/...")
 	}
 }
 

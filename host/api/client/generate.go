@@ -2,4 +2,4 @@ package client
 
 // The client is generated from the API's document by the oapi-codegen
 // release go.mod pins; TestGeneratedClientUpToDate fails while it is stale.
-//go:generate go tool oapi-codegen -config oapi-codegen.yaml ../openapi.json
+//go:generate go tool oapi-codegen -config oapi-codegen.yaml ../../../internal/api/openapi.json

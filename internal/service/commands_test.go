@@ -1,0 +1,196 @@
+package service_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/internal/service"
+	"github.com/connhost/connhost/internal/store"
+)
+
+// commandsEnv has probe instances "p" (enabled) and "off" (disabled), and
+// goecho instance "e" (enabled, no fetch).
+func commandsEnv(t *testing.T) *env {
+	e := newEnv(t)
+	e.install(probe(t, "1.0.0"))
+	e.install(echo(t, "1.0.0"))
+	e.instance(service.InstanceInput{Name: "p", Plugin: "probe", Enabled: ptr(true)})
+	e.instance(service.InstanceInput{Name: "off", Plugin: "probe"})
+	e.instance(service.InstanceInput{Name: "e", Plugin: "goecho", Enabled: ptr(true)})
+	return e
+}
+
+// TestCommandsExecute: the server refuses what it can tell is wrong
+// before the plugin runs; the plugin's own failures keep their kind.
+func TestCommandsExecute(t *testing.T) {
+	e := commandsEnv(t)
+	ctx := context.Background()
+	inc := e.incident("war room")
+	for _, tc := range []struct {
+		name, instance string
+		req            service.ExecuteRequest
+		want           error
+		kind           abi.ErrorKind // of a plugin failure
+		result         string
+	}{
+		{"unknown instance", "nosuch", service.ExecuteRequest{Command: "echo"}, service.ErrNotFound, "", ""},
+		{"disabled instance", "off", service.ExecuteRequest{Command: "echo"}, service.ErrConflict, "", ""},
+		{"command not served", "p", service.ExecuteRequest{Command: "nosuch"}, service.ErrInvalid, "", ""},
+		{"server command", "p", service.ExecuteRequest{Command: abi.CommandLongRunningExecution}, service.ErrInvalid, "", ""},
+		{"missing required argument", "p", service.ExecuteRequest{Command: "fail"}, service.ErrInvalidArguments, "", ""},
+		{"undeclared argument", "p", service.ExecuteRequest{Command: "echo", Args: map[string]any{"bogus": 1}}, service.ErrInvalidArguments, "", ""},
+		{"unknown incident", "p", service.ExecuteRequest{Command: "echo", IncidentID: "nosuch"}, service.ErrNotFound, "", ""},
+		{"ok", "p", service.ExecuteRequest{Command: "echo", Args: map[string]any{"msg": "hi"}}, nil, "", `{"msg":"hi"}`},
+		{"plugin failure", "p", service.ExecuteRequest{Command: "fail", Args: map[string]any{"msg": "boom"}}, nil, abi.KindFailed, ""},
+		{"undeclared command of a plugin without declarations", "e", service.ExecuteRequest{Command: "nosuch"}, service.ErrInvalid, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := e.svc.Commands.Execute(ctx, tc.instance, tc.req)
+			if tc.kind != "" {
+				if got := abi.KindOf(err); got != tc.kind {
+					t.Fatalf("error %v of kind %q, want kind %q", err, got, tc.kind)
+				}
+				for _, s := range []error{service.ErrInvalid, service.ErrConflict, service.ErrNotFound} {
+					if errors.Is(err, s) {
+						t.Errorf("a plugin failure matches %v", s)
+					}
+				}
+				return
+			}
+			wantErr(t, err, tc.want)
+			if got := strings.TrimSpace(string(res.Result)); err == nil && got != tc.result {
+				t.Errorf("result %s, want %s", got, tc.result)
+			}
+		})
+	}
+
+	// With an incident, the result or the failure is an entry.
+	res, err := e.svc.Commands.Execute(ctx, "p", service.ExecuteRequest{Command: "echo", Args: map[string]any{"msg": "hi"}, IncidentID: inc.ID})
+	if err != nil || res.EntryID == "" {
+		t.Fatalf("echo into the war room: %+v, %v", res, err)
+	}
+	res, err = e.svc.Commands.Execute(ctx, "p", service.ExecuteRequest{Command: "fail", Args: map[string]any{"msg": "boom"}, IncidentID: inc.ID})
+	if err == nil || res.EntryID == "" {
+		t.Fatalf("failure into the war room: %+v, %v", res, err)
+	}
+	es, _, err := e.svc.Incidents.ListEntries(ctx, inc.ID, service.EntryQuery{})
+	if err != nil || len(es) != 2 {
+		t.Fatalf("entries %+v, %v", es, err)
+	}
+	if es[0].Type != abi.EntryNote || es[0].Format != abi.FormatJSON || es[0].User != "!echo" || es[0].Origin != store.OriginAPI {
+		t.Errorf("result entry %+v", es[0])
+	}
+	if msg, _ := es[1].Contents.(string); es[1].Type != abi.EntryError || !strings.Contains(msg, "boom") {
+		t.Errorf("failure entry %+v", es[1])
+	}
+}
+
+// TestCommandsFetch: fetch-incidents stores what the plugin returns, by
+// Fetch or by Execute; a plugin that does not fetch is ErrInvalid.
+func TestCommandsFetch(t *testing.T) {
+	e := commandsEnv(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, instance string
+		want           error
+	}{
+		{"unknown instance", "nosuch", service.ErrNotFound},
+		{"disabled instance", "off", service.ErrConflict},
+		{"plugin without fetch", "e", service.ErrInvalid},
+		{"fetch", "p", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sum, err := e.svc.Commands.Fetch(ctx, tc.instance)
+			wantErr(t, err, tc.want)
+			if err == nil && (sum.Fetched != 1 || len(sum.Created) != 1) {
+				t.Errorf("summary %+v", sum)
+			}
+		})
+	}
+	res, err := e.svc.Commands.Execute(ctx, "p", service.ExecuteRequest{Command: abi.CommandFetchIncidents})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum service.FetchSummary
+	if err := json.Unmarshal(res.Result, &sum); err != nil || sum.Fetched != 1 || len(sum.Created) != 1 {
+		t.Fatalf("fetch by execute: %s, %v", res.Result, err)
+	}
+	incs, _, err := e.svc.Incidents.Search(ctx, service.IncidentQuery{Instance: "p"})
+	if err != nil || len(incs) != 2 {
+		t.Fatalf("fetched incidents %+v, %v", incs, err)
+	}
+	if inc := incs[0]; inc.Name != "incident" || inc.Status != abi.StatusActive || inc.Severity != abi.SeverityHigh {
+		t.Errorf("fetched incident %+v", inc)
+	}
+}
+
+// TestCommandsTest: test-module runs on the live pool, or on a temporary
+// sandbox for a disabled instance.
+func TestCommandsTest(t *testing.T) {
+	e := commandsEnv(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		instance string
+		want     error
+	}{{"p", nil}, {"off", nil}, {"nosuch", service.ErrNotFound}} {
+		t.Run(tc.instance, func(t *testing.T) { wantErr(t, e.svc.Commands.Test(ctx, tc.instance), tc.want) })
+	}
+}
+
+// TestHostServices: what a guest does through the host functions lands in
+// the store, and the store's refusals reach it as ABI error kinds (which
+// the probe reports back as its own failure).
+func TestHostServices(t *testing.T) {
+	e := commandsEnv(t)
+	ctx := context.Background()
+	if _, err := e.svc.Users.Create(ctx, service.UserInput{Username: "ann", Email: "ann@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	inc := e.incident("target")
+	dm := func(msg, user string) abi.DirectMessageRequest {
+		return abi.DirectMessageRequest{Message: msg, Username: user}
+	}
+	for _, tc := range []struct {
+		name, fn string
+		req      any
+		kind     abi.ErrorKind // the guest saw
+		result   string        // a substring of the result
+	}{
+		{"add entry", abi.ImportAddEntry, abi.AddEntryRequest{IncidentID: inc.ID, Entry: abi.Entry{Contents: "note"}}, "", `"id"`},
+		{"add entry to an unknown incident", abi.ImportAddEntry, abi.AddEntryRequest{IncidentID: "nosuch", Entry: abi.Entry{Contents: "note"}}, abi.KindNotFound, ""},
+		{"add entry without an incident", abi.ImportAddEntry, abi.AddEntryRequest{Entry: abi.Entry{Contents: "note"}}, abi.KindBadRequest, ""},
+		{"stale context version", abi.ImportIntegrationContextSet, abi.ContextSetRequest{Context: map[string]any{}, Version: 42}, abi.KindConflict, ""},
+		{"direct message: new incident", abi.ImportDirectMessage, dm(`new incident name="disk full" severity=3`, "ann"), "", "created: disk full"},
+		{"direct message: a stranger", abi.ImportDirectMessage, dm("new incident name=x", "bob"), "", "not allowed"},
+		{"direct message: list", abi.ImportDirectMessage, dm("list incidents", "ann"), "", "disk full"},
+		{"direct message: help", abi.ImportDirectMessage, dm("hello", "ann"), "", "I understand"},
+		{"direct message without a user", abi.ImportDirectMessage, dm("hello", ""), abi.KindBadRequest, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := e.svc.Commands.Execute(ctx, "p", service.ExecuteRequest{Command: "rpc", Args: map[string]any{"name": tc.fn, "req": tc.req}})
+			if tc.kind != "" {
+				// A bad request fails the call itself; other kinds the
+				// probe reports as its own failure.
+				if abi.KindOf(err) != tc.kind && (err == nil || !strings.Contains(err.Error(), "guest reported kind "+string(tc.kind))) {
+					t.Fatalf("error %v, want the guest to have seen kind %q", err, tc.kind)
+				}
+				return
+			}
+			if got := string(res.Result); err != nil || !strings.Contains(got, tc.result) {
+				t.Fatalf("result %s (%v), want it to contain %s", got, err, tc.result)
+			}
+		})
+	}
+	incs, _, err := e.svc.Incidents.Search(ctx, service.IncidentQuery{Text: "disk full"})
+	if err != nil || len(incs) != 1 || incs[0].Owner != "ann" || incs[0].Severity != 3 {
+		t.Errorf("incident opened by direct message: %+v, %v", incs, err)
+	}
+	es, _, err := e.svc.Incidents.ListEntries(ctx, inc.ID, service.EntryQuery{})
+	if err != nil || len(es) != 1 || es[0].Origin != store.OriginPluginPrefix+"p" {
+		t.Errorf("entry added by the guest: %+v, %v", es, err)
+	}
+}
