@@ -1,0 +1,515 @@
+package host
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/host/internal/gate"
+)
+
+// The small limits the hostile-guest corpus runs under.
+const (
+	hostileMemory  = 16 << 20
+	hostileTimeout = 300 * time.Millisecond
+	hostileStack   = 256 << 10
+	hostileTables  = 10_000 // Module.TableElements
+	// lateBy is how far past its deadline a failing call may return.
+	lateBy = 100 * time.Millisecond
+)
+
+// hostileConfig is the Runtime configuration of a case before its own
+// changes.
+func hostileConfig() Config {
+	return Config{
+		CacheDir:   testCache,
+		Logger:     zerolog.Nop(),
+		Limits:     Limits{MemoryBytes: hostileMemory, CallTimeout: hostileTimeout},
+		Module:     ModuleLimits{TableElements: hostileTables},
+		StackBytes: hostileStack,
+	}
+}
+
+// instanceOverhead is the host memory a module instance holds beyond its
+// linear memory, call stack and tables: wazero's module instance, its call
+// engines and their initial stacks, the host's per-call state.
+// TestHostileOverhead measures it on idle module instances: under 20 KiB
+// for a WAT guest, 80-160 KiB for a Go guest (whose Go runtime also
+// touches ~3.4 MiB of linear memory at start-up, which counts under
+// MemoryBytes). 1 MiB leaves room for larger guests.
+const instanceOverhead = 1 << 20
+
+// testSlack is RSS the test itself may add while a case runs: the Go heap
+// of the harness and of compiling the case's module, not freed until the
+// next GC.
+const testSlack = 16 << 20
+
+// instanceBound is the documented peak host memory of one module instance
+// under cfg: its linear memory (reserved, resident only where touched); its
+// call stack (wazero's native stack, grown by doubling with the old copy
+// alive until the next GC: up to 3 × the budget); its tables (8 bytes an
+// element, each at most Module.TableElements; a growing table briefly holds
+// its old and new arrays: 2 ×); and instanceOverhead.
+func instanceBound(cfg Config, tables int) uint64 {
+	return cfg.Limits.MemoryBytes + 3*uint64(cfg.StackBytes) + uint64(tables)*2*8*uint64(cfg.Module.TableElements) + instanceOverhead
+}
+
+// TestHostileOverhead measures instanceOverhead: the RSS an idle module
+// instance adds beyond its linear memory, for a WAT and a Go guest.
+func TestHostileOverhead(t *testing.T) {
+	ctx := context.Background()
+	for _, name := range []string{"noop", "goecho"} {
+		t.Run(name, func(t *testing.T) {
+			rt, err := NewRuntime(ctx, Config{CacheDir: testCache, Logger: zerolog.Nop()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rt.Close(ctx)
+			p, err := rt.Load(ctx, guest(t, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 4
+			inst, err := rt.NewInstance(ctx, p, hostileSpec(rt.cfg, name, n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer inst.Close(ctx)
+			base, ok := rssBaseline(t)
+			if !ok {
+				t.Skip("no RSS figures")
+			}
+			if err := inst.Warm(ctx, n); err != nil {
+				t.Fatal(err)
+			}
+			after, _ := rssBaseline(t)
+			mem := inst.memoryBytes() / n
+			each := (int64(after) - int64(base)) / n
+			t.Logf("%s: an idle module instance adds %d KiB of RSS; its linear memory is %d KiB", name, each>>10, mem>>10)
+			if each-int64(mem) > instanceOverhead {
+				t.Errorf("overhead %d KiB beyond linear memory, instanceOverhead is %d KiB", (each-int64(mem))>>10, instanceOverhead>>10)
+			}
+		})
+	}
+}
+
+// rss reads the process's peak (VmHWM) and current (VmRSS) resident set.
+func rss() (peak, cur uint64, err error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok || (k != "VmHWM" && k != "VmRSS") {
+			continue
+		}
+		kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%s: %v", k, err)
+		}
+		if k == "VmHWM" {
+			peak = kb << 10
+		} else {
+			cur = kb << 10
+		}
+	}
+	return peak, cur, sc.Err()
+}
+
+// rssBaseline frees what the Go heap can give back, resets the kernel's
+// peak RSS of the process to its current RSS and returns that. ok is false
+// where the peak cannot be reset (no /proc, clear_refs not writable).
+func rssBaseline(t *testing.T) (base uint64, ok bool) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		t.Logf("RSS check cannot run: reset peak RSS: %v", err)
+		return 0, false
+	}
+	_, cur, err := rss()
+	if err != nil {
+		t.Logf("RSS check cannot run: %v", err)
+		return 0, false
+	}
+	return cur, true
+}
+
+// stage is where a hostile case fails.
+type stage int
+
+const (
+	atLoad stage = iota // Runtime.Load
+	atWarm              // Instance.Warm: instantiate and configure
+	atCall              // Instance.Execute on warm module instances
+)
+
+// hostileCase is one attack of the corpus.
+type hostileCase struct {
+	name string
+	// The module: testdata/hostile/<file>.wat (noCheck: built with
+	// `wat2wasm --no-check`) with a manifest embedded, or a test guest.
+	file    string
+	noCheck bool
+	guest   string
+	config  func(*Config) // changes to hostileConfig
+	stage   stage
+	command string
+	calls   int // concurrent failing calls, each on its own module instance; default 1
+	// kind and want: what the failing Load, Warm or call returns; kind ""
+	// means it succeeds, with want in its result.
+	kind abi.ErrorKind
+	want []string
+	then string // a command that succeeds on the same Instance after the fault
+	// deadline is the budget the failure must come within (plus lateBy);
+	// default Limits.CallTimeout.
+	deadline time.Duration
+	tables   int    // tables for the RSS bound
+	noRSS    string // why the RSS bound is not asserted
+}
+
+// module returns the case's module with a manifest embedded.
+func (c hostileCase) module(t *testing.T) []byte {
+	t.Helper()
+	var raw []byte
+	switch {
+	case c.guest != "":
+		return guest(t, c.guest)
+	default:
+		out := filepath.Join(t.TempDir(), c.file+".wasm")
+		args := []string{filepath.Join("testdata", "hostile", c.file+".wat"), "-o", out}
+		if c.noCheck {
+			args = append(args, "--no-check")
+		}
+		if b, err := exec.Command("wat2wasm", args...).CombinedOutput(); err != nil {
+			t.Fatalf("wat2wasm %v: %v\n%s", args, err, b)
+		}
+		var err error
+		if raw, err = os.ReadFile(out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := manifest("hostile")
+	wasm, err := abi.EmbedManifest(raw, &m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wasm
+}
+
+// drainCompiles waits until no compilation runs in r.
+func drainCompiles(r *Runtime) {
+	for range cap(r.compiling) {
+		r.compiling <- struct{}{}
+	}
+	for range cap(r.compiling) {
+		<-r.compiling
+	}
+}
+
+// prober calls a noop Instance every few milliseconds while a case runs:
+// the host must keep serving other instances, promptly. A call's latency
+// counts from when it was due, so time the prober waited to be scheduled
+// counts too.
+type prober struct {
+	stop chan struct{}
+	done chan struct{}
+	lat  []time.Duration
+	errs []error
+}
+
+func probe(inst *Instance) *prober {
+	p := &prober{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		due := time.Now()
+		for {
+			if _, err := inst.Execute(context.Background(), "ok", nil); err != nil {
+				p.errs = append(p.errs, err)
+			}
+			p.lat = append(p.lat, time.Since(due))
+			due = time.Now().Add(5 * time.Millisecond)
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(time.Until(due)):
+			}
+		}
+	}()
+	return p
+}
+
+// end stops the prober and returns its calls' 99th percentile and maximum
+// latency.
+func (p *prober) end() (p99, worst time.Duration) {
+	close(p.stop)
+	<-p.done
+	slices.Sort(p.lat)
+	return p.lat[len(p.lat)*99/100], p.lat[len(p.lat)-1]
+}
+
+// TestHostile runs the hostile-guest corpus through the real runtime under
+// small limits. Each case asserts that the attack fails with its documented
+// kind and message within its deadline + lateBy; that the host's peak RSS
+// grows by at most instanceBound per module instance involved (+
+// testSlack); and that meanwhile an Instance of another plugin keeps
+// serving calls (99th percentile latency under lateBy) and the Go runtime
+// can still stop the world (a guest that never returned to Go would block
+// the garbage collector).
+func TestHostile(t *testing.T) {
+	ctx := context.Background()
+	// The noop Instance on a Runtime of its own: cases change their
+	// Runtime's configuration (a 1 ms compile budget, say).
+	rt, err := NewRuntime(ctx, hostileConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	p, err := rt.Load(ctx, guest(t, "noop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noop, err := rt.NewInstance(ctx, p, hostileSpec(rt.cfg, "noop", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noop.Close(ctx)
+	if err := noop.Warm(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range hostileCases() {
+		t.Run(c.name, func(t *testing.T) { runHostile(t, c, noop) })
+	}
+}
+
+// hostileSpec is the spec of an Instance with the Runtime's limits and
+// pool size pool.
+func hostileSpec(cfg Config, name string, pool int) InstanceSpec {
+	lim := cfg.Limits
+	lim.PoolSize = pool
+	return InstanceSpec{Info: abi.InstanceInfo{ID: name, Name: name}, Services: NewMemServices(), Limits: lim}
+}
+
+func runHostile(t *testing.T, c hostileCase, noop *Instance) {
+	ctx := context.Background()
+	cfg := hostileConfig()
+	if c.config != nil {
+		c.config(&cfg)
+	}
+	rt, err := NewRuntime(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	cfg = rt.cfg // with defaults
+	calls := max(c.calls, 1)
+	deadline := c.deadline
+	if deadline == 0 {
+		deadline = cfg.Limits.CallTimeout
+	}
+	wasm := c.module(t)
+	if c.stage == atLoad {
+		// Load runs the gate before any budget starts: its time, linear
+		// in the module's size, adds to the deadline.
+		start := time.Now()
+		if mod, err := parseModule(wasm, cfg.Module, rt.hostFuncs); err == nil {
+			mod.Instrument(gate.Config{CheckModule: guardModule, CheckName: guardName, StackBytes: cfg.StackBytes})
+		}
+		deadline += time.Since(start)
+	}
+	// A compilation abandoned at its budget runs on in the background: the
+	// next case must not share the CPU with it.
+	defer drainCompiles(rt)
+
+	// Loading and warming come before the failing step, outside its
+	// deadline, unless they are the failing step.
+	var inst *Instance
+	if c.stage > atLoad {
+		p, err := rt.Load(ctx, wasm)
+		if err != nil {
+			t.Fatalf("load: %v", err)
+		}
+		if inst, err = rt.NewInstance(ctx, p, hostileSpec(cfg, "hostile", calls)); err != nil {
+			t.Fatal(err)
+		}
+		defer inst.Close(ctx)
+	}
+	if c.stage == atCall {
+		if err := inst.Warm(ctx, calls); err != nil {
+			t.Fatalf("warm: %v", err)
+		}
+	}
+
+	base, rssOK := rssBaseline(t)
+	pr := probe(noop)
+	var stw, gc time.Duration
+	gcDone := make(chan struct{})
+	go func() {
+		defer close(gcDone)
+		time.Sleep(deadline / 4)
+		start := time.Now()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms) // stops the world, briefly
+		stw = time.Since(start)
+		start = time.Now()
+		runtime.GC()
+		gc = time.Since(start)
+	}()
+	errs := make([]error, calls)
+	took := make([]time.Duration, calls)
+	results := make([]string, calls)
+	var wg sync.WaitGroup
+	for k := range calls {
+		wg.Go(func() {
+			start := time.Now()
+			switch c.stage {
+			case atLoad:
+				_, errs[k] = rt.Load(ctx, wasm)
+			case atWarm:
+				errs[k] = inst.Warm(ctx, 1)
+			case atCall:
+				var res []byte
+				res, errs[k] = inst.Execute(ctx, c.command, nil)
+				results[k] = string(res)
+			}
+			took[k] = time.Since(start)
+		})
+	}
+	wg.Wait()
+	<-gcDone
+	p99, worst := pr.end()
+	peak, _, rssErr := rss()
+
+	for k, err := range errs {
+		if c.kind == "" {
+			if err != nil {
+				t.Errorf("call %d: %v, want success", k, err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(results[k], w) {
+					t.Errorf("call %d: result %s lacks %q", k, results[k], w)
+				}
+			}
+			continue
+		}
+		if got := abi.KindOf(err); got != c.kind {
+			t.Errorf("call %d: error %v (kind %q), want kind %s", k, err, got, c.kind)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("call %d: error %q does not name %q", k, err, w)
+			}
+		}
+	}
+	for k, d := range took {
+		if d > deadline+lateBy {
+			t.Errorf("call %d took %v, want at most %v + %v", k, d, deadline, lateBy)
+		}
+	}
+
+	// Module instances the case creates: the call's, or the one Load
+	// probes unless the gate refuses the module first.
+	instances := calls
+	if c.stage == atLoad && c.kind != "" && c.kind != abi.KindTimeout {
+		instances = 0
+	}
+	bound := uint64(instances)*instanceBound(cfg, c.tables) + testSlack
+	growth := "n/a"
+	if rssErr != nil {
+		t.Logf("RSS check cannot run: %v", rssErr)
+	} else if rssOK {
+		g := int64(peak) - int64(base)
+		growth = fmt.Sprintf("%.1f MiB", float64(g)/(1<<20))
+		if c.noRSS == "" && g > int64(bound) {
+			t.Errorf("peak RSS grew by %s, bound %.1f MiB (%d module instances)", growth, float64(bound)/(1<<20), instances)
+		}
+	}
+	t.Logf("took %v (deadline %v); peak RSS %s, bound %.1f MiB (%d module instances); noop p99 %v, max %v (%d calls); stop the world %v, GC %v",
+		slices.Max(took).Round(time.Millisecond/10), deadline, growth, float64(bound)/(1<<20), instances,
+		p99.Round(time.Millisecond/10), worst.Round(time.Millisecond/10), len(pr.lat), stw.Round(time.Millisecond/10), gc.Round(time.Millisecond/10))
+
+	for _, err := range pr.errs {
+		t.Errorf("noop call during the case: %v", err)
+	}
+	if p99 > lateBy {
+		t.Errorf("noop calls during the case: 99th percentile latency %v, want at most %v", p99, lateBy)
+	}
+	if stw > lateBy {
+		t.Errorf("stopping the world took %v, want at most %v", stw, lateBy)
+	}
+	if _, err := noop.Execute(ctx, "ok", nil); err != nil {
+		t.Errorf("noop call after the case: %v", err)
+	}
+	if c.then != "" {
+		if _, err := inst.Execute(ctx, c.then, nil); err != nil {
+			t.Errorf("%s after the fault: %v", c.then, err)
+		}
+	}
+}
+
+// hostileCases is the corpus: the attacks the red team ran, by class.
+func hostileCases() []hostileCase {
+	mem := func(b uint64) func(*Config) { return func(c *Config) { c.Limits.MemoryBytes = b } }
+	return []hostileCase{
+		// 1. Tables.
+		{name: "table-huge", file: "table_huge", stage: atLoad, kind: abi.KindIncompatible,
+			want: []string{"table 0 initial size: 134217728 elements, limit 10000 (limits.module.table_elements)"}},
+		{name: "table-grow", file: "table_grow", stage: atCall, command: "grow", kind: abi.KindTimeout,
+			want: []string{"deadline exceeded"}, then: "ok", tables: 1},
+		{name: "table-grow-capped", file: "table_grow", stage: atCall, command: "size", want: []string{`5001`}, tables: 1},
+		// 2. Deep recursion without loops, in 8 module instances at once.
+		{name: "recursion", file: "recursion", stage: atCall, command: "recurse", calls: 8, kind: abi.KindTrap,
+			want: []string{"call stack limit of 262144 bytes exceeded"}, then: "ok"},
+		// 3. Exponential calls without loops.
+		{name: "exponential", file: "exponential", stage: atCall, command: "fan", kind: abi.KindTimeout,
+			want: []string{"deadline exceeded"}, then: "ok"},
+		// 4. Memory grown page by page to the limit, every page touched.
+		{name: "memgrow", file: "memgrow", stage: atCall, command: "grow", kind: abi.KindMemoryLimit,
+			want: []string{"linear memory limit of 16777216 bytes exceeded"}, then: "ok"},
+		// 5. Entries that never return.
+		{name: "init-loop", file: "init_loop", stage: atLoad, kind: abi.KindTimeout, want: []string{"_initialize: deadline exceeded"}},
+		{name: "start-loop", file: "start_loop", stage: atLoad, kind: abi.KindTimeout, want: []string{"deadline exceeded"}},
+		{name: "abi-loop", file: "abi_loop", stage: atLoad, kind: abi.KindTimeout, want: []string{"connhost_abi_version: deadline exceeded"}},
+		{name: "configure-loop", file: "configure_loop", stage: atWarm, kind: abi.KindTimeout, want: []string{"configure: connhost_configure: deadline exceeded"}},
+		// 6. Initial memory above the limit, then under one that fits it.
+		{name: "memory-initial", file: "memory_initial", config: mem(128 << 20), stage: atLoad, kind: abi.KindIncompatible,
+			want: []string{"memory 0 initial size: 196608000 bytes, limit 134217728 (limits.memory_mib)"}},
+		{name: "memory-initial-fits", file: "memory_initial", config: mem(256 << 20), stage: atCall, command: "x", want: []string{`"ok"`}},
+		// 7. Imports the host does not provide.
+		{name: "import-table-global", file: "import_table_global", stage: atLoad, kind: abi.KindIncompatible,
+			want: []string{`import "env"."table": a table import; a plugin imports only functions`}},
+		{name: "import-guard", file: "import_guard", stage: atLoad, kind: abi.KindIncompatible,
+			want: []string{`import "connhost_guard"."check": unknown module "connhost_guard"`}},
+		// 8. Code naming what the instrumentation adds.
+		{name: "tamper-global", file: "tamper_global", noCheck: true, stage: atLoad, kind: abi.KindIncompatible,
+			want: []string{"global 0 does not exist (0 globals)"}},
+		{name: "tamper-local", file: "tamper_local", noCheck: true, stage: atLoad, kind: abi.KindIncompatible,
+			want: []string{"local 2 does not exist (2 locals)"}},
+		{name: "tamper-call", file: "tamper_call", noCheck: true, stage: atLoad, kind: abi.KindIncompatible,
+			want: []string{"function 4 does not exist"}},
+		// 10. Spinning, more guests than GOMAXPROCS at once.
+		{name: "spin", guest: "loop", stage: atCall, command: "spin", calls: 4, kind: abi.KindTimeout,
+			want: []string{"deadline exceeded"}, then: "ok"},
+		// 11. Compilation budget.
+		{name: "compile-timeout", guest: "panic", config: func(c *Config) { c.CacheDir, c.CompileTimeout = "", time.Millisecond },
+			stage: atLoad, kind: abi.KindTimeout, deadline: time.Millisecond,
+			want: []string{"compilation exceeded its time budget (1ms, compile_timeout)"}, noRSS: "an abandoned compilation runs on"},
+	}
+}
