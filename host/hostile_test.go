@@ -504,6 +504,8 @@ func hostileCases() []hostileCase {
 			want: []string{"local 2 does not exist (2 locals)"}},
 		{name: "tamper-call", file: "tamper_call", noCheck: true, stage: atLoad, kind: abi.KindIncompatible,
 			want: []string{"function 4 does not exist"}},
+		{name: "tamper-export", file: "tamper_export", noCheck: true, stage: atLoad, kind: abi.KindIncompatible,
+			want: []string{`export "fuel": global 0 does not exist (0 globals)`}},
 		// 10. Spinning, more guests than GOMAXPROCS at once.
 		{name: "spin", guest: "loop", stage: atCall, command: "spin", calls: 4, kind: abi.KindTimeout,
 			want: []string{"deadline exceeded"}, then: "ok"},

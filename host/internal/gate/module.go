@@ -409,11 +409,28 @@ func (m *Module) parseExports(r *reader) error {
 		name := r.name(m.lim.NameBytes)
 		kind := r.byte()
 		idx := r.u32()
-		if r.err == nil && kind == 0 && int(idx) >= m.numFuncs() {
-			return malformedf("export %q: function %d does not exist", name, idx)
+		if r.err != nil {
+			break
 		}
-		if r.err == nil && kind > 3 {
+		// Every index is checked against the original module: the globals
+		// Instrument adds must not be exported.
+		var n int
+		switch kind {
+		case 0:
+			n = m.numFuncs()
+		case 1:
+			n = len(m.tables)
+		case 2:
+			if m.hasMem {
+				n = 1
+			}
+		case 3:
+			n = m.globals
+		default:
 			return malformedf("export %q: kind 0x%02x", name, kind)
+		}
+		if int(idx) >= n {
+			return malformedf("export %q: %s %d does not exist (%d %ss)", name, externKind(kind), idx, n, externKind(kind))
 		}
 	}
 	if r.err != nil {
