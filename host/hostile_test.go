@@ -506,6 +506,11 @@ func hostileCases() []hostileCase {
 			want: []string{"function 4 does not exist"}},
 		{name: "tamper-export", file: "tamper_export", noCheck: true, stage: atLoad, kind: abi.KindIncompatible,
 			want: []string{`export "fuel": global 0 does not exist (0 globals)`}},
+		// 9. Bulk memory and table work in a loop.
+		{name: "memfill", file: "memfill", stage: atCall, command: "fill", kind: abi.KindTimeout,
+			want: []string{"deadline exceeded"}, then: "ok"},
+		{name: "table-fill", file: "table_fill", stage: atCall, command: "fill", kind: abi.KindTimeout,
+			want: []string{"deadline exceeded"}, then: "ok", tables: 1},
 		// 10. Spinning, more guests than GOMAXPROCS at once.
 		{name: "spin", guest: "loop", stage: atCall, command: "spin", calls: 4, kind: abi.KindTimeout,
 			want: []string{"deadline exceeded"}, then: "ok"},

@@ -8,7 +8,7 @@ const (
 	patchLoop   patchKind = iota + 1 // insert the loop check at pos; val is the loop's weight
 	patchFunc                        // re-encode the function index in [pos, end)
 	patchReturn                      // insert the call-stack exit before the return at pos
-	patchBulk                        // charge the byte count of the bulk memory operation at pos
+	patchBulk                        // charge the count of the bulk memory or table operation at pos, shifted right by val
 )
 
 type patch struct {
@@ -196,22 +196,26 @@ func (m *Module) scanBody(b *body, fidx int) error {
 			case sub == 8: // memory.init
 				r.u32()
 				zero()
-				b.patches = append(b.patches, patch{pos: pos, kind: patchBulk})
+				b.patches = append(b.patches, patch{pos: pos, kind: patchBulk, val: memShift})
 			case sub == 9 || sub == 13: // data.drop, elem.drop
 				r.u32()
 			case sub == 10: // memory.copy
 				zero()
 				zero()
-				b.patches = append(b.patches, patch{pos: pos, kind: patchBulk})
+				b.patches = append(b.patches, patch{pos: pos, kind: patchBulk, val: memShift})
 			case sub == 11: // memory.fill
 				zero()
-				b.patches = append(b.patches, patch{pos: pos, kind: patchBulk})
+				b.patches = append(b.patches, patch{pos: pos, kind: patchBulk, val: memShift})
 			case sub == 12 || sub == 14: // table.init, table.copy
 				r.u32()
 				r.u32()
+				b.patches = append(b.patches, patch{pos: pos, kind: patchBulk, val: tableShift})
 			case sub >= 15 && sub <= 17: // table.grow, table.size, table.fill
 				if t := r.u32(); r.err == nil && int(t) >= len(m.tables) {
 					return bad("table %d does not exist", t)
+				}
+				if sub != 16 {
+					b.patches = append(b.patches, patch{pos: pos, kind: patchBulk, val: tableShift})
 				}
 			default:
 				return bad("unsupported instruction 0xfc %d", sub)

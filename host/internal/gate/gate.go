@@ -5,9 +5,9 @@
 // Parse decodes the whole module, every function body included, and refuses
 // anything beyond Limits with an error naming the item, its size and the
 // limit. Instrument then adds, at each loop header, non-leaf function entry
-// and bulk memory operation, a counter that calls the host's check function
-// every so much work (for the deadline) and a call-stack budget (for
-// recursion). That replaces wazero's WithCloseOnContextDone, which leaves
+// and bulk memory or table operation, a counter that calls the host's check
+// function every so much work (for the deadline) and a call-stack budget
+// (for recursion). That replaces wazero's WithCloseOnContextDone, which leaves
 // native code for Go at every loop iteration.
 package gate
 

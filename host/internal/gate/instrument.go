@@ -27,8 +27,12 @@ const (
 	// ran its whole body. A body is at most FunctionBodyBytes, so the
 	// straight-line work between checks stays bounded.
 	maxEntryWeight = 4096
-	// bulkShift: a bulk memory operation charges one unit per 1 KiB.
-	bulkShift = 10
+	// A bulk operation charges its count shifted right: one unit per 16
+	// bytes of memory (memset and memmove move about that much in an
+	// instruction's time) and one per 2 table elements (about a
+	// nanosecond each). Neither charge can overflow the i32 counter.
+	memShift   = 4
+	tableShift = 1
 )
 
 // FrameBytes is the call-stack charge of a function frame: a fixed part
@@ -351,11 +355,11 @@ func (in *instrumenter) body(out []byte, b *body) []byte {
 				w = exit(w)
 			}
 		case patchBulk:
-			// The byte count is on top of the stack: keep it, and charge it
-			// to the work counter.
+			// The byte or element count is on top of the stack: keep it,
+			// and charge it to the work counter.
 			w = in.op(w, 0x22, tmp)
 			w = in.op(w, 0x20, tmp)
-			w = i32const(w, bulkShift)
+			w = i32const(w, pt.val)
 			w = append(w, 0x76) // i32.shr_u
 			w = in.op(w, 0x23, in.fuel)
 			w = append(w, 0x6a)
