@@ -133,6 +133,35 @@ func rss() (peak, cur uint64, err error) {
 	return peak, cur, sc.Err()
 }
 
+// runDelays returns, by thread of the process, how long it has waited for
+// a CPU held by something else (schedstat's run_delay); nil where the
+// kernel does not say.
+func runDelays() map[string]time.Duration {
+	tasks, _ := filepath.Glob("/proc/self/task/*/schedstat")
+	out := make(map[string]time.Duration, len(tasks))
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if fs := strings.Fields(string(b)); len(fs) >= 2 {
+			ns, _ := strconv.ParseInt(fs[1], 10, 64)
+			out[f] = time.Duration(ns)
+		}
+	}
+	return out
+}
+
+// starvation returns the longest any one thread waited for a CPU between
+// two runDelays.
+func starvation(before, after map[string]time.Duration) time.Duration {
+	var most time.Duration
+	for k, d := range after {
+		most = max(most, d-before[k])
+	}
+	return most
+}
+
 // rssBaseline frees what the Go heap can give back, resets the kernel's
 // peak RSS of the process to its current RSS and returns that. ok is false
 // where the peak cannot be reset (no /proc, clear_refs not writable).
@@ -357,6 +386,7 @@ func runHostile(t *testing.T, c hostileCase, noop *Instance) {
 	}
 
 	base, rssOK := rssBaseline(t)
+	delays := runDelays()
 	pr := probe(noop)
 	var stw, gc time.Duration
 	gcDone := make(chan struct{})
@@ -394,6 +424,11 @@ func runHostile(t *testing.T, c hostileCase, noop *Instance) {
 	wg.Wait()
 	<-gcDone
 	p99, worst := pr.end()
+	// Timings may take lateBy plus the time the kernel kept a thread of
+	// the process off the CPU: on a loaded machine, what other processes
+	// take is not the host's doing; on an idle one this is about zero.
+	starved := starvation(delays, runDelays())
+	slack := lateBy + starved
 	peak, _, rssErr := rss()
 
 	for k, err := range errs {
@@ -419,8 +454,8 @@ func runHostile(t *testing.T, c hostileCase, noop *Instance) {
 		}
 	}
 	for k, d := range took {
-		if d > deadline+lateBy {
-			t.Errorf("call %d took %v, want at most %v + %v", k, d, deadline, lateBy)
+		if d > deadline+slack {
+			t.Errorf("call %d took %v, want at most %v + %v", k, d, deadline, slack)
 		}
 	}
 
@@ -441,18 +476,18 @@ func runHostile(t *testing.T, c hostileCase, noop *Instance) {
 			t.Errorf("peak RSS grew by %s, bound %.1f MiB (%d module instances)", growth, float64(bound)/(1<<20), instances)
 		}
 	}
-	t.Logf("took %v (deadline %v); peak RSS %s, bound %.1f MiB (%d module instances); noop p99 %v, max %v (%d calls); stop the world %v, GC %v",
+	t.Logf("took %v (deadline %v); peak RSS %s, bound %.1f MiB (%d module instances); noop p99 %v, max %v (%d calls); stop the world %v, GC %v; kernel starved a thread %v",
 		slices.Max(took).Round(time.Millisecond/10), deadline, growth, float64(bound)/(1<<20), instances,
-		p99.Round(time.Millisecond/10), worst.Round(time.Millisecond/10), len(pr.lat), stw.Round(time.Millisecond/10), gc.Round(time.Millisecond/10))
+		p99.Round(time.Millisecond/10), worst.Round(time.Millisecond/10), len(pr.lat), stw.Round(time.Millisecond/10), gc.Round(time.Millisecond/10), starved.Round(time.Millisecond/10))
 
 	for _, err := range pr.errs {
 		t.Errorf("noop call during the case: %v", err)
 	}
-	if p99 > lateBy {
-		t.Errorf("noop calls during the case: 99th percentile latency %v, want at most %v", p99, lateBy)
+	if p99 > slack {
+		t.Errorf("noop calls during the case: 99th percentile latency %v, want at most %v", p99, slack)
 	}
-	if stw > lateBy {
-		t.Errorf("stopping the world took %v, want at most %v", stw, lateBy)
+	if stw > slack {
+		t.Errorf("stopping the world took %v, want at most %v", stw, slack)
 	}
 	if _, err := noop.Execute(ctx, "ok", nil); err != nil {
 		t.Errorf("noop call after the case: %v", err)
