@@ -2,7 +2,9 @@ package host
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
@@ -180,6 +182,85 @@ func rssBaseline(t *testing.T) (base uint64, ok bool) {
 	return cur, true
 }
 
+// genModule describes an ABI v1 module the corpus builds as bytes, for
+// attacks that WAT cannot write compactly (a count of a billion locals, a
+// ten-thousand-deep nesting). Its connhost_call calls fn, then outputs
+// {"result":"ok"}. Function indices: 0 output (imported), 1
+// connhost_abi_version, 2 connhost_configure, 3 connhost_call, 4 fn.
+type genModule struct {
+	locals []byte // fn's local declarations, the group count included; nil: none
+	code   []byte // fn's expression, without its final end
+	data   int    // extra 1-byte data segments
+}
+
+// wasm encodes the module, without a manifest.
+func (g genModule) wasm() []byte {
+	vec := func(items ...[]byte) []byte {
+		b := binary.AppendUvarint(nil, uint64(len(items)))
+		return append(b, slices.Concat(items...)...)
+	}
+	sized := func(b []byte) []byte { return append(binary.AppendUvarint(nil, uint64(len(b))), b...) }
+	name := func(s string) []byte { return sized([]byte(s)) }
+	const i32 = 0x7f
+	types := vec(
+		[]byte{0x60, 2, i32, i32, 1, i32}, // 0: (i32, i32) -> i32
+		[]byte{0x60, 0, 1, i32},           // 1: () -> i32
+		[]byte{0x60, 1, i32, 1, i32},      // 2: (i32) -> i32
+		[]byte{0x60, 0, 0},                // 3: () -> ()
+	)
+	imports := vec(slices.Concat(name("connhost_v1"), name("output"), []byte{0, 0}))
+	funcs := vec([]byte{1}, []byte{2}, []byte{0}, []byte{3})
+	memory := vec([]byte{0, 1})
+	exports := vec(
+		slices.Concat(name(abi.ExportMemory), []byte{2, 0}),
+		slices.Concat(name(abi.ExportABIVersion), []byte{0, 1}),
+		slices.Concat(name(abi.ExportConfigure), []byte{0, 2}),
+		slices.Concat(name(abi.ExportCall), []byte{0, 3}),
+	)
+	output := func(at byte) []byte { // output 15 bytes at at; drop; i32.const 0
+		return []byte{0x41, at, 0x41, 15, 0x10, 0, 0x1a, 0x41, 0}
+	}
+	locals := g.locals
+	if locals == nil {
+		locals = []byte{0}
+	}
+	code := vec(
+		sized([]byte{0, 0x41, 1, 0x0b}),
+		sized(slices.Concat([]byte{0}, output(0), []byte{0x0b})),
+		sized(slices.Concat([]byte{0, 0x10, 4}, output(16), []byte{0x0b})),
+		sized(slices.Concat(locals, g.code, []byte{0x0b})),
+	)
+	segs := [][]byte{
+		slices.Concat([]byte{0, 0x41, 0, 0x0b}, name(`{"result":null}`)),
+		slices.Concat([]byte{0, 0x41, 16, 0x0b}, name(`{"result":"ok"}`)),
+	}
+	for range g.data {
+		segs = append(segs, []byte{1, 1, 0}) // passive, one byte
+	}
+	out := []byte("\x00asm\x01\x00\x00\x00")
+	for _, s := range []struct {
+		id   byte
+		body []byte
+	}{{1, types}, {2, imports}, {3, funcs}, {5, memory}, {7, exports}, {10, code}, {11, vec(segs...)}} {
+		out = append(append(out, s.id), sized(s.body)...)
+	}
+	return out
+}
+
+// operandStack returns the code of a function (index 4, no parameters)
+// that loads n distinct values, calls itself and then sums them into
+// memory: the values stay live across the call, so each frame spills them.
+func operandStack(n int) []byte {
+	code := []byte{0x41, 0} // the store's address
+	for k := range n {
+		code = append(code, 0x41, 0, 0x28, 2) // i32.const 0, i32.load offset=4k
+		code = binary.AppendUvarint(code, uint64(4*k))
+	}
+	code = append(code, 0x10, 4)
+	code = append(code, bytes.Repeat([]byte{0x6a}, n-1)...) // i32.add
+	return append(code, 0x36, 2, 0)                         // i32.store
+}
+
 // stage is where a hostile case fails.
 type stage int
 
@@ -193,9 +274,11 @@ const (
 type hostileCase struct {
 	name string
 	// The module: testdata/hostile/<file>.wat (noCheck: built with
-	// `wat2wasm --no-check`) with a manifest embedded, or a test guest.
+	// `wat2wasm --no-check`) or bytes built in Go, with a manifest
+	// embedded; or a test guest.
 	file    string
 	noCheck bool
+	gen     *genModule
 	guest   string
 	config  func(*Config) // changes to hostileConfig
 	stage   stage
@@ -220,6 +303,8 @@ func (c hostileCase) module(t *testing.T) []byte {
 	switch {
 	case c.guest != "":
 		return guest(t, c.guest)
+	case c.gen != nil:
+		raw = c.gen.wasm()
 	default:
 		out := filepath.Join(t.TempDir(), c.file+".wasm")
 		args := []string{filepath.Join("testdata", "hostile", c.file+".wat"), "-o", out}
@@ -512,6 +597,10 @@ func hostileCases() []hostileCase {
 		// 2. Deep recursion without loops, in 8 module instances at once.
 		{name: "recursion", file: "recursion", stage: atCall, command: "recurse", calls: 8, kind: abi.KindTrap,
 			want: []string{"call stack limit of 262144 bytes exceeded"}, then: "ok"},
+		// A frame the gate must size by its operand stack: 4,000 values
+		// live across each recursive call (32 KB of native stack a frame).
+		{name: "operand-stack", gen: &genModule{code: operandStack(4000)}, stage: atCall, command: "x", calls: 4,
+			kind: abi.KindTrap, want: []string{"call stack limit of 262144 bytes exceeded"}},
 		// 3. Exponential calls without loops.
 		{name: "exponential", file: "exponential", stage: atCall, command: "fan", kind: abi.KindTimeout,
 			want: []string{"deadline exceeded"}, then: "ok"},

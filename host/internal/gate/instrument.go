@@ -35,11 +35,17 @@ const (
 	tableShift = 1
 )
 
-// FrameBytes is the call-stack charge of a function frame: a fixed part
-// plus 16 bytes per parameter, result and local (spill slots included).
-func frameBytes(ft funcType, locals uint32) uint32 {
-	return 64 + 16*(uint32(len(ft.params))+uint32(len(ft.results))+locals+2)
+// frameBytes is the call-stack charge of a function frame: a fixed part
+// plus 16 bytes per parameter, result and slot (slots: locals and operand
+// stack, which compiled code spills when it calls: a function that piles up
+// 1,000 values and recurses takes 8 KB of native stack a frame).
+func frameBytes(ft funcType, slots uint32) uint32 {
+	return 64 + 16*(uint32(len(ft.params))+uint32(len(ft.results))+slots+2)
 }
+
+// maxLeafFrame is the largest frame of a function without calls that goes
+// uncounted on the call stack.
+const maxLeafFrame = 4 << 10
 
 // instrumenter holds the indices Instrument adds.
 type instrumenter struct {
@@ -299,7 +305,7 @@ func (in *instrumenter) body(out []byte, b *body) []byte {
 		w = in.op(w, 0x24, in.fuel)
 		w = append(w, 0x0b)
 	}
-	frame := frameBytes(ft, b.locals)
+	frame := frameBytes(ft, b.locals+b.stack)
 	if !b.leaf {
 		// Entry: take the frame from the call-stack budget.
 		w = in.op(w, 0x23, in.depth)

@@ -76,7 +76,8 @@ type body struct {
 	expr       int // start of the expression
 	typ        uint32
 	locals     uint32 // declared locals, parameters not included
-	leaf       bool   // no call or call_indirect
+	leaf       bool   // no call or call_indirect, and a small frame: not counted on the call stack
+	stack      uint32 // the operand stack's greatest height
 	weight     uint32 // instructions, calls counted heavier
 	patches    []patch
 }
@@ -87,14 +88,16 @@ type Module struct {
 	lim      Limits
 	sections []section
 	types    []funcType
-	// imports holds the function imports (the only kind allowed).
-	imports []Import
-	funcs   []uint32 // type index of each defined function
-	tables  []table
-	memMin  uint32 // pages
-	hasMem  bool
-	globals int
-	bodies  []body
+	// imports holds the function imports (the only kind allowed), and
+	// importTypes their type indices.
+	imports     []Import
+	importTypes []uint32
+	funcs       []uint32 // type index of each defined function
+	tables      []table
+	memMin      uint32 // pages
+	hasMem      bool
+	globals     int
+	bodies      []body
 }
 
 // Import is one function import of a module.
@@ -290,6 +293,7 @@ func (m *Module) parseImports(r *reader, checkImport ImportChecker) error {
 			errs = append(errs, &malformed{msg: err.Error()})
 		}
 		m.imports = append(m.imports, imp)
+		m.importTypes = append(m.importTypes, t)
 	}
 	if r.err != nil {
 		return limitOr(r.err, "import section: %v")
