@@ -635,6 +635,8 @@ func hostileCases() []hostileCase {
 			want: []string{"deadline exceeded"}, then: "ok"},
 		{name: "table-fill", file: "table_fill", stage: atCall, command: "fill", kind: abi.KindTimeout,
 			want: []string{"deadline exceeded"}, then: "ok", tables: 1},
+		{name: "ref-func", file: "ref_func", stage: atLoad, kind: abi.KindIncompatible,
+			want: []string{"function 4 at offset", "ref.func in code is not supported"}},
 		// 10. Spinning, more guests than GOMAXPROCS at once.
 		{name: "spin", guest: "loop", stage: atCall, command: "spin", calls: 4, kind: abi.KindTimeout,
 			want: []string{"deadline exceeded"}, then: "ok"},

@@ -264,8 +264,11 @@ func (m *Module) scanBody(b *body, fidx int) error {
 			}
 			effect(0, 1)
 		case op == 0xd2: // ref.func
-			funcIdx(r.off)
-			effect(0, 1)
+			// wazero allocates a host object for each execution and keeps
+			// it until the module instance closes: a loop of ref.func grows
+			// host memory by ~100 MB a second. Constant expressions
+			// (element segments, globals) may still use it.
+			return bad("ref.func in code is not supported (each execution holds host memory until the module instance closes)")
 		case op == 0xfc:
 			switch sub := r.u32(); {
 			case r.err != nil:

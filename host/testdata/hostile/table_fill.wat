@@ -19,9 +19,9 @@
     (if (i32.eq (i32.load16_u (i32.const 1024)) (i32.const 0x6b6f))
       (then (drop (call $output (i32.const 16) (i32.const 15))) (return (i32.const 0))))
     (loop $forever
-      (table.fill $t (i32.const 0) (ref.func $fill) (table.size $t))
+      (table.fill $t (i32.const 0) (table.get $t (i32.const 0)) (table.size $t))
       (br $forever))
     (i32.const 0))
   (func $fill)
-  (elem declare func $fill)
+  (elem (table $t) (i32.const 0) func $fill)
 )
