@@ -193,7 +193,9 @@ func rssBaseline(t *testing.T) (base uint64, ok bool) {
 type genModule struct {
 	locals []byte // fn's local declarations, the group count included; nil: none
 	code   []byte // fn's expression, without its final end
-	data   int    // extra 1-byte data segments
+	data   int    // extra 1-byte passive data segments
+	table  uint32 // initial size of a funcref table; 0: no table
+	elems  int    // entries of an active element segment at table offset 0, each fn
 }
 
 // wasm encodes the module, without a manifest.
@@ -240,11 +242,25 @@ func (g genModule) wasm() []byte {
 	for range g.data {
 		segs = append(segs, []byte{1, 1, 0}) // passive, one byte
 	}
-	out := []byte("\x00asm\x01\x00\x00\x00")
-	for _, s := range []struct {
+	type section struct {
 		id   byte
 		body []byte
-	}{{1, types}, {2, imports}, {3, funcs}, {5, memory}, {7, exports}, {10, code}, {11, vec(segs...)}} {
+	}
+	secs := []section{{1, types}, {2, imports}, {3, funcs}}
+	if g.table > 0 {
+		secs = append(secs, section{4, vec(binary.AppendUvarint([]byte{0x70, 0}, uint64(g.table)))})
+	}
+	secs = append(secs, section{5, memory}, section{7, exports})
+	if g.elems > 0 {
+		entries := make([][]byte, g.elems)
+		for k := range entries {
+			entries[k] = []byte{4}
+		}
+		secs = append(secs, section{9, vec(slices.Concat([]byte{0, 0x41, 0, 0x0b}, vec(entries...)))})
+	}
+	secs = append(secs, section{10, code}, section{11, vec(segs...)})
+	out := []byte("\x00asm\x01\x00\x00\x00")
+	for _, s := range secs {
 		out = append(append(out, s.id), sized(s.body)...)
 	}
 	return out
@@ -262,6 +278,11 @@ func operandStack(n int) []byte {
 	code = append(code, 0x10, 4)
 	code = append(code, bytes.Repeat([]byte{0x6a}, n-1)...) // i32.add
 	return append(code, 0x36, 2, 0)                         // i32.store
+}
+
+// nested returns n nested empty blocks.
+func nested(n int) []byte {
+	return append(bytes.Repeat([]byte{0x02, 0x40}, n), bytes.Repeat([]byte{0x0b}, n)...)
 }
 
 // stage is where a hostile case fails.
@@ -647,5 +668,13 @@ func hostileCases() []hostileCase {
 		{name: "compile-timeout", guest: "panic", config: func(c *Config) { c.CacheDir, c.CompileTimeout = "", time.Millisecond },
 			stage: atLoad, kind: abi.KindTimeout, deadline: time.Millisecond,
 			want: []string{"compilation exceeded its time budget (1ms, compile_timeout)"}, noRSS: "an abandoned compilation runs on"},
+		{name: "function-body", gen: &genModule{code: bytes.Repeat([]byte{0x01}, 2000)}, // nop
+			config: func(c *Config) { c.Module.FunctionBodyBytes = 1024 }, stage: atLoad, kind: abi.KindIncompatible,
+			want: []string{"function 4 body: 2002 bytes, limit 1024 (limits.module.function_body_bytes)"}},
+		// 12. Others. A billion locals in 7 bytes.
+		{name: "locals", gen: &genModule{locals: []byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x7f}}, stage: atLoad, kind: abi.KindIncompatible,
+			want: []string{"function 4 locals: 4294967295 locals, limit 10000 (limits.module.locals)"}},
+		{name: "nesting", gen: &genModule{code: nested(10_000)}, stage: atLoad, kind: abi.KindIncompatible,
+			want: []string{"function 4 block nesting", "(limits.module.block_depth)"}},
 	}
 }
