@@ -196,6 +196,7 @@ type genModule struct {
 	data   int    // extra 1-byte passive data segments
 	table  uint32 // initial size of a funcref table; 0: no table
 	elems  int    // entries of an active element segment at table offset 0, each fn
+	copies int    // uncalled copies of fn (indices 5, 6, ...)
 }
 
 // wasm encodes the module, without a manifest.
@@ -214,7 +215,7 @@ func (g genModule) wasm() []byte {
 		[]byte{0x60, 0, 0},                // 3: () -> ()
 	)
 	imports := vec(slices.Concat(name("connhost_v1"), name("output"), []byte{0, 0}))
-	funcs := vec([]byte{1}, []byte{2}, []byte{0}, []byte{3})
+	funcs := vec(append([][]byte{{1}, {2}, {0}}, slices.Repeat([][]byte{{3}}, 1+g.copies)...)...)
 	memory := vec([]byte{0, 1})
 	exports := vec(
 		slices.Concat(name(abi.ExportMemory), []byte{2, 0}),
@@ -229,12 +230,11 @@ func (g genModule) wasm() []byte {
 	if locals == nil {
 		locals = []byte{0}
 	}
-	code := vec(
+	code := vec(append([][]byte{
 		sized([]byte{0, 0x41, 1, 0x0b}),
 		sized(slices.Concat([]byte{0}, output(0), []byte{0x0b})),
 		sized(slices.Concat([]byte{0, 0x10, 4}, output(16), []byte{0x0b})),
-		sized(slices.Concat(locals, g.code, []byte{0x0b})),
-	)
+	}, slices.Repeat([][]byte{sized(slices.Concat(locals, g.code, []byte{0x0b}))}, 1+g.copies)...)...)
 	segs := [][]byte{
 		slices.Concat([]byte{0, 0x41, 0, 0x0b}, name(`{"result":null}`)),
 		slices.Concat([]byte{0, 0x41, 16, 0x0b}, name(`{"result":"ok"}`)),
@@ -279,6 +279,9 @@ func operandStack(n int) []byte {
 	code = append(code, bytes.Repeat([]byte{0x6a}, n-1)...) // i32.add
 	return append(code, 0x36, 2, 0)                         // i32.store
 }
+
+// ifs returns n empty ifs in a row: (if (i32.const 1) (then nop)).
+func ifs(n int) []byte { return bytes.Repeat([]byte{0x41, 1, 0x04, 0x40, 0x01, 0x0b}, n) }
 
 // nested returns n nested empty blocks.
 func nested(n int) []byte {
@@ -351,7 +354,8 @@ func (c hostileCase) module(t *testing.T) []byte {
 	return wasm
 }
 
-// drainCompiles waits until no compilation runs in r.
+// drainCompiles waits until no compilation runs in r: until an abandoned
+// one stops.
 func drainCompiles(r *Runtime) {
 	for range cap(r.compiling) {
 		r.compiling <- struct{}{}
@@ -471,9 +475,6 @@ func runHostile(t *testing.T, c hostileCase, noop *Instance) {
 		}
 		deadline += time.Since(start)
 	}
-	// A compilation abandoned at its budget runs on in the background: the
-	// next case must not share the CPU with it.
-	defer drainCompiles(rt)
 
 	// Loading and warming come before the failing step, outside its
 	// deadline, unless they are the failing step.
@@ -531,6 +532,11 @@ func runHostile(t *testing.T, c hostileCase, noop *Instance) {
 		})
 	}
 	wg.Wait()
+	// A compilation abandoned at its budget must stop soon after, not run
+	// on in the background, holding a compile slot and the CPU.
+	start := time.Now()
+	drainCompiles(rt)
+	drained := time.Since(start)
 	<-gcDone
 	p99, worst := pr.end()
 	// Timings may take lateBy plus the time the kernel kept a thread of
@@ -567,6 +573,9 @@ func runHostile(t *testing.T, c hostileCase, noop *Instance) {
 			t.Errorf("call %d took %v, want at most %v + %v", k, d, deadline, slack)
 		}
 	}
+	if drained > slack {
+		t.Errorf("compilation ran on for %v after Load returned, want at most %v", drained, slack)
+	}
 
 	// Module instances the case creates: the call's, or the one Load
 	// probes unless the gate refuses the module first.
@@ -585,8 +594,8 @@ func runHostile(t *testing.T, c hostileCase, noop *Instance) {
 			t.Errorf("peak RSS grew by %s, bound %.1f MiB (%d module instances)", growth, float64(bound)/(1<<20), instances)
 		}
 	}
-	t.Logf("took %v (deadline %v); peak RSS %s, bound %.1f MiB (%d module instances); noop p99 %v, max %v (%d calls); stop the world %v, GC %v; kernel starved a thread %v",
-		slices.Max(took).Round(time.Millisecond/10), deadline, growth, float64(bound)/(1<<20), instances,
+	t.Logf("took %v (deadline %v), compiling on %v; peak RSS %s, bound %.1f MiB (%d module instances); noop p99 %v, max %v (%d calls); stop the world %v, GC %v; kernel starved a thread %v",
+		slices.Max(took).Round(time.Millisecond/10), deadline, drained.Round(time.Millisecond/10), growth, float64(bound)/(1<<20), instances,
 		p99.Round(time.Millisecond/10), worst.Round(time.Millisecond/10), len(pr.lat), stw.Round(time.Millisecond/10), gc.Round(time.Millisecond/10), starved.Round(time.Millisecond/10))
 
 	for _, err := range pr.errs {
@@ -668,6 +677,13 @@ func hostileCases() []hostileCase {
 		{name: "compile-timeout", guest: "panic", config: func(c *Config) { c.CacheDir, c.CompileTimeout = "", time.Millisecond },
 			stage: atLoad, kind: abi.KindTimeout, deadline: time.Millisecond,
 			want: []string{"compilation exceeded its time budget (1ms, compile_timeout)"}, noRSS: "an abandoned compilation runs on"},
+		// A module whose functions each compile in tens of milliseconds,
+		// seconds in all: Load gives up at the budget, and the compilation
+		// must stop too.
+		{name: "compile-abandoned", gen: &genModule{code: ifs(1000), copies: 50},
+			config: func(c *Config) { c.CacheDir, c.CompileTimeout = "", 300*time.Millisecond },
+			stage:  atLoad, kind: abi.KindTimeout, deadline: 300 * time.Millisecond,
+			want: []string{"compilation exceeded its time budget (300ms, compile_timeout)"}, noRSS: "compilation memory, not a module instance's"},
 		{name: "function-body", gen: &genModule{code: bytes.Repeat([]byte{0x01}, 2000)}, // nop
 			config: func(c *Config) { c.Module.FunctionBodyBytes = 1024 }, stage: atLoad, kind: abi.KindIncompatible,
 			want: []string{"function 4 body: 2002 bytes, limit 1024 (limits.module.function_body_bytes)"}},
