@@ -283,6 +283,13 @@ func operandStack(n int) []byte {
 // ifs returns n empty ifs in a row: (if (i32.const 1) (then nop)).
 func ifs(n int) []byte { return bytes.Repeat([]byte{0x41, 1, 0x04, 0x40, 0x01, 0x0b}, n) }
 
+// brTable returns a block holding a br_table of n entries (and a default),
+// all to the block.
+func brTable(n int) []byte {
+	code := binary.AppendUvarint([]byte{0x02, 0x40, 0x41, 0, 0x0e}, uint64(n))
+	return append(append(code, make([]byte, n+1)...), 0x0b)
+}
+
 // nested returns n nested empty blocks.
 func nested(n int) []byte {
 	return append(bytes.Repeat([]byte{0x02, 0x40}, n), bytes.Repeat([]byte{0x0b}, n)...)
@@ -690,7 +697,14 @@ func hostileCases() []hostileCase {
 		// 12. Others. A billion locals in 7 bytes.
 		{name: "locals", gen: &genModule{locals: []byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x7f}}, stage: atLoad, kind: abi.KindIncompatible,
 			want: []string{"function 4 locals: 4294967295 locals, limit 10000 (limits.module.locals)"}},
-		{name: "nesting", gen: &genModule{code: nested(10_000)}, stage: atLoad, kind: abi.KindIncompatible,
-			want: []string{"function 4 block nesting", "(limits.module.block_depth)"}},
+		{name: "nesting", gen: &genModule{code: nested(100)}, config: func(c *Config) { c.Module.BlockDepth = 100 },
+			stage: atLoad, kind: abi.KindIncompatible, want: []string{"function 4 block nesting", "limit 100 (limits.module.block_depth)"}},
+		// Functions that wazero compiles in time and memory growing faster
+		// than their size: a 500 KB br_table took 108 s and 1.1 GB, 10,000
+		// loops (70 KB) over 30 s.
+		{name: "br-table", gen: &genModule{code: brTable(500_000)}, stage: atLoad, kind: abi.KindIncompatible,
+			want: []string{"function 4 labels: 500002 labels, limit 8192 (limits.module.labels)"}},
+		{name: "loops", gen: &genModule{code: bytes.Repeat([]byte{0x03, 0x40, 0x41, 0, 0x0d, 0, 0x0b}, 10_000)}, // loop (br_if 0 (i32.const 0))
+			stage: atLoad, kind: abi.KindIncompatible, want: []string{"function 4 labels: 8193 labels, limit 8192 (limits.module.labels)"}},
 	}
 }

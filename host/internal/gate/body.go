@@ -62,6 +62,13 @@ func (m *Module) scanBody(b *body, fidx int) error {
 	stack := make([]ctl, 1, 16)
 	stack[0].results = uint32(len(ft.results))
 	var count uint32
+	labels := 0 // against lim.Labels
+	moreLabels := func(n int) error {
+		if labels += n; labels > m.lim.Labels {
+			return over(fmt.Sprintf("function %d labels", fidx), uint64(labels), uint64(m.lim.Labels), "labels", "labels")
+		}
+		return nil
+	}
 	// height bounds the operand stack's height from above (exactly, in
 	// reachable code), so that the frame a call spills is charged in full:
 	// see frameBytes.
@@ -138,6 +145,9 @@ func (m *Module) scanBody(b *body, fidx int) error {
 			if len(stack) >= m.lim.BlockDepth {
 				return over(fmt.Sprintf("function %d block nesting", fidx), uint64(len(stack)), uint64(m.lim.BlockDepth), "levels", "block_depth")
 			}
+			if err := moreLabels(1); err != nil {
+				return err
+			}
 			if op == 0x04 {
 				effect(1, 0) // the condition
 			}
@@ -186,6 +196,9 @@ func (m *Module) scanBody(b *body, fidx int) error {
 			n := r.u32()
 			if r.err == nil && int(n) > b.end-r.off {
 				return bad("br_table of %d labels", n)
+			}
+			if err := moreLabels(int(n) + 1); r.err == nil && err != nil {
+				return err
 			}
 			for i := uint32(0); i <= n && r.err == nil; i++ {
 				label()
