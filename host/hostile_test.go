@@ -30,6 +30,9 @@ const (
 	hostileTimeout = 300 * time.Millisecond
 	hostileStack   = 256 << 10
 	hostileTables  = 10_000 // Module.TableElements
+	// Module.DataSegments and Module.ElementEntries: each costs every
+	// module instance host memory (see instanceBound).
+	hostileSegments = 20_000
 	// lateBy is how far past its deadline a failing call may return.
 	lateBy = 100 * time.Millisecond
 )
@@ -38,10 +41,12 @@ const (
 // changes.
 func hostileConfig() Config {
 	return Config{
-		CacheDir:   testCache,
-		Logger:     zerolog.Nop(),
-		Limits:     Limits{MemoryBytes: hostileMemory, CallTimeout: hostileTimeout},
-		Module:     ModuleLimits{TableElements: hostileTables},
+		CacheDir: testCache,
+		Logger:   zerolog.Nop(),
+		Limits:   Limits{MemoryBytes: hostileMemory, CallTimeout: hostileTimeout},
+		Module: ModuleLimits{
+			TableElements: hostileTables, DataSegments: hostileSegments, ElementEntries: hostileSegments,
+		},
 		StackBytes: hostileStack,
 	}
 }
@@ -61,13 +66,22 @@ const instanceOverhead = 1 << 20
 const testSlack = 16 << 20
 
 // instanceBound is the documented peak host memory of one module instance
-// under cfg: its linear memory (reserved, resident only where touched); its
-// call stack (wazero's native stack, grown by doubling with the old copy
-// alive until the next GC: up to 3 × the budget); its tables (8 bytes an
-// element, each at most Module.TableElements; a growing table briefly holds
-// its old and new arrays: 2 ×); and instanceOverhead.
+// under cfg (whose Module must set TableElements, DataSegments and
+// ElementEntries):
+//   - its linear memory: MemoryBytes, reserved, resident only where touched;
+//   - its call stack: the budget plus at most 4 KiB of uncounted leaf
+//     frame, in wazero's native stack, which grows by doubling with the old
+//     copy alive until the next GC: up to 3 × StackBytes;
+//   - its tables: 8 bytes an element, each at most TableElements; a growing
+//     table briefly holds its old and new arrays: 2 ×;
+//   - its data segments: wazero keeps a 24-byte slice header per segment;
+//   - its element entries: a reference, a 32-byte function object and its
+//     pointer in a growing slice, 64 bytes in all (measured 62 at 200,000);
+//   - and instanceOverhead.
 func instanceBound(cfg Config, tables int) uint64 {
-	return cfg.Limits.MemoryBytes + 3*uint64(cfg.StackBytes) + uint64(tables)*2*8*uint64(cfg.Module.TableElements) + instanceOverhead
+	m := cfg.Module
+	return cfg.Limits.MemoryBytes + 3*uint64(cfg.StackBytes) + uint64(tables)*2*8*uint64(m.TableElements) +
+		24*uint64(m.DataSegments) + 64*uint64(m.ElementEntries) + instanceOverhead
 }
 
 // TestHostileOverhead measures instanceOverhead: the RSS an idle module
@@ -195,7 +209,7 @@ type genModule struct {
 	code   []byte // fn's expression, without its final end
 	data   int    // extra 1-byte passive data segments
 	table  uint32 // initial size of a funcref table; 0: no table
-	elems  int    // entries of an active element segment at table offset 0, each fn
+	elems  int    // entries of an element segment, each fn: active at table offset 0, passive without a table
 	copies int    // uncalled copies of fn (indices 5, 6, ...)
 }
 
@@ -256,7 +270,11 @@ func (g genModule) wasm() []byte {
 		for k := range entries {
 			entries[k] = []byte{4}
 		}
-		secs = append(secs, section{9, vec(slices.Concat([]byte{0, 0x41, 0, 0x0b}, vec(entries...)))})
+		seg := []byte{1, 0} // passive, function indices
+		if g.table > 0 {
+			seg = []byte{0, 0x41, 0, 0x0b} // active at offset 0 of table 0
+		}
+		secs = append(secs, section{9, vec(slices.Concat(seg, vec(entries...)))})
 	}
 	secs = append(secs, section{10, code}, section{11, vec(segs...)})
 	out := []byte("\x00asm\x01\x00\x00\x00")
@@ -317,7 +335,9 @@ type hostileCase struct {
 	config  func(*Config) // changes to hostileConfig
 	stage   stage
 	command string
-	calls   int // concurrent failing calls, each on its own module instance; default 1
+	// calls is how many module instances fail at once: concurrent calls,
+	// each on its own module instance, or one Warm of that many; default 1.
+	calls int
 	// kind and want: what the failing Load, Warm or call returns; kind ""
 	// means it succeeds, with want in its result.
 	kind abi.ErrorKind
@@ -518,18 +538,22 @@ func runHostile(t *testing.T, c hostileCase, noop *Instance) {
 		runtime.GC()
 		gc = time.Since(start)
 	}()
-	errs := make([]error, calls)
-	took := make([]time.Duration, calls)
-	results := make([]string, calls)
+	parallel := 1 // a Load, or a Warm of calls module instances
+	if c.stage == atCall {
+		parallel = calls
+	}
+	errs := make([]error, parallel)
+	took := make([]time.Duration, parallel)
+	results := make([]string, parallel)
 	var wg sync.WaitGroup
-	for k := range calls {
+	for k := range parallel {
 		wg.Go(func() {
 			start := time.Now()
 			switch c.stage {
 			case atLoad:
 				_, errs[k] = rt.Load(ctx, wasm)
 			case atWarm:
-				errs[k] = inst.Warm(ctx, 1)
+				errs[k] = inst.Warm(ctx, calls)
 			case atCall:
 				var res []byte
 				res, errs[k] = inst.Execute(ctx, c.command, nil)
@@ -652,6 +676,10 @@ func hostileCases() []hostileCase {
 		{name: "start-loop", file: "start_loop", stage: atLoad, kind: abi.KindTimeout, want: []string{"deadline exceeded"}},
 		{name: "abi-loop", file: "abi_loop", stage: atLoad, kind: abi.KindTimeout, want: []string{"connhost_abi_version: deadline exceeded"}},
 		{name: "configure-loop", file: "configure_loop", stage: atWarm, kind: abi.KindTimeout, want: []string{"configure: connhost_configure: deadline exceeded"}},
+		// Instantiation costs that scale with the module, not the memory
+		// limit: data segments and element entries at the corpus's limits.
+		{name: "data-segments", gen: &genModule{data: hostileSegments - 2}, stage: atWarm, calls: 4},
+		{name: "element-entries", gen: &genModule{elems: hostileSegments}, stage: atWarm, calls: 4},
 		// 6. Initial memory above the limit, then under one that fits it.
 		{name: "memory-initial", file: "memory_initial", config: mem(128 << 20), stage: atLoad, kind: abi.KindIncompatible,
 			want: []string{"memory 0 initial size: 196608000 bytes, limit 134217728 (limits.memory_mib)"}},
