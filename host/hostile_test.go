@@ -298,6 +298,18 @@ func operandStack(n int) []byte {
 	return append(code, 0x36, 2, 0)                         // i32.store
 }
 
+// fatFan returns the code of a function (index 4) that runs n increments
+// of a memory cell in a row, then calls itself twice, 40 levels deep (the
+// depth counted in memory, so the code has no loop).
+func fatFan(n int) []byte {
+	depth := []byte{0x41, 32, 0x41, 32, 0x28, 2, 0, 0x41, 1}                     // address, mem[32], 1
+	code := []byte{0x41, 32, 0x28, 2, 0, 0x41, 40, 0x4f, 0x04, 0x40, 0x0f, 0x0b} // if mem[32] >= 40: return
+	code = append(append(code, depth...), 0x6a, 0x36, 2, 0)                      // mem[32]++
+	code = append(code, bytes.Repeat([]byte{0x41, 128, 1, 0x41, 128, 1, 0x28, 2, 0, 0x41, 1, 0x6a, 0x36, 2, 0}, n)...)
+	code = append(code, 0x10, 4, 0x10, 4)
+	return append(append(code, depth...), 0x6b, 0x36, 2, 0) // mem[32]--
+}
+
 // ifs returns n empty ifs in a row: (if (i32.const 1) (then nop)).
 func ifs(n int) []byte { return bytes.Repeat([]byte{0x41, 1, 0x04, 0x40, 0x01, 0x0b}, n) }
 
@@ -668,6 +680,10 @@ func hostileCases() []hostileCase {
 		// 3. Exponential calls without loops.
 		{name: "exponential", file: "exponential", stage: atCall, command: "fan", kind: abi.KindTimeout,
 			want: []string{"deadline exceeded"}, then: "ok"},
+		// The same with a 150 KB function: an entry charges at most 4,096
+		// units whatever its body runs, so checks come every 64 entries.
+		{name: "fat-exponential", gen: &genModule{code: fatFan(10_000)}, stage: atCall, command: "x", kind: abi.KindTimeout,
+			want: []string{"deadline exceeded"}},
 		// 4. Memory grown page by page to the limit, every page touched.
 		{name: "memgrow", file: "memgrow", stage: atCall, command: "grow", kind: abi.KindMemoryLimit,
 			want: []string{"linear memory limit of 16777216 bytes exceeded"}, then: "ok"},
