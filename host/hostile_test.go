@@ -31,8 +31,9 @@ const (
 	hostileStack   = 256 << 10
 	hostileTables  = 10_000 // Module.TableElements
 	// Module.DataSegments and Module.ElementEntries: each costs every
-	// module instance host memory (see instanceBound).
-	hostileSegments = 20_000
+	// module instance host memory (see instanceBound). A Go guest has
+	// 37,000-48,000 data segments.
+	hostileSegments = 50_000
 	// lateBy is how far past its deadline a failing call may return.
 	lateBy = 100 * time.Millisecond
 )
