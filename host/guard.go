@@ -2,9 +2,11 @@ package host
 
 import (
 	"context"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host/internal/gate"
@@ -41,6 +43,13 @@ func guardCheck(stackBytes uint32) api.GoModuleFunc {
 		}
 		if err := ctx.Err(); err != nil {
 			panic(err)
+		}
+		// The deadline itself, not only ctx.Err: a context learns of its
+		// deadline from a timer goroutine, which guests spinning on every P
+		// keep waiting for a turn (tens, at times hundreds, of
+		// milliseconds). classify reports this exit code as a timeout.
+		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+			panic(sys.NewExitError(sys.ExitCodeDeadlineExceeded))
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/connhost/connhost/abi"
@@ -326,9 +327,13 @@ func (p *Plugin) compileIn(ctx context.Context, dir string, wasm []byte) error {
 
 var errCompileTimeout = errors.New("compilation exceeded its time budget")
 
+// compileWorkers is how many goroutines compile one plugin's functions.
+const compileWorkers = 2
+
 // compileModule compiles wasm in wr within the runtime's compile slots and
-// time budget. A compilation past its budget is abandoned: it finishes in
-// the background, holding its slot, and closes wr; owned is then false.
+// time budget. A compilation past its budget is abandoned: it stops at the
+// next function it would compile, still holding its slot until then, and
+// closes wr; owned is then false.
 func (r *Runtime) compileModule(ctx context.Context, wr wazero.Runtime, wasm []byte) (cm wazero.CompiledModule, owned bool, err error) {
 	timer := time.NewTimer(r.cfg.CompileTimeout)
 	defer timer.Stop()
@@ -345,9 +350,13 @@ func (r *Runtime) compileModule(ctx context.Context, wr wazero.Runtime, wasm []b
 	}
 	done := make(chan result, 1)
 	var claimed atomic.Bool // the first to claim the outcome owns wr
+	// wazero checks the context between functions only when it compiles
+	// with more than one worker.
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	go func() {
 		defer func() { <-r.compiling }()
-		cm, err := wr.CompileModule(context.WithoutCancel(ctx), wasm)
+		defer cancel()
+		cm, err := wr.CompileModule(experimental.WithCompilationWorkers(cctx, compileWorkers), wasm)
 		if !claimed.CompareAndSwap(false, true) {
 			_ = wr.Close(context.Background())
 			return
@@ -364,6 +373,7 @@ func (r *Runtime) compileModule(ctx context.Context, wr wazero.Runtime, wasm []b
 		stop = ctx.Err()
 	}
 	if claimed.CompareAndSwap(false, true) {
+		cancel()
 		return nil, false, stop
 	}
 	res := <-done

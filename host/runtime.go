@@ -38,7 +38,8 @@ type Config struct {
 	StackBytes uint32
 	// CompileTimeout bounds the compilation of one plugin; default
 	// DefaultCompileTimeout. At most CompileConcurrency plugins compile at
-	// once, so an abandoned compilation still holds its slot until done.
+	// once; an abandoned compilation holds its slot until it stops, after
+	// the function it is compiling.
 	CompileTimeout time.Duration
 }
 

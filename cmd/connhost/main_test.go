@@ -183,6 +183,12 @@ func TestPack(t *testing.T) {
 		strings.Repeat("h", abi.MaxHelpBytes+1)+`"}],"egress":["*","param:url"]}`)
 	trailing := writeTemp(t, "m.json", `{"name":"x","version":"1.0.0","abi_version":1}]`)
 	notWasm := writeTemp(t, "x.wasm", "not wasm")
+	// A module of a few hundred bytes declaring tables of 2^27 elements (the
+	// hostile-guest corpus's): pack runs the load-time gate.
+	hugeTable := filepath.Join(t.TempDir(), "table_huge.wasm")
+	if b, err := exec.Command("wat2wasm", "../../host/testdata/hostile/table_huge.wat", "-o", hugeTable).CombinedOutput(); err != nil {
+		t.Fatalf("wat2wasm: %v\n%s", err, b)
+	}
 	out := filepath.Join(t.TempDir(), "out.wasm")
 	tests := []struct {
 		name     string
@@ -199,6 +205,8 @@ func TestPack(t *testing.T) {
 			[]string{fmt.Sprintf("params[0].help: %d bytes, limit %d", abi.MaxHelpBytes+1, abi.MaxHelpBytes), `egress[0] "*": a bare "*"`}},
 		{"trailing data", []string{"--manifest", trailing, "-o", out, echoRaw}, exitUsage, []string{"trailing data after the JSON object"}},
 		{"not wasm", []string{"--manifest", good, "-o", out, notWasm}, exitUsage, []string{"not a wasm module"}},
+		{"huge table", []string{"--manifest", good, "-o", out, hugeTable}, exitIncompatible,
+			[]string{"table 0 initial size: 134217728 elements, limit 100000 (limits.module.table_elements)"}},
 		{"no output", []string{"--manifest", good, echoRaw}, exitUsage, []string{"-o OUT.wasm"}},
 		{"missing input", []string{"--manifest", good, "-o", out, "/nonexistent.wasm"}, exitUsage, []string{"/nonexistent.wasm"}},
 	}

@@ -39,7 +39,7 @@ func runtimeConfig(cfg *config.Config, log zerolog.Logger) host.Config {
 		Module: host.ModuleLimits{
 			ModuleBytes: m.Bytes, Types: m.Types, Imports: m.Imports, Functions: m.Functions,
 			FunctionBodyBytes: m.FunctionBodyBytes, CodeBytes: m.CodeBytes, Locals: m.Locals,
-			BlockDepth: m.BlockDepth, Globals: m.Globals, Tables: m.Tables,
+			BlockDepth: m.BlockDepth, Labels: m.Labels, Globals: m.Globals, Tables: m.Tables,
 			TableElements: uint32(m.TableElements), Exports: m.Exports,
 			ElementSegments: m.ElementSegments, ElementEntries: m.ElementEntries,
 			DataSegments: m.DataSegments, DataBytes: m.DataBytes,

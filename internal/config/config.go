@@ -209,6 +209,9 @@ type ModuleLimits struct {
 	Locals int `koanf:"locals" default:"10000" help:"locals of one function, parameters included"`
 	// BlockDepth caps the nesting of blocks in a body; default 10000.
 	BlockDepth int `koanf:"block_depth" default:"10000" help:"nesting of block, loop and if in one function"`
+	// Labels caps the block, loop and if instructions and br_table entries
+	// of a body, which compile time grows faster than; default 8192.
+	Labels int `koanf:"labels" default:"8192" help:"block, loop and if instructions and br_table entries in one function (compile time grows faster than linearly with them)"`
 	// Globals caps the globals; default 1000.
 	Globals int `koanf:"globals" default:"1000" help:"globals of a module"`
 	// Tables caps the tables; default 4.
@@ -254,6 +257,7 @@ func (m *ModuleLimits) ranges() []struct {
 		{"code_bytes", &m.CodeBytes, 1024, 1 << 30},
 		{"locals", &m.Locals, 16, 50000},
 		{"block_depth", &m.BlockDepth, 16, 1 << 16},
+		{"labels", &m.Labels, 16, 1 << 20},
 		{"globals", &m.Globals, 1, 1 << 16},
 		{"tables", &m.Tables, 1, 100},
 		{"table_elements", &m.TableElements, 1, 10_000_000},

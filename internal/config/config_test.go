@@ -47,7 +47,7 @@ func TestDefaults(t *testing.T) {
 			LogBytes: 64 << 10, LogRecords: 1000, LogRecordsPerMinute: 10000, LogBytesPerMinute: 1 << 20,
 			StackKiB: 1024, CompileTimeout: 2 * time.Minute, Module: ModuleLimits{
 				Bytes: 32 << 20, Types: 10000, Imports: 1000, Functions: 50000, FunctionBodyBytes: 1 << 20,
-				CodeBytes: 24 << 20, Locals: 10000, BlockDepth: 10000, Globals: 1000, Tables: 4,
+				CodeBytes: 24 << 20, Locals: 10000, BlockDepth: 10000, Labels: 8192, Globals: 1000, Tables: 4,
 				TableElements: 100000, Exports: 1000, ElementSegments: 10000, ElementEntries: 200000,
 				DataSegments: 200000, DataBytes: 24 << 20, CustomSections: 64, CustomBytes: 8 << 20, NameBytes: 1024,
 			}},

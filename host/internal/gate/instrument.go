@@ -27,15 +27,25 @@ const (
 	// ran its whole body. A body is at most FunctionBodyBytes, so the
 	// straight-line work between checks stays bounded.
 	maxEntryWeight = 4096
-	// bulkShift: a bulk memory operation charges one unit per 1 KiB.
-	bulkShift = 10
+	// A bulk operation charges its count shifted right: one unit per 16
+	// bytes of memory (memset and memmove move about that much in an
+	// instruction's time) and one per 2 table elements (about a
+	// nanosecond each). Neither charge can overflow the i32 counter.
+	memShift   = 4
+	tableShift = 1
 )
 
-// FrameBytes is the call-stack charge of a function frame: a fixed part
-// plus 16 bytes per parameter, result and local (spill slots included).
-func frameBytes(ft funcType, locals uint32) uint32 {
-	return 64 + 16*(uint32(len(ft.params))+uint32(len(ft.results))+locals)
+// frameBytes is the call-stack charge of a function frame: a fixed part
+// plus 16 bytes per parameter, result and slot (slots: locals and operand
+// stack, which compiled code spills when it calls: a function that piles up
+// 1,000 values and recurses takes 8 KB of native stack a frame).
+func frameBytes(ft funcType, slots uint32) uint32 {
+	return 64 + 16*(uint32(len(ft.params))+uint32(len(ft.results))+slots+2)
 }
+
+// maxLeafFrame is the largest frame of a function without calls that goes
+// uncounted on the call stack.
+const maxLeafFrame = 4 << 10
 
 // instrumenter holds the indices Instrument adds.
 type instrumenter struct {
@@ -291,7 +301,7 @@ func (in *instrumenter) body(out []byte, b *body) []byte {
 	if !b.leaf || b.weight > callWeight {
 		w = in.chargeGlobal(w, in.scale(min(b.weight, maxEntryWeight)))
 	}
-	frame := frameBytes(ft, b.locals)
+	frame := frameBytes(ft, b.locals+b.stack)
 	if !b.leaf {
 		// Entry: take the frame from the call-stack budget.
 		w = in.op(w, 0x23, in.depth)
@@ -346,11 +356,12 @@ func (in *instrumenter) body(out []byte, b *body) []byte {
 				w = exit(w)
 			}
 		case patchBulk:
-			// The byte count is on top of the stack: keep it, and charge a
-			// unit per KiB (at most a wrap's worth) to the global counter.
+			// The byte or element count is on top of the stack: keep it,
+			// and charge it, shifted (at most a wrap's worth), to the
+			// global counter.
 			shifted := func(w []byte) []byte {
 				w = in.op(w, 0x20, tmp)
-				w = i32const(w, bulkShift)
+				w = i32const(w, pt.val)
 				return append(w, 0x76) // i32.shr_u
 			}
 			w = in.op(w, 0x22, tmp) // local.tee
@@ -358,7 +369,7 @@ func (in *instrumenter) body(out []byte, b *body) []byte {
 			w = i32const(w, in.cfg.Work-1)
 			w = shifted(w)
 			w = i32const(w, in.cfg.Work)
-			w = append(w, 0x49, 0x1b) // i32.lt_u, select: min(n>>10, Work-1)
+			w = append(w, 0x49, 0x1b) // i32.lt_u, select: min(n>>shift, Work-1)
 			w = i32const(w, in.unit())
 			w = append(w, 0x6c) // i32.mul
 			w = in.op(w, 0x21, tmp)

@@ -76,7 +76,8 @@ type body struct {
 	expr       int // start of the expression
 	typ        uint32
 	locals     uint32 // declared locals, parameters not included
-	leaf       bool   // no call or call_indirect
+	leaf       bool   // no call or call_indirect, and a small frame: not counted on the call stack
+	stack      uint32 // the operand stack's greatest height
 	weight     uint32 // instructions, calls counted heavier
 	patches    []patch
 }
@@ -87,14 +88,16 @@ type Module struct {
 	lim      Limits
 	sections []section
 	types    []funcType
-	// imports holds the function imports (the only kind allowed).
-	imports []Import
-	funcs   []uint32 // type index of each defined function
-	tables  []table
-	memMin  uint32 // pages
-	hasMem  bool
-	globals int
-	bodies  []body
+	// imports holds the function imports (the only kind allowed), and
+	// importTypes their type indices.
+	imports     []Import
+	importTypes []uint32
+	funcs       []uint32 // type index of each defined function
+	tables      []table
+	memMin      uint32 // pages
+	hasMem      bool
+	globals     int
+	bodies      []body
 }
 
 // Import is one function import of a module.
@@ -290,6 +293,7 @@ func (m *Module) parseImports(r *reader, checkImport ImportChecker) error {
 			errs = append(errs, &malformed{msg: err.Error()})
 		}
 		m.imports = append(m.imports, imp)
+		m.importTypes = append(m.importTypes, t)
 	}
 	if r.err != nil {
 		return limitOr(r.err, "import section: %v")
@@ -409,11 +413,28 @@ func (m *Module) parseExports(r *reader) error {
 		name := r.name(m.lim.NameBytes)
 		kind := r.byte()
 		idx := r.u32()
-		if r.err == nil && kind == 0 && int(idx) >= m.numFuncs() {
-			return malformedf("export %q: function %d does not exist", name, idx)
+		if r.err != nil {
+			break
 		}
-		if r.err == nil && kind > 3 {
+		// Every index is checked against the original module: the globals
+		// Instrument adds must not be exported.
+		var n int
+		switch kind {
+		case 0:
+			n = m.numFuncs()
+		case 1:
+			n = len(m.tables)
+		case 2:
+			if m.hasMem {
+				n = 1
+			}
+		case 3:
+			n = m.globals
+		default:
 			return malformedf("export %q: kind 0x%02x", name, kind)
+		}
+		if int(idx) >= n {
+			return malformedf("export %q: %s %d does not exist (%d %ss)", name, externKind(kind), idx, n, externKind(kind))
 		}
 	}
 	if r.err != nil {
