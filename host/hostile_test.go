@@ -89,6 +89,9 @@ func instanceBound(cfg Config, tables int) uint64 {
 // instance adds beyond its linear memory, for a WAT and a Go guest (many
 // of the small ones, so that the Go heap's noise averages out).
 func TestHostileOverhead(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the corpus times and measures the host; the run without -short holds it to its budgets")
+	}
 	ctx := context.Background()
 	for _, g := range []struct {
 		name string
@@ -446,6 +449,9 @@ func (p *prober) end() (p99, worst time.Duration) {
 // collector). Timings also allow the time the kernel kept the test off the
 // CPU. Each case logs its figures.
 func TestHostile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the corpus times and measures the host; the run without -short holds it to its budgets")
+	}
 	ctx := context.Background()
 	// The noop Instance on a Runtime of its own: cases change their
 	// Runtime's configuration (a 1 ms compile budget, say).
@@ -578,7 +584,7 @@ func runHostile(t *testing.T, c hostileCase, noop *Instance) {
 	// the process off the CPU: on a loaded machine, what other processes
 	// take is not the host's doing; on an idle one this is about zero.
 	starved := starvation(delays, runDelays())
-	slack := lateBy + starved
+	slack := raceSlack(lateBy) + starved
 	peak, _, rssErr := rss()
 
 	for k, err := range errs {
@@ -745,4 +751,12 @@ func hostileCases() []hostileCase {
 		{name: "data-segments", gen: &genModule{data: hostileSegments - 2}, stage: atWarm, calls: 4},
 		{name: "element-entries", gen: &genModule{elems: hostileSegments}, stage: atWarm, calls: 4},
 	}
+}
+
+// raceSlack widens a timing budget under the race detector.
+func raceSlack(d time.Duration) time.Duration {
+	if raceDetector {
+		return 10 * d
+	}
+	return d
 }
