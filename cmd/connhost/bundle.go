@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/connhost/connhost/internal/bundle"
+	"github.com/connhost/connhost/internal/config"
 	"github.com/connhost/connhost/internal/service"
 	"github.com/connhost/connhost/internal/signing"
-	"github.com/connhost/connhost/internal/config"
 )
 
 func bundleCommand() *command {

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/connhost/connhost/internal/service"
 	"github.com/connhost/connhost/internal/config"
+	"github.com/connhost/connhost/internal/service"
 )
 
 func installCommand() *command {

@@ -16,11 +16,11 @@ import (
 
 	"github.com/connhost/connhost/host"
 	"github.com/connhost/connhost/internal/api"
+	"github.com/connhost/connhost/internal/config"
 	"github.com/connhost/connhost/internal/mirror"
 	"github.com/connhost/connhost/internal/secrets"
 	"github.com/connhost/connhost/internal/service"
 	"github.com/connhost/connhost/internal/signing"
-	"github.com/connhost/connhost/internal/config"
 	"github.com/connhost/connhost/internal/store"
 )
 

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/connhost/connhost/internal/api"
 	"github.com/connhost/connhost/host/api/apitypes"
+	"github.com/connhost/connhost/internal/api"
 )
 
 // TestBadInput sends one bad request per case and checks the 4xx JSON

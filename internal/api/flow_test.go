@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/connhost/connhost/internal/api"
 	"github.com/connhost/connhost/host/api/apitypes"
+	"github.com/connhost/connhost/internal/api"
 	"github.com/connhost/connhost/plugins/ticketdesk/tdserver"
 )
 

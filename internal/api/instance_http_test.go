@@ -16,14 +16,14 @@ import (
 	"time"
 
 	"github.com/connhost/connhost/host"
-	"github.com/connhost/connhost/internal/api"
 	"github.com/connhost/connhost/host/api/apitypes"
+	"github.com/connhost/connhost/internal/api"
 	"github.com/connhost/connhost/internal/service"
+	"github.com/connhost/connhost/internal/store"
 	"github.com/connhost/connhost/internal/supervisor"
 	"github.com/connhost/connhost/internal/testenv"
 	"github.com/connhost/connhost/internal/testenv/wait"
 	"github.com/connhost/connhost/internal/testenv/wasmbuild"
-	"github.com/connhost/connhost/internal/store"
 )
 
 // ihServer is a real connhost server over loopback with the webhook,

@@ -23,14 +23,14 @@ import (
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
-	"github.com/connhost/connhost/internal/api"
 	"github.com/connhost/connhost/host/api/apitypes"
+	"github.com/connhost/connhost/internal/api"
 	"github.com/connhost/connhost/internal/secrets"
 	"github.com/connhost/connhost/internal/service"
 	"github.com/connhost/connhost/internal/signing"
+	"github.com/connhost/connhost/internal/store"
 	"github.com/connhost/connhost/internal/testenv"
 	"github.com/connhost/connhost/internal/testenv/wait"
-	"github.com/connhost/connhost/internal/store"
 )
 
 // Two builds of one plugin that differ only in their manifest version.

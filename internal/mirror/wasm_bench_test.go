@@ -11,8 +11,8 @@ import (
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
-	"github.com/connhost/connhost/internal/testenv/wasmbuild"
 	"github.com/connhost/connhost/internal/store"
+	"github.com/connhost/connhost/internal/testenv/wasmbuild"
 )
 
 // wasmInstances serves the engine from a real plugin in the real runtime.

@@ -15,8 +15,8 @@ import (
 	"github.com/connhost/connhost/host"
 	"github.com/connhost/connhost/internal/mirror"
 	"github.com/connhost/connhost/internal/secrets"
-	"github.com/connhost/connhost/internal/supervisor"
 	"github.com/connhost/connhost/internal/store"
+	"github.com/connhost/connhost/internal/supervisor"
 )
 
 // core is the state the concern types share: the store, the runtime, the

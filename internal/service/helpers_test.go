@@ -18,9 +18,9 @@ import (
 	"github.com/connhost/connhost/host"
 	"github.com/connhost/connhost/internal/secrets"
 	"github.com/connhost/connhost/internal/service"
+	"github.com/connhost/connhost/internal/store"
 	"github.com/connhost/connhost/internal/testenv"
 	"github.com/connhost/connhost/internal/testenv/wasmbuild"
-	"github.com/connhost/connhost/internal/store"
 )
 
 // rt is the runtime every test's service shares: each plugin compiles

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/connhost/connhost/abi"
-	"github.com/connhost/connhost/internal/supervisor"
 	"github.com/connhost/connhost/internal/store"
+	"github.com/connhost/connhost/internal/supervisor"
 )
 
 // LongRunningOptions configure long-running executions, HTTP requests into

@@ -7,8 +7,8 @@ import (
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
-	"github.com/connhost/connhost/internal/supervisor"
 	"github.com/connhost/connhost/internal/store"
+	"github.com/connhost/connhost/internal/supervisor"
 )
 
 // drainTimeout bounds how long a retired sandbox pool waits for the calls

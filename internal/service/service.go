@@ -21,8 +21,8 @@ import (
 	"github.com/connhost/connhost/host"
 	"github.com/connhost/connhost/internal/secrets"
 	"github.com/connhost/connhost/internal/signing"
-	"github.com/connhost/connhost/internal/supervisor"
 	"github.com/connhost/connhost/internal/store"
+	"github.com/connhost/connhost/internal/supervisor"
 )
 
 // Options configure a Service.

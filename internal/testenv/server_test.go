@@ -8,8 +8,8 @@ import (
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/internal/api"
 	"github.com/connhost/connhost/internal/service"
-	"github.com/connhost/connhost/internal/testenv"
 	"github.com/connhost/connhost/internal/store"
+	"github.com/connhost/connhost/internal/testenv"
 )
 
 // TestServer drives a server end to end: plugins built by Plugin and

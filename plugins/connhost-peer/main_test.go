@@ -11,8 +11,8 @@ import (
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/internal/service"
-	"github.com/connhost/connhost/internal/testenv"
 	"github.com/connhost/connhost/internal/store"
+	"github.com/connhost/connhost/internal/testenv"
 )
 
 func TestTestModule(t *testing.T) {

@@ -11,9 +11,9 @@ import (
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/internal/service"
+	"github.com/connhost/connhost/internal/store"
 	"github.com/connhost/connhost/internal/testenv"
 	"github.com/connhost/connhost/sdk-guest/sdktest"
-	"github.com/connhost/connhost/internal/store"
 )
 
 // clock is the peer server's settable clock.

@@ -12,12 +12,12 @@ import (
 
 	"github.com/connhost/connhost/internal/api"
 	"github.com/connhost/connhost/internal/service"
+	"github.com/connhost/connhost/internal/store"
 	"github.com/connhost/connhost/internal/testenv"
 	"github.com/connhost/connhost/internal/testenv/wait"
 	"github.com/connhost/connhost/plugins/scim-iam/scimserver"
 	"github.com/connhost/connhost/sdk-guest/iam"
 	"github.com/connhost/connhost/sdk-guest/oauth2"
-	"github.com/connhost/connhost/internal/store"
 )
 
 // server is the real connhost server (store, runtime, service, API) on
