@@ -78,6 +78,9 @@ func TestPluginsInstall(t *testing.T) {
 // key are installed; refusals are ErrUntrusted. InstallVerified skips the
 // policy (its caller verified) but not the downgrade check.
 func TestPluginsTrust(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: compiles several plugin versions and exercises no concurrency")
+	}
 	trusted, err := signing.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -226,6 +229,9 @@ func TestPluginsPin(t *testing.T) {
 // manifest blocks the switch (ErrConflict) and keeps every instance on
 // its version, unless forced.
 func TestPluginsUpgradeCheck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: compiles several plugin versions and exercises no concurrency")
+	}
 	e := newEnv(t)
 	ctx := context.Background()
 	greeting := abi.Param{Name: "greeting", Type: abi.ParamString}
@@ -264,6 +270,9 @@ func TestPluginsUpgradeCheck(t *testing.T) {
 // or pinned) cannot be deleted; others can, and deleting the last version
 // forgets the plugin.
 func TestPluginsDelete(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: compiles several plugin versions and exercises no concurrency")
+	}
 	e := newEnv(t)
 	ctx := context.Background()
 	e.install(echo(t, "1.0.0"))
