@@ -733,8 +733,8 @@ func hostileCases() []hostileCase {
 		// 12. Others. Four billion locals in 7 bytes.
 		{name: "locals", gen: &genModule{locals: []byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x7f}}, stage: atLoad, kind: abi.KindIncompatible,
 			want: []string{"function 4 locals: 4294967295 locals, limit 10000 (limits.module.locals)"}},
-		{name: "nesting", gen: &genModule{code: nested(100)}, config: func(c *Config) { c.Module.BlockDepth = 100 },
-			stage: atLoad, kind: abi.KindIncompatible, want: []string{"function 4 block nesting", "limit 100 (limits.module.block_depth)"}},
+		{name: "nesting", gen: &genModule{code: nested(101)}, config: func(c *Config) { c.Module.BlockDepth = 100 },
+			stage: atLoad, kind: abi.KindIncompatible, want: []string{"function 4 block nesting: 101 levels, limit 100 (limits.module.block_depth)"}},
 		// Functions that wazero compiles in time and memory growing faster
 		// than their size: a 500 KB br_table took 108 s and 1.1 GB, 10,000
 		// loops (70 KB) over 30 s.

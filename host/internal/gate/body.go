@@ -142,7 +142,7 @@ func (m *Module) scanBody(b *body, fidx int) error {
 			} else if r.err == nil {
 				params, results = uint32(len(m.types[t].params)), uint32(len(m.types[t].results))
 			}
-			if len(stack) >= m.lim.BlockDepth {
+			if len(stack) > m.lim.BlockDepth {
 				return over(fmt.Sprintf("function %d block nesting", fidx), uint64(len(stack)), uint64(m.lim.BlockDepth), "levels", "block_depth")
 			}
 			if err := moreLabels(1); err != nil {

@@ -54,7 +54,7 @@ func TestLimits(t *testing.T) {
 		{"locals", `(module (func (local i32 i64 i64 i64)))`, Limits{Locals: 3},
 			"function 0 locals: 4 locals, limit 3 (limits.module.locals)"},
 		{"block nesting", `(module (func (block (block (block (block nop))))))`, Limits{BlockDepth: 3},
-			"function 0 block nesting: 3 levels, limit 3 (limits.module.block_depth)"},
+			"function 0 block nesting: 4 levels, limit 3 (limits.module.block_depth)"},
 		{"function body", `(module (func nop nop nop nop nop nop nop nop nop nop nop nop nop nop nop nop nop nop nop nop))`, Limits{FunctionBodyBytes: 16},
 			"function 0 body: 22 bytes, limit 16 (limits.module.function_body_bytes)"},
 		{"code", `(module (func nop nop nop) (func nop nop nop) (func nop nop nop))`, Limits{CodeBytes: 12},
@@ -323,5 +323,26 @@ func TestInstrumentKeepsNames(t *testing.T) {
 	}
 	if d := cm.ExportedFunctions()["second"]; d == nil || d.Name() != "second" || d.Index() != 3 {
 		t.Fatalf("export second: %v", d)
+	}
+}
+
+// TestLimitsAdmitTheirValue: a module exactly at a limit loads.
+func TestLimitsAdmitTheirValue(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		lim  Limits
+	}{
+		{"block nesting", `(module (func (block (block (block nop)))))`, Limits{BlockDepth: 3}},
+		{"locals", `(module (func (local i32 i64 i64)))`, Limits{Locals: 3}},
+		{"tables", `(module (table 1 funcref))`, Limits{Tables: 1}},
+		{"table initial size", `(module (table 50 funcref))`, Limits{TableElements: 50}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Parse(wat(t, tt.src, false), tt.lim, anyImport); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
