@@ -3,7 +3,6 @@ package gate
 import (
 	"errors"
 	"fmt"
-	"slices"
 )
 
 // Section ids of the binary format.
@@ -105,9 +104,6 @@ type Import struct {
 	Module, Name string
 }
 
-// Imports returns the module's function imports in order.
-func (m *Module) Imports() []Import { return slices.Clone(m.imports) }
-
 // InitialMemoryBytes returns the size of the module's memory at
 // instantiation.
 func (m *Module) InitialMemoryBytes() uint64 { return uint64(m.memMin) * 65536 }
@@ -160,11 +156,9 @@ func Parse(wasm []byte, lim Limits, checkImport ImportChecker) (*Module, error) 
 		case secCustom:
 			customs++
 			customBytes += s.end - s.body
-			name := sr.name(lim.NameBytes)
-			if sr.err != nil {
+			if sr.name(lim.NameBytes); sr.err != nil {
 				return nil, malformedf("custom section at offset %d: name: %v", s.start, sr.err)
 			}
-			_ = name
 		case secType:
 			err = m.parseTypes(sr)
 		case secImport:
