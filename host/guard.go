@@ -27,9 +27,10 @@ func instantiateGuard(ctx context.Context, wr wazero.Runtime, stackBytes uint32)
 	return err
 }
 
-// guardCheck returns the check function. It runs every so much guest work, and when a call exceeds its
-// stack budget. It stops the guest by panicking: wazero unwinds the call
-// and returns the panic as its error, which classify turns into the fault.
+// guardCheck returns the check function. It runs every so much guest work,
+// and when a call exceeds its stack budget. It stops the guest by
+// panicking: wazero unwinds the call and returns the panic as its error,
+// which classify turns into the fault.
 // Calling into Go here is also what lets the Go scheduler preempt the
 // goroutine running the guest.
 func guardCheck(stackBytes uint32) api.GoModuleFunc {
