@@ -101,6 +101,12 @@ func basicAuth(user, pass string) http.Header {
 	return r.Header
 }
 
+// withJSON adds Content-Type: application/json to h.
+func withJSON(h http.Header) http.Header {
+	h.Set("Content-Type", "application/json")
+	return h
+}
+
 // TestWebhook: POSTs over loopback create incidents; wrong or missing
 // credentials are 401, oversized bodies 413 and malformed ones 400, none
 // creating anything; an instance not exposed is 404.
@@ -130,7 +136,7 @@ func TestWebhook(t *testing.T) {
 		{"basic where header wanted", "hook-header", "/", good, basicAuth("_header:X-Token", "tok"), 401, false},
 		{"no credentials configured", "hook-open", "/", good, nil, 200, true},
 		{"oversized", "hook", "/", big, basicAuth("alice", "s3cret"), 413, false},
-		{"malformed", "hook", "/", `{"name":`, basicAuth("alice", "s3cret"), 400, false},
+		{"malformed", "hook", "/", `{"name":`, withJSON(basicAuth("alice", "s3cret")), 400, false},
 		{"not exposed", "hook-hidden", "/", good, nil, 404, false},
 		{"unknown instance", "nope", "/", good, nil, 404, false},
 	} {
