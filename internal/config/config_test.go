@@ -51,11 +51,12 @@ func TestDefaults(t *testing.T) {
 				TableElements: 100000, Exports: 1000, ElementSegments: 10000, ElementEntries: 200000,
 				DataSegments: 200000, DataBytes: 24 << 20, CustomSections: 64, CustomBytes: 8 << 20, NameBytes: 1024,
 			}},
-		Server:  Server{MaxBodyBytes: 1 << 20, MaxPluginBytes: 64 << 20, ShutdownTimeout: 30 * time.Second},
-		Secrets: Secrets{KeyFile: filepath.Join("data", "secret.key")},
-		Metrics: Metrics{Auth: MetricsAuthAuto},
-		Mirror:  Mirror{JobEnable: true, JobDelay: 1, Concurrency: 8},
-		Signing: Signing{TrustedKeys: []string{}},
+		Server:      Server{MaxBodyBytes: 1 << 20, MaxPluginBytes: 64 << 20, ShutdownTimeout: 30 * time.Second},
+		LongRunning: LongRunning{HTTPMaxBodyBytes: 1 << 20, HTTPTimeout: 30 * time.Second, HTTPConcurrency: 64},
+		Secrets:     Secrets{KeyFile: filepath.Join("data", "secret.key")},
+		Metrics:     Metrics{Auth: MetricsAuthAuto},
+		Mirror:      Mirror{JobEnable: true, JobDelay: 1, Concurrency: 8},
+		Signing:     Signing{TrustedKeys: []string{}},
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", *c, want)
@@ -209,6 +210,10 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"metrics.auth", `"never"`, "auto, open, apikey"}},
 		{name: "tiny body limit", args: []string{"--server-max-body-bytes", "10"},
 			want: []string{"server.max_body_bytes", "flag --server-max-body-bytes"}},
+		{name: "long-running limits out of range", args: []string{"--long-running-http-max-body-bytes", "10", "--long-running-http-concurrency", "0"},
+			file: "long_running:\n  http_timeout: 1ms\n",
+			want: []string{"long_running.http_max_body_bytes", "flag --long-running-http-max-body-bytes",
+				"long_running.http_concurrency", "long_running.http_timeout", "config file"}},
 		{name: "negative shutdown timeout", file: "server:\n  shutdown_timeout: -1s\n",
 			want: []string{"server.shutdown_timeout", "config file"}},
 		{name: "unknown file key", file: "log:\n  levle: debug\n",

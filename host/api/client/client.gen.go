@@ -8892,6 +8892,8 @@ type InstanceHTTPDeleteResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
 	// JSON502 the response for an HTTP 502 `application/json` response
 	JSON502 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
@@ -8908,6 +8910,11 @@ func (r InstanceHTTPDeleteResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r InstanceHTTPDeleteResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r InstanceHTTPDeleteResponse) GetJSON413() *Error {
+	return r.JSON413
 }
 
 // GetJSON502 returns the response for an HTTP 502 `application/json` response
@@ -8961,6 +8968,8 @@ type InstanceHTTPGetResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
 	// JSON502 the response for an HTTP 502 `application/json` response
 	JSON502 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
@@ -8977,6 +8986,11 @@ func (r InstanceHTTPGetResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r InstanceHTTPGetResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r InstanceHTTPGetResponse) GetJSON413() *Error {
+	return r.JSON413
 }
 
 // GetJSON502 returns the response for an HTTP 502 `application/json` response
@@ -9030,6 +9044,8 @@ type InstanceHTTPHeadResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
 	// JSON502 the response for an HTTP 502 `application/json` response
 	JSON502 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
@@ -9046,6 +9062,11 @@ func (r InstanceHTTPHeadResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r InstanceHTTPHeadResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r InstanceHTTPHeadResponse) GetJSON413() *Error {
+	return r.JSON413
 }
 
 // GetJSON502 returns the response for an HTTP 502 `application/json` response
@@ -9099,6 +9120,8 @@ type InstanceHTTPOptionsResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
 	// JSON502 the response for an HTTP 502 `application/json` response
 	JSON502 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
@@ -9115,6 +9138,11 @@ func (r InstanceHTTPOptionsResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r InstanceHTTPOptionsResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r InstanceHTTPOptionsResponse) GetJSON413() *Error {
+	return r.JSON413
 }
 
 // GetJSON502 returns the response for an HTTP 502 `application/json` response
@@ -9168,6 +9196,8 @@ type InstanceHTTPPatchResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
 	// JSON502 the response for an HTTP 502 `application/json` response
 	JSON502 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
@@ -9184,6 +9214,11 @@ func (r InstanceHTTPPatchResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r InstanceHTTPPatchResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r InstanceHTTPPatchResponse) GetJSON413() *Error {
+	return r.JSON413
 }
 
 // GetJSON502 returns the response for an HTTP 502 `application/json` response
@@ -9237,6 +9272,8 @@ type InstanceHTTPPostResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
 	// JSON502 the response for an HTTP 502 `application/json` response
 	JSON502 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
@@ -9253,6 +9290,11 @@ func (r InstanceHTTPPostResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r InstanceHTTPPostResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r InstanceHTTPPostResponse) GetJSON413() *Error {
+	return r.JSON413
 }
 
 // GetJSON502 returns the response for an HTTP 502 `application/json` response
@@ -9306,6 +9348,8 @@ type InstanceHTTPPutResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
 	// JSON502 the response for an HTTP 502 `application/json` response
 	JSON502 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
@@ -9322,6 +9366,11 @@ func (r InstanceHTTPPutResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r InstanceHTTPPutResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r InstanceHTTPPutResponse) GetJSON413() *Error {
+	return r.JSON413
 }
 
 // GetJSON502 returns the response for an HTTP 502 `application/json` response
@@ -9375,6 +9424,8 @@ type InstanceHTTPTraceResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
 	// JSON502 the response for an HTTP 502 `application/json` response
 	JSON502 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
@@ -9391,6 +9442,11 @@ func (r InstanceHTTPTraceResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r InstanceHTTPTraceResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r InstanceHTTPTraceResponse) GetJSON413() *Error {
+	return r.JSON413
 }
 
 // GetJSON502 returns the response for an HTTP 502 `application/json` response
@@ -9444,6 +9500,8 @@ type InstanceHTTPDeletePathResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
 	// JSON502 the response for an HTTP 502 `application/json` response
 	JSON502 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
@@ -9460,6 +9518,11 @@ func (r InstanceHTTPDeletePathResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r InstanceHTTPDeletePathResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r InstanceHTTPDeletePathResponse) GetJSON413() *Error {
+	return r.JSON413
 }
 
 // GetJSON502 returns the response for an HTTP 502 `application/json` response
@@ -9513,6 +9576,8 @@ type InstanceHTTPGetPathResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
 	// JSON502 the response for an HTTP 502 `application/json` response
 	JSON502 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
@@ -9529,6 +9594,11 @@ func (r InstanceHTTPGetPathResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r InstanceHTTPGetPathResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r InstanceHTTPGetPathResponse) GetJSON413() *Error {
+	return r.JSON413
 }
 
 // GetJSON502 returns the response for an HTTP 502 `application/json` response
@@ -9582,6 +9652,8 @@ type InstanceHTTPHeadPathResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
 	// JSON502 the response for an HTTP 502 `application/json` response
 	JSON502 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
@@ -9598,6 +9670,11 @@ func (r InstanceHTTPHeadPathResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r InstanceHTTPHeadPathResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r InstanceHTTPHeadPathResponse) GetJSON413() *Error {
+	return r.JSON413
 }
 
 // GetJSON502 returns the response for an HTTP 502 `application/json` response
@@ -9651,6 +9728,8 @@ type InstanceHTTPOptionsPathResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
 	// JSON502 the response for an HTTP 502 `application/json` response
 	JSON502 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
@@ -9667,6 +9746,11 @@ func (r InstanceHTTPOptionsPathResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r InstanceHTTPOptionsPathResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r InstanceHTTPOptionsPathResponse) GetJSON413() *Error {
+	return r.JSON413
 }
 
 // GetJSON502 returns the response for an HTTP 502 `application/json` response
@@ -9720,6 +9804,8 @@ type InstanceHTTPPatchPathResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
 	// JSON502 the response for an HTTP 502 `application/json` response
 	JSON502 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
@@ -9736,6 +9822,11 @@ func (r InstanceHTTPPatchPathResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r InstanceHTTPPatchPathResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r InstanceHTTPPatchPathResponse) GetJSON413() *Error {
+	return r.JSON413
 }
 
 // GetJSON502 returns the response for an HTTP 502 `application/json` response
@@ -9789,6 +9880,8 @@ type InstanceHTTPPostPathResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
 	// JSON502 the response for an HTTP 502 `application/json` response
 	JSON502 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
@@ -9805,6 +9898,11 @@ func (r InstanceHTTPPostPathResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r InstanceHTTPPostPathResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r InstanceHTTPPostPathResponse) GetJSON413() *Error {
+	return r.JSON413
 }
 
 // GetJSON502 returns the response for an HTTP 502 `application/json` response
@@ -9858,6 +9956,8 @@ type InstanceHTTPPutPathResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
 	// JSON502 the response for an HTTP 502 `application/json` response
 	JSON502 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
@@ -9874,6 +9974,11 @@ func (r InstanceHTTPPutPathResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r InstanceHTTPPutPathResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r InstanceHTTPPutPathResponse) GetJSON413() *Error {
+	return r.JSON413
 }
 
 // GetJSON502 returns the response for an HTTP 502 `application/json` response
@@ -9927,6 +10032,8 @@ type InstanceHTTPTracePathResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
 	// JSON502 the response for an HTTP 502 `application/json` response
 	JSON502 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
@@ -9943,6 +10050,11 @@ func (r InstanceHTTPTracePathResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r InstanceHTTPTracePathResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r InstanceHTTPTracePathResponse) GetJSON413() *Error {
+	return r.JSON413
 }
 
 // GetJSON502 returns the response for an HTTP 502 `application/json` response
@@ -13269,6 +13381,13 @@ func ParseInstanceHTTPDeleteResponse(rsp *http.Response) (*InstanceHTTPDeleteRes
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13322,6 +13441,13 @@ func ParseInstanceHTTPGetResponse(rsp *http.Response) (*InstanceHTTPGetResponse,
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
 		var dest Error
@@ -13377,6 +13503,13 @@ func ParseInstanceHTTPHeadResponse(rsp *http.Response) (*InstanceHTTPHeadRespons
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13430,6 +13563,13 @@ func ParseInstanceHTTPOptionsResponse(rsp *http.Response) (*InstanceHTTPOptionsR
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
 		var dest Error
@@ -13485,6 +13625,13 @@ func ParseInstanceHTTPPatchResponse(rsp *http.Response) (*InstanceHTTPPatchRespo
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13538,6 +13685,13 @@ func ParseInstanceHTTPPostResponse(rsp *http.Response) (*InstanceHTTPPostRespons
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
 		var dest Error
@@ -13593,6 +13747,13 @@ func ParseInstanceHTTPPutResponse(rsp *http.Response) (*InstanceHTTPPutResponse,
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13646,6 +13807,13 @@ func ParseInstanceHTTPTraceResponse(rsp *http.Response) (*InstanceHTTPTraceRespo
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
 		var dest Error
@@ -13701,6 +13869,13 @@ func ParseInstanceHTTPDeletePathResponse(rsp *http.Response) (*InstanceHTTPDelet
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13754,6 +13929,13 @@ func ParseInstanceHTTPGetPathResponse(rsp *http.Response) (*InstanceHTTPGetPathR
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
 		var dest Error
@@ -13809,6 +13991,13 @@ func ParseInstanceHTTPHeadPathResponse(rsp *http.Response) (*InstanceHTTPHeadPat
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13862,6 +14051,13 @@ func ParseInstanceHTTPOptionsPathResponse(rsp *http.Response) (*InstanceHTTPOpti
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
 		var dest Error
@@ -13917,6 +14113,13 @@ func ParseInstanceHTTPPatchPathResponse(rsp *http.Response) (*InstanceHTTPPatchP
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13970,6 +14173,13 @@ func ParseInstanceHTTPPostPathResponse(rsp *http.Response) (*InstanceHTTPPostPat
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
 		var dest Error
@@ -14025,6 +14235,13 @@ func ParseInstanceHTTPPutPathResponse(rsp *http.Response) (*InstanceHTTPPutPathR
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -14078,6 +14295,13 @@ func ParseInstanceHTTPTracePathResponse(rsp *http.Response) (*InstanceHTTPTraceP
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
 		var dest Error
