@@ -10,8 +10,8 @@
 // under "body" in rawJSON. The request headers are added under "headers"
 // (the host has already removed the credential header).
 //
-// Optional params: name_template (Go text/template over the body, e.g.
-// {{.commonLabels.alertname}}) and dedup_fields with dedup_window
+// Optional params: name_template (body fields substituted into text, e.g.
+// "{{.commonLabels.alertname}} ({{.status}})") and dedup_fields with dedup_window
 // (docs/long-running.md, "Generic webhook").
 package main
 
@@ -22,8 +22,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/connhost/connhost/abi"
@@ -50,8 +50,8 @@ const (
 // dedup_window is empty.
 const DefaultDedupWindow = 24 * time.Hour
 
-// maxNameBytes caps a templated name: a template ranging over a large body
-// must not make a megabyte-long incident name.
+// maxNameBytes caps a templated name: a field holding a large value must
+// not make a megabyte-long incident name.
 const maxNameBytes = 512
 
 // dedupPrefix starts the integration-cache keys of deduplication records.
@@ -74,8 +74,8 @@ func Connector() sdk.Connector {
 
 // settings are the parsed optional params.
 type settings struct {
-	name   *template.Template // nil: no template
-	fields [][]string         // dedup field paths; nil: no deduplication
+	name   []namePart // nil: no template
+	fields [][]string // dedup field paths; nil: no deduplication
 	window time.Duration
 }
 
@@ -89,11 +89,11 @@ func configure(_ context.Context, h *sdk.Host) error {
 func parseSettings(p sdk.Params) (settings, error) {
 	var s settings
 	if t := strings.TrimSpace(p.String(ParamNameTemplate)); t != "" {
-		tpl, err := template.New(ParamNameTemplate).Option("missingkey=error").Parse(t)
+		parts, err := parseNameTemplate(t)
 		if err != nil {
 			return s, sdk.BadRequest("parameter %s: %v", ParamNameTemplate, err)
 		}
-		s.name = tpl
+		s.name = parts
 	}
 	for _, f := range strings.Split(p.String(ParamDedupFields), ",") {
 		if f = strings.TrimSpace(f); f != "" {
@@ -255,37 +255,77 @@ func incident(h *sdk.Host, s settings, doc document, headers map[string][]string
 	return inc, nil
 }
 
-// templatedName runs name_template over the body. A template that fails
-// (a missing field, a non-object body) or yields only spaces gives "", so
-// the caller falls back to the body's name or DefaultName: a sender that
-// changes its payload must not lose its incidents.
+// namePart is a piece of a name template: literal text, or the path of a
+// body field whose value replaces it.
+type namePart struct {
+	text string
+	path []string // nil: text is literal
+}
+
+// parseNameTemplate splits a template into literal text and {{.a.b}}
+// placeholders. It is deliberately not text/template: a field lookup is all
+// a name needs, and text/template adds 2 MB to the plugin and loops
+// (range) over sender-controlled bodies.
+func parseNameTemplate(t string) ([]namePart, error) {
+	var parts []namePart
+	for t != "" {
+		open := strings.Index(t, "{{")
+		if open < 0 {
+			parts = append(parts, namePart{text: t})
+			break
+		}
+		if open > 0 {
+			parts = append(parts, namePart{text: t[:open]})
+		}
+		end := strings.Index(t[open:], "}}")
+		if end < 0 {
+			return nil, fmt.Errorf("%q: unclosed {{", t[open:])
+		}
+		field := strings.TrimSpace(t[open+2 : open+end])
+		path := strings.Split(strings.TrimPrefix(field, "."), ".")
+		if !strings.HasPrefix(field, ".") || slices.Contains(path, "") {
+			return nil, fmt.Errorf("{{%s}}: want a body field such as {{.commonLabels.alertname}}", field)
+		}
+		parts = append(parts, namePart{path: path})
+		t = t[open+end+2:]
+	}
+	return parts, nil
+}
+
+// templatedName fills name_template from the body. A missing field, a
+// non-object body or a result of only spaces gives "", so the caller falls
+// back to the body's name or DefaultName: a sender that changes its payload
+// must not lose its incidents. Strings are used as they are, other values as
+// JSON.
 func templatedName(h *sdk.Host, s settings, body map[string]any) string {
 	if s.name == nil || body == nil {
 		return ""
 	}
 	var b strings.Builder
-	if err := s.name.Execute(&limitedWriter{b: &b, n: maxNameBytes}, body); err != nil && !errors.Is(err, errNameTooLong) {
-		h.Warnf("%s: %v; using the default name", ParamNameTemplate, err)
-		return ""
+	for _, p := range s.name {
+		if p.path == nil {
+			b.WriteString(p.text)
+			continue
+		}
+		v, ok := lookup(body, p.path)
+		if !ok {
+			h.Warnf("%s: the body has no field .%s; using the default name", ParamNameTemplate, strings.Join(p.path, "."))
+			return ""
+		}
+		if str, isStr := v.(string); isStr {
+			b.WriteString(str)
+		} else if enc, err := json.Marshal(v); err == nil {
+			b.Write(enc)
+		}
+		if b.Len() > maxNameBytes {
+			break
+		}
 	}
-	return strings.TrimSpace(strings.ToValidUTF8(b.String(), ""))
-}
-
-var errNameTooLong = errors.New("name too long")
-
-// limitedWriter keeps the first n bytes and then stops the template.
-type limitedWriter struct {
-	b *strings.Builder
-	n int
-}
-
-func (w *limitedWriter) Write(p []byte) (int, error) {
-	room := w.n - w.b.Len()
-	if len(p) > room {
-		w.b.Write(p[:max(room, 0)])
-		return room, errNameTooLong
+	name := b.String()
+	if len(name) > maxNameBytes {
+		name = name[:maxNameBytes]
 	}
-	return w.b.Write(p)
+	return strings.TrimSpace(strings.ToValidUTF8(name, ""))
 }
 
 // dedupKey derives the deduplication key of a body from dedup_fields: the

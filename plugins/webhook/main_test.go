@@ -101,7 +101,9 @@ func TestNameTemplate(t *testing.T) {
 		{"missing field falls back to default", "{{.commonLabels.alertname}}", `{"status":"firing"}`, DefaultName},
 		{"empty result", "{{.x}}", `{"x":"  "}`, DefaultName},
 		{"text body", "{{.x}}", `plain text`, DefaultName},
-		{"overlong", `{{range .xs}}{{.}}{{end}}`, `{"xs":["` + strings.Repeat("a", 400) + `","` + strings.Repeat("b", 400) + `"]}`, strings.Repeat("a", 400) + strings.Repeat("b", maxNameBytes-400)},
+		{"overlong", `{{.a}}{{ .b }}`, `{"a":"` + strings.Repeat("a", 400) + `","b":"` + strings.Repeat("b", 400) + `"}`, strings.Repeat("a", 400) + strings.Repeat("b", maxNameBytes-400)},
+		{"non-string values as JSON", "{{.n}} {{.ok}} {{.labels}}", `{"n":3,"ok":true,"labels":{"a":"b"}}`, `3 true {"a":"b"}`},
+		{"literal only", "Alert", `{}`, "Alert"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := sdktest.New(Connector(), map[string]any{ParamNameTemplate: tc.template})
@@ -128,6 +130,9 @@ func TestNameTemplate(t *testing.T) {
 func TestConfigureRejectsBadParams(t *testing.T) {
 	for _, p := range []map[string]any{
 		{ParamNameTemplate: "{{.x"},
+		{ParamNameTemplate: "{{x}}"},
+		{ParamNameTemplate: "{{.a..b}}"},
+		{ParamNameTemplate: "{{range .xs}}{{end}}"},
 		{ParamDedupWindow: "soon"},
 		{ParamDedupWindow: "10ms"},
 	} {
