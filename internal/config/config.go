@@ -56,6 +56,8 @@ type Config struct {
 	Limits Limits `koanf:"limits"`
 	// Server configures the HTTP server of `connhost serve`.
 	Server Server `koanf:"server"`
+	// API configures what each API key may do at what pace.
+	API API `koanf:"api"`
 	// Secrets configures the key that encrypts secret params at rest.
 	Secrets Secrets `koanf:"secrets"`
 	// Metrics configures the /metrics endpoint.
@@ -112,6 +114,15 @@ type Server struct {
 	MaxPluginBytes int `koanf:"max_plugin_bytes" default:"67108864" help:"maximum size of an uploaded plugin (.wasm), bytes"`
 	// ShutdownTimeout bounds the wait for in-flight requests on SIGTERM; default 30s.
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout" default:"30s" help:"on SIGTERM/SIGINT, how long in-flight requests and commands may take to finish"`
+}
+
+// API configures the per-key rate limit of the HTTP API: a token bucket
+// per API key that refills at RateLimit per second up to RateBurst.
+type API struct {
+	// RateLimit is the requests per second one API key may make; default 50, 0 turns it off.
+	RateLimit int `koanf:"rate_limit" default:"50" help:"requests per second one API key may make (token bucket refill rate); 0 turns the limit off; over it the API answers 429 with Retry-After"`
+	// RateBurst is how many requests one key may make at once; default 100.
+	RateBurst int `koanf:"rate_burst" default:"100" help:"requests one API key may make at once before api.rate_limit applies (token bucket size); at least 1 when the limit is on"`
 }
 
 // Secrets configures the encryption key of secret params.
@@ -367,6 +378,12 @@ func (c *Config) problems() []problem {
 	}
 	if c.Server.ShutdownTimeout < 0 {
 		bad("server.shutdown_timeout", "%v: want a duration ≥ 0", c.Server.ShutdownTimeout)
+	}
+	if c.API.RateLimit < 0 || c.API.RateLimit > 1_000_000 {
+		bad("api.rate_limit", "%d: want 0 (off) to 1000000 requests/s", c.API.RateLimit)
+	}
+	if c.API.RateLimit > 0 && (c.API.RateBurst < 1 || c.API.RateBurst > 1_000_000) {
+		bad("api.rate_burst", "%d: want 1-1000000 while api.rate_limit is on", c.API.RateBurst)
 	}
 	if c.Secrets.KeyFile == "" {
 		bad("secrets.key_file", "must not be empty")
