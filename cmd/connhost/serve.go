@@ -179,6 +179,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	srv := api.New(d.svc, api.Options{
 		Logger: log, MaxBodyBytes: int64(cfg.Server.MaxBodyBytes), MaxPluginBytes: int64(cfg.Server.MaxPluginBytes),
 		MetricsAuth: cfg.MetricsNeedAuth(), Registry: reg,
+		RateLimit: float64(cfg.API.RateLimit), RateBurst: cfg.API.RateBurst,
 	})
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	url := "http://" + ln.Addr().String()

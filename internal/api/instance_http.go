@@ -26,7 +26,7 @@ var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", 
 func (s *Server) mountInstanceHTTP() {
 	s.echo.Any(InstanceHTTPPrefix+"/:instance", s.instanceHTTP)
 	s.echo.Any(InstanceHTTPPrefix+"/:instance/*", s.instanceHTTP)
-	s.echo.GET(Prefix+"/instances/:name/long-running", s.longRunning, s.authenticate)
+	s.echo.GET(Prefix+"/instances/:name/long-running", s.longRunning)
 }
 
 // instanceHTTP hands a request to the instance's connhost_http export.

@@ -58,6 +58,8 @@ type Config struct {
 	Server Server `koanf:"server"`
 	// LongRunning configures HTTP requests into long-running plugins.
 	LongRunning LongRunning `koanf:"long_running"`
+	// API configures what each API key may do at what pace.
+	API API `koanf:"api"`
 	// Secrets configures the key that encrypts secret params at rest.
 	Secrets Secrets `koanf:"secrets"`
 	// Metrics configures the /metrics endpoint.
@@ -128,6 +130,15 @@ type LongRunning struct {
 	HTTPTimeout time.Duration `koanf:"http_timeout" default:"30s" help:"deadline of one request into a long-running HTTP plugin, waiting for a free module instance included; past it 504 (100ms to 1h)"`
 	// HTTPConcurrency caps the requests in flight into one instance; default 64.
 	HTTPConcurrency int `koanf:"http_concurrency" default:"64" help:"requests in flight into one long-running HTTP instance (served by up to limits.pool_size module instances, the rest waiting); more are refused with 503 (1-65536)"`
+}
+
+// API configures the per-key rate limit of the HTTP API: a token bucket
+// per API key that refills at RateLimit per second up to RateBurst.
+type API struct {
+	// RateLimit is the requests per second one API key may make; default 50, 0 turns it off.
+	RateLimit int `koanf:"rate_limit" default:"50" help:"requests per second one API key may make (token bucket refill rate); 0 turns the limit off; over it the API answers 429 with Retry-After"`
+	// RateBurst is how many requests one key may make at once; default 100.
+	RateBurst int `koanf:"rate_burst" default:"100" help:"requests one API key may make at once before api.rate_limit applies (token bucket size); at least 1 when the limit is on"`
 }
 
 // Secrets configures the encryption key of secret params.
@@ -392,6 +403,12 @@ func (c *Config) problems() []problem {
 	}
 	if c.LongRunning.HTTPConcurrency < 1 || c.LongRunning.HTTPConcurrency > 1<<16 {
 		bad("long_running.http_concurrency", "%d: want 1-65536", c.LongRunning.HTTPConcurrency)
+	}
+	if c.API.RateLimit < 0 || c.API.RateLimit > 1_000_000 {
+		bad("api.rate_limit", "%d: want 0 (off) to 1000000 requests/s", c.API.RateLimit)
+	}
+	if c.API.RateLimit > 0 && (c.API.RateBurst < 1 || c.API.RateBurst > 1_000_000) {
+		bad("api.rate_burst", "%d: want 1-1000000 while api.rate_limit is on", c.API.RateBurst)
 	}
 	if c.Secrets.KeyFile == "" {
 		bad("secrets.key_file", "must not be empty")
