@@ -72,7 +72,8 @@ run: plugins
 # (cmd/tdserver) and the ticketdesk plugin run against it, command by command.
 TD_ADDR ?= 127.0.0.1:8081
 TD_KEY  ?= demo-key
-TD_RUN  := $(CONNHOST) run $(BIN)/plugins/ticketdesk.wasm --param url=http://$(TD_ADDR) --param api_key=$(TD_KEY)
+# The API key goes by environment, as secrets should: argv is visible to ps.
+TD_RUN  := CONNHOST_PARAM_API_KEY=$(TD_KEY) $(CONNHOST) run $(BIN)/plugins/ticketdesk.wasm --param url=http://$(TD_ADDR)
 
 run-local: plugins
 	$(GO) build -o $(BIN)/tdserver ./cmd/tdserver

@@ -7,38 +7,58 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/connhost/connhost/internal/config"
+	"github.com/connhost/connhost/internal/service"
 )
 
-func apikeyCommand() *command {
-	return &command{name: "apikey", summary: "create, list and revoke API keys (server stopped)", sub: []*command{
-		{name: "create", summary: "create an API key and print it once", run: runAPIKeyCreate},
-		{name: "list", summary: "list API keys (never the keys themselves)", run: runAPIKeyList},
-		{name: "revoke", summary: "revoke an API key by id", run: runAPIKeyRevoke},
-	}}
+func apikeyCommand(a *app) *cobra.Command {
+	return group(a, "apikey", "create, list and revoke API keys (server stopped)",
+		apikeyCreateCommand(a),
+		apikeyListCommand(a),
+		apikeyRevokeCommand(a),
+	)
 }
+
+// apikeyOptions are the configuration options of the apikey commands: the
+// store and its secrets key.
+var apikeyOptions = []string{"log", "data_dir", "secrets"}
 
 // apikeyNote explains why these commands need the server stopped.
 const apikeyNote = "Opens the store in --data-dir directly, so it runs while `connhost serve` is stopped\n" +
 	"(a running server holds the store's lock and this command fails with \"data dir in use\")."
 
-func runAPIKeyCreate(ctx context.Context, a *app, args []string) error {
-	fs := newFlags(a, "connhost apikey create", "--name NAME [flags]",
+func apikeyCreateCommand(a *app) *cobra.Command {
+	c := leaf("create --name NAME", "create an API key and print it once",
 		"Creates an API key and prints it to stdout, the only time it is shown.\n"+apikeyNote)
-	name := fs.String("name", "", "name of the key, e.g. the client that uses it (required)")
-	config.RegisterFlags(fs)
-	if err := parse(fs, args); err != nil {
+	name := c.Flags().String("name", "", "name of the key, e.g. the client that uses it (required)")
+	config.RegisterFlags(c.Flags(), apikeyOptions...)
+	c.ValidArgsFunction = cobra.NoFileCompletions
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if *name == "" || len(args) != 0 {
+			return argsErr("apikey create: want --name NAME and no arguments")
+		}
+		return runAPIKeyCreate(c.Context(), a, c.Flags(), *name)
+	}
+	return c
+}
+
+func runAPIKeyCreate(ctx context.Context, a *app, fs *pflag.FlagSet, name string) error {
+	if err := service.CheckAPIKeyName(name); err != nil {
+		return withCode(exitUsage, fmt.Errorf("apikey create: %w", err))
+	}
+	sc, err := loadStoreConfig(a, fs)
+	if err != nil {
 		return err
 	}
-	if *name == "" || fs.NArg() != 0 {
-		return usageErr("apikey create: want --name NAME and no arguments")
-	}
-	d, err := openDataDir(ctx, a, fs, true)
+	d, err := sc.open(ctx, openMode{idle: true, create: true})
 	if err != nil {
 		return err
 	}
 	defer d.close(context.WithoutCancel(ctx))
-	key, v, err := d.svc.APIKeys.Create(ctx, *name)
+	key, v, err := d.svc.APIKeys.Create(ctx, name)
 	if err != nil {
 		return withCode(exitUsage, fmt.Errorf("apikey create: %w", err))
 	}
@@ -47,17 +67,26 @@ func runAPIKeyCreate(ctx context.Context, a *app, args []string) error {
 	return nil
 }
 
-func runAPIKeyList(ctx context.Context, a *app, args []string) error {
-	fs := newFlags(a, "connhost apikey list", "[flags]", "Lists API keys: id, name, prefix, dates, revoked.\n"+apikeyNote)
-	asJSON := fs.Bool("json", false, "print JSON")
-	config.RegisterFlags(fs)
-	if err := parse(fs, args); err != nil {
+func apikeyListCommand(a *app) *cobra.Command {
+	c := leaf("list", "list API keys (never the keys themselves)", "Lists API keys: id, name, prefix, dates, revoked.\n"+apikeyNote)
+	asJSON := c.Flags().Bool("json", false, "print JSON")
+	config.RegisterFlags(c.Flags(), apikeyOptions...)
+	c.ValidArgsFunction = cobra.NoFileCompletions
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) != 0 {
+			return argsErr("apikey list: unexpected arguments %q", args)
+		}
+		return runAPIKeyList(c.Context(), a, c.Flags(), *asJSON)
+	}
+	return c
+}
+
+func runAPIKeyList(ctx context.Context, a *app, fs *pflag.FlagSet, asJSON bool) error {
+	sc, err := loadStoreConfig(a, fs)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 0 {
-		return usageErr("apikey list: unexpected arguments %q", fs.Args())
-	}
-	d, err := openDataDir(ctx, a, fs, true)
+	d, err := sc.open(ctx, openMode{idle: true})
 	if err != nil {
 		return err
 	}
@@ -66,7 +95,7 @@ func runAPIKeyList(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(keys)
@@ -83,23 +112,32 @@ func runAPIKeyList(ctx context.Context, a *app, args []string) error {
 	return tw.Flush()
 }
 
-func runAPIKeyRevoke(ctx context.Context, a *app, args []string) error {
-	fs := newFlags(a, "connhost apikey revoke", "ID [flags]", "Revokes an API key; it stays listed.\n"+apikeyNote)
-	config.RegisterFlags(fs)
-	if err := parse(fs, args); err != nil {
+func apikeyRevokeCommand(a *app) *cobra.Command {
+	c := leaf("revoke ID", "revoke an API key by id", "Revokes an API key; it stays listed.\n"+apikeyNote)
+	config.RegisterFlags(c.Flags(), apikeyOptions...)
+	c.ValidArgsFunction = cobra.NoFileCompletions
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return argsErr("apikey revoke: want the key ID (see connhost apikey list)")
+		}
+		return runAPIKeyRevoke(c.Context(), a, c.Flags(), args[0])
+	}
+	return c
+}
+
+func runAPIKeyRevoke(ctx context.Context, a *app, fs *pflag.FlagSet, id string) error {
+	sc, err := loadStoreConfig(a, fs)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageErr("apikey revoke: want the key ID (see connhost apikey list)")
-	}
-	d, err := openDataDir(ctx, a, fs, true)
+	d, err := sc.open(ctx, openMode{idle: true})
 	if err != nil {
 		return err
 	}
 	defer d.close(context.WithoutCancel(ctx))
-	if err := d.svc.APIKeys.Revoke(ctx, fs.Arg(0)); err != nil {
+	if err := d.svc.APIKeys.Revoke(ctx, id); err != nil {
 		return withCode(exitUsage, err)
 	}
-	fmt.Fprintf(a.stderr, "revoked API key %s\n", fs.Arg(0))
+	fmt.Fprintf(a.stderr, "revoked API key %s\n", id)
 	return nil
 }

@@ -50,8 +50,9 @@ type Config struct {
 	DataDir string `koanf:"data_dir" default:"./data" help:"directory for the store, installed plugins and caches"`
 	// Listen is the HTTP listen address of the server; default 127.0.0.1:8080.
 	Listen string `koanf:"listen" default:"127.0.0.1:8080" help:"HTTP listen address (host:port) of the server"`
-	// CacheDir is the wazero compilation cache; default <data_dir>/cache/wazero.
-	CacheDir string `koanf:"cache_dir" default:"" help:"wazero compilation cache directory; empty means data_dir/cache/wazero; must not be inside data_dir/plugins"`
+	// CacheDir is the wazero compilation cache; default <data_dir>/cache/wazero
+	// (LoadOptions.CacheDir for commands without a data directory).
+	CacheDir string `koanf:"cache_dir" default:"" help:"wazero compilation cache directory; empty means data_dir/cache/wazero, or for run and plugin inspect the user cache directory (e.g. ~/.cache/connhost); must not be inside data_dir/plugins"`
 	// Limits are the default per-instance sandbox limits.
 	Limits Limits `koanf:"limits"`
 	// Server configures the HTTP server of `connhost serve`.
