@@ -189,6 +189,11 @@ func TestBundleInstallRefuses(t *testing.T) {
 		{"index by unknown key", strangerIndex, "", nil, exitFailed, []string{"index signature", "unknown key"}},
 		{"corrupt file", corrupt, "", nil, exitFailed, []string{"bundle install"}},
 		{"no trusted key", good, "", []string{"--signing-require-signed"}, exitFailed, []string{"unknown key"}},
+		// The former flags of bundle install: hidden aliases of the signing.* options, for one release.
+		{"deprecated --require-signed", unsignedPlugin, "", []string{"--require-signed"}, exitFailed,
+			[]string{"--require-signed is deprecated", "unsigned and require_signed is on"}},
+		{"deprecated --trusted-key", good, "", []string{"--trusted-key", key + ".pub", "--require-signed"}, exitOK,
+			[]string{"--trusted-key is deprecated"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,11 +202,11 @@ func TestBundleInstallRefuses(t *testing.T) {
 				dir = filepath.Join(t.TempDir(), "data")
 			}
 			args := append([]string{"bundle", "install", tt.bundle, "--data-dir", dir}, tt.extra...)
-			if tt.name != "no trusted key" {
+			if tt.name != "no trusted key" && tt.name != "deprecated --trusted-key" {
 				args = append(args, "--signing-trusted-keys", key+".pub")
 			}
 			check(t, offline(t, args...), tt.code, nil, tt.inStderr)
-			if tt.dataDir == "" {
+			if tt.dataDir == "" && tt.code != exitOK {
 				if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 					t.Errorf("a refused bundle created the data dir %s", dir)
 				}

@@ -111,7 +111,7 @@ func TestDeprecatedAliases(t *testing.T) {
 	}
 	r = connhost(t, nil, "run", echoWasm, "spin", "--param", "token=x", "--timeout", "300ms")
 	check(t, r, exitFailed, nil, []string{"warning: --timeout is deprecated", "use --limits-call-timeout", "error: timeout"})
-	// bundle install --trusted-key and --require-signed: TestBundleInstallRefusals.
+	// bundle install --trusted-key and --require-signed: TestBundleInstallRefuses.
 }
 
 // TestVersion: --version and `version` print one line naming the version,

@@ -72,16 +72,6 @@ type app struct {
 	userCacheDir func() (string, error)
 }
 
-// getenv returns the value of name in a.environ ("" when unset).
-func (a *app) getenv(name string) string {
-	for _, kv := range a.environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
-			return v
-		}
-	}
-	return ""
-}
-
 // newRoot builds the command tree. A new subcommand is one more entry in
 // the AddCommand list here or in its group's constructor.
 func newRoot(a *app) *cobra.Command {

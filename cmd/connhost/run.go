@@ -24,7 +24,7 @@ import (
 
 // paramEnvPrefix starts the environment variables that give `connhost run`
 // instance params: CONNHOST_PARAM_API_KEY sets api_key.
-const paramEnvPrefix = config.EnvPrefix + "PARAM_"
+const paramEnvPrefix = config.EnvParamPrefix
 
 // secretMask replaces secret parameter values wherever the runner echoes
 // parameters.
@@ -98,7 +98,7 @@ func runRun(ctx context.Context, a *app, fs *pflag.FlagSet, o runFlags, file, cm
 	if err != nil {
 		return usageErr("run: --last-run: %w", err)
 	}
-	cfg, err := loadRuntimeConfig(a, fs, paramEnvPrefix)
+	cfg, err := loadRuntimeConfig(a, fs)
 	if err != nil {
 		return err
 	}

@@ -20,8 +20,7 @@ var runtimeOptions = []string{"log", "cache_dir", "limits"}
 // loadRuntimeConfig loads the configuration (flags of fs over environment
 // over file over defaults) of a command without a data directory: an empty
 // cache_dir means connhost/ in the user's cache directory, never ./data.
-// envPrefixes are CONNHOST_ variables the command reads itself.
-func loadRuntimeConfig(a *app, fs *pflag.FlagSet, envPrefixes ...string) (*config.Config, error) {
+func loadRuntimeConfig(a *app, fs *pflag.FlagSet) (*config.Config, error) {
 	cfg, err := config.LoadWith(fs, a.environ, config.LoadOptions{
 		CacheDir: func() (string, error) {
 			dir, err := a.userCacheDir()
@@ -30,7 +29,6 @@ func loadRuntimeConfig(a *app, fs *pflag.FlagSet, envPrefixes ...string) (*confi
 			}
 			return filepath.Join(dir, "connhost"), nil
 		},
-		EnvPrefixes: envPrefixes,
 	})
 	if err != nil {
 		return nil, withCode(exitUsage, err)

@@ -12,10 +12,13 @@
 // limits.memory_mib is CONNHOST_LIMITS_MEMORY_MIB. Names are matched against
 // the known keys (so underscores inside key names are unambiguous), and an
 // unknown CONNHOST_ variable is an error rather than silently ignored.
-// CONNHOST_CONFIG names the config file when --config is not given.
+// CONNHOST_CONFIG names the config file when --config is not given;
+// CONNHOST_SECRET_KEY, CONNHOST_PARAM_* (`connhost run`'s plugin params)
+// and the shell-completion variables are not options and not refused.
 //
 // Flags: the key with "." and "_" replaced by "-": --log-level,
-// --limits-memory-mib.
+// --limits-memory-mib. RegisterFlags can register only the options a
+// command uses.
 package config
 
 import (
@@ -36,6 +39,11 @@ const EnvConfigFile = EnvPrefix + "CONFIG"
 
 // FlagConfigFile is the flag that names the YAML config file.
 const FlagConfigFile = "config"
+
+// EnvParamPrefix starts the variables that give `connhost run` the params
+// of the plugin it runs (CONNHOST_PARAM_API_KEY sets api_key); they are not
+// options.
+const EnvParamPrefix = EnvPrefix + "PARAM_"
 
 // EnvSecretKey holds the hex key that encrypts secret params, overriding
 // secrets.key_file. It is deliberately not an option: a key must not be

@@ -81,10 +81,6 @@ type LoadOptions struct {
 	// cache_dir's. `connhost run` caches in the user's cache directory
 	// rather than under ./data.
 	CacheDir func() (string, error)
-	// EnvPrefixes are CONNHOST_ variable prefixes the command reads itself
-	// (CONNHOST_PARAM_ for `connhost run`), so they are not refused as
-	// unknown options.
-	EnvPrefixes []string
 }
 
 // Load builds the configuration from defaults, then the YAML file named by
@@ -140,13 +136,8 @@ func LoadWith(fs *pflag.FlagSet, environ []string, opts LoadOptions) (*Config, e
 		Prefix:      EnvPrefix,
 		EnvironFunc: func() []string { return environ },
 		TransformFunc: func(name, v string) (string, any) {
-			if name == EnvConfigFile || name == EnvSecretKey {
+			if reservedEnv(name) {
 				return "", nil
-			}
-			for _, p := range opts.EnvPrefixes {
-				if strings.HasPrefix(name, p) {
-					return "", nil
-				}
 			}
 			o, ok := optionByEnv(name)
 			if !ok {
@@ -330,6 +321,20 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// reservedEnv reports whether a CONNHOST_ variable is not an option but
+// read by someone else: the config file name, the secrets key, the params
+// of `connhost run`, and the variables cobra's shell completion reads
+// (<PROGRAM>_ACTIVE_HELP, <PROGRAM>_COMPLETION_DESCRIPTIONS). They are
+// not refused as unknown options, so that one exported in a shell does not
+// break every other command.
+func reservedEnv(name string) bool {
+	switch name {
+	case EnvConfigFile, EnvSecretKey, EnvPrefix + "ACTIVE_HELP", EnvPrefix + "COMPLETION_DESCRIPTIONS":
+		return true
+	}
+	return strings.HasPrefix(name, EnvParamPrefix)
 }
 
 func envValue(environ []string, name string) string {
