@@ -29,17 +29,22 @@ type buildInfo struct {
 	ABIVersion int    `json:"abi_version"`
 }
 
-func currentBuild() buildInfo {
-	b := buildInfo{Version: version, Commit: commit, GoVersion: runtime.Version(),
-		Platform: runtime.GOOS + "/" + runtime.GOARCH, ABIVersion: abi.Version}
-	bi, ok := debug.ReadBuildInfo()
-	if b.Version == "" {
-		b.Version = "devel"
-		if ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			b.Version = bi.Main.Version
-		}
+// versionString is the version: set by -ldflags, else the module version
+// of the build info, else "devel".
+func versionString() string {
+	if version != "" {
+		return version
 	}
-	if b.Commit == "" && ok {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+func currentBuild() buildInfo {
+	b := buildInfo{Version: versionString(), Commit: commit, GoVersion: runtime.Version(),
+		Platform: runtime.GOOS + "/" + runtime.GOARCH, ABIVersion: abi.Version}
+	if bi, ok := debug.ReadBuildInfo(); ok && b.Commit == "" {
 		var rev, dirty string
 		for _, s := range bi.Settings {
 			switch s.Key {
