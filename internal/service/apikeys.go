@@ -52,8 +52,8 @@ func newAPIKey() (string, error) {
 // Create makes a new key and returns it in clear, the only time it is
 // shown. A bad name is ErrInvalid, a taken one ErrExists.
 func (ks *APIKeys) Create(ctx context.Context, name string) (string, APIKeyView, error) {
-	if err := CheckAPIKeyName(name); err != nil {
-		return "", APIKeyView{}, err
+	if !instanceNameRe.MatchString(name) {
+		return "", APIKeyView{}, fmt.Errorf("%w: key name %q: want letters, digits, '.', '_' or '-'", ErrInvalid, name)
 	}
 	key, err := newAPIKey()
 	if err != nil {
