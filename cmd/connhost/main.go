@@ -68,7 +68,8 @@ func withCode(code int, err error) error { return &exitError{code: code, err: er
 type app struct {
 	stdout, stderr io.Writer
 	environ        []string
-	// userCacheDir is os.UserCacheDir in production; tests replace it.
+	// userCacheDir finds the user cache directory; nil means
+	// os.UserCacheDir.
 	userCacheDir func() (string, error)
 }
 
@@ -113,8 +114,9 @@ func newRoot(a *app) *cobra.Command {
 	return root
 }
 
-// prepare applies what every command shares: groups answer unknown
-// subcommands with a usage error, and flag value mistakes are usage errors.
+// prepare applies what every command shares: a group answers a missing or
+// unknown subcommand with a usage error, and help lists flags in the order
+// they were declared.
 func prepare(a *app, c *cobra.Command) {
 	if c.HasSubCommands() {
 		c.Args = unknownSubcommand
@@ -231,9 +233,6 @@ func helpCommand(a *app, root *cobra.Command) *cobra.Command {
 // leaf is a command that runs: use is its synopsis ("run FILE.wasm
 // COMMAND"), long its description.
 func leaf(use, short, long string) *cobra.Command {
-	if long == "" {
-		long = short
-	}
 	return &cobra.Command{Use: use, Short: short, Long: long, Args: cobra.ArbitraryArgs}
 }
 
