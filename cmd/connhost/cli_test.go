@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -424,4 +425,37 @@ func newHTTPServer(t *testing.T, h http.Handler) string {
 	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
 	return ts.URL
+}
+
+// TestEnvParams: how CONNHOST_PARAM_ variables map to a plugin's params.
+func TestEnvParams(t *testing.T) {
+	m := &abi.Manifest{Name: "p", Params: []abi.Param{{Name: "url"}, {Name: "api_key"}, {Name: "apiKey"}, {Name: "apikey"}, {Name: "x.y-z"}}}
+	tests := []struct {
+		name    string
+		environ []string
+		want    map[string]string
+		wantErr string
+	}{
+		{"upper-cased name", []string{"CONNHOST_PARAM_URL=u"}, map[string]string{"url": "u"}, ""},
+		{"other characters as _", []string{"CONNHOST_PARAM_API_KEY=k", "CONNHOST_PARAM_X_Y_Z=1"}, map[string]string{"api_key": "k", "x.y-z": "1"}, ""},
+		{"value with =", []string{"CONNHOST_PARAM_URL=http://h/?a=b"}, map[string]string{"url": "http://h/?a=b"}, ""},
+		{"other variables ignored", []string{"CONNHOST_LOG_LEVEL=debug", "PARAM_URL=x", "HOME=/h"}, map[string]string{}, ""},
+		{"unknown", []string{"CONNHOST_PARAM_TOKEN=t", "CONNHOST_PARAM_URL=u"}, nil, "CONNHOST_PARAM_TOKEN: no such param of plugin p (it takes CONNHOST_PARAM_APIKEY, CONNHOST_PARAM_API_KEY, CONNHOST_PARAM_URL, CONNHOST_PARAM_X_Y_Z)"},
+		{"not upper-cased", []string{"CONNHOST_PARAM_url=u"}, nil, "CONNHOST_PARAM_url: no such param"},
+		{"ambiguous", []string{"CONNHOST_PARAM_APIKEY=k"}, nil, "CONNHOST_PARAM_APIKEY is ambiguous: params apiKey and apikey"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := envParams(m, tt.environ)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !maps.Equal(got, tt.want) {
+				t.Fatalf("got %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
 }

@@ -260,11 +260,12 @@ func paramEnvName(name string) string {
 }
 
 // envParams reads the CONNHOST_PARAM_ variables. One that names no param
-// of the plugin is an error, as an undeclared --param is.
+// of the plugin is an error, as an undeclared --param is, and so is one
+// that names two params (apiKey and apikey are both CONNHOST_PARAM_APIKEY).
 func envParams(m *abi.Manifest, environ []string) (map[string]string, error) {
-	byEnv := map[string]string{}
+	byEnv := map[string][]string{}
 	for _, p := range m.Params {
-		byEnv[paramEnvName(p.Name)] = p.Name
+		byEnv[paramEnvName(p.Name)] = append(byEnv[paramEnvName(p.Name)], p.Name)
 	}
 	out := map[string]string{}
 	var unknown []string
@@ -273,12 +274,15 @@ func envParams(m *abi.Manifest, environ []string) (map[string]string, error) {
 		if !strings.HasPrefix(k, paramEnvPrefix) {
 			continue
 		}
-		name, ok := byEnv[k]
-		if !ok {
+		names, ok := byEnv[k]
+		switch {
+		case !ok:
 			unknown = append(unknown, k)
 			continue
+		case len(names) > 1:
+			return nil, fmt.Errorf("%s is ambiguous: params %s of plugin %s both map to it; give them by --param-file", k, strings.Join(names, " and "), m.Name)
 		}
-		out[name] = v
+		out[names[0]] = v
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
