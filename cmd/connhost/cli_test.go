@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/connhost/connhost/abi"
@@ -370,7 +372,16 @@ func TestRunParamSources(t *testing.T) {
 	}
 	const key = "td-secret-5c4b3a"
 	srv := tdserver.New(key)
-	ts := newHTTPServer(t, srv)
+	// While the plugin calls TicketDesk, the runner's process is alive:
+	// the handler reads its command line as ps would (/proc on Linux).
+	var pid atomic.Int64
+	var seen atomic.Value // string: the last command line read
+	ts := newHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid.Load())); err == nil {
+			seen.Store(string(b))
+		}
+		srv.ServeHTTP(w, r)
+	}))
 	paramFile := func(apiKey string) string {
 		b, _ := json.Marshal(map[string]any{"url": ts, "api_key": apiKey})
 		return writeTemp(t, "params.json", string(b))
@@ -402,15 +413,33 @@ func TestRunParamSources(t *testing.T) {
 			cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + cmd.Dir, "CONNHOST_CACHE_DIR=" + cacheDir}, tt.env...)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			_ = cmd.Run()
+			seen.Store("")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			pid.Store(int64(cmd.Process.Pid))
+			_ = cmd.Wait()
 			r := result{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
 			check(t, r, tt.code, nil, tt.inStderr)
 			if tt.code == exitOK && !strings.Contains(r.stdout, "ok") {
 				t.Fatalf("test-module did not pass: %v", r)
 			}
-			// What ps shows is the process's argv.
-			if tt.name != "--param over environment" && slices.ContainsFunc(cmd.Args, func(a string) bool { return strings.Contains(a, key) }) {
+			cmdline := seen.Load().(string)
+			if tt.name == "--param over environment" {
+				// The one case that puts the secret in argv: the check sees it.
+				if runtime.GOOS == "linux" && !strings.Contains(cmdline, key) {
+					t.Fatalf("the command line read while the plugin ran lacks the --param secret: %q", cmdline)
+				}
+				return
+			}
+			if slices.ContainsFunc(cmd.Args, func(a string) bool { return strings.Contains(a, key) }) {
 				t.Fatalf("the secret is on the command line: %q", cmd.Args)
+			}
+			if runtime.GOOS == "linux" && tt.code != exitUsage && !strings.Contains(cmdline, "test-module") {
+				t.Fatalf("the process's command line was not read while the plugin ran: %q", cmdline)
+			}
+			if strings.Contains(cmdline, key) {
+				t.Fatalf("ps shows the secret: %q", cmdline)
 			}
 			if strings.Contains(r.stdout+r.stderr, key) {
 				t.Fatalf("the secret was printed: %v", r)
