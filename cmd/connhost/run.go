@@ -22,10 +22,6 @@ import (
 	"github.com/connhost/connhost/internal/config"
 )
 
-// paramEnvPrefix starts the environment variables that give `connhost run`
-// instance params: CONNHOST_PARAM_API_KEY sets api_key.
-const paramEnvPrefix = config.EnvParamPrefix
-
 // secretMask replaces secret parameter values wherever the runner echoes
 // parameters.
 const secretMask = "********"
@@ -49,8 +45,8 @@ func runCommand(a *app) *cobra.Command {
 		"Loads the plugin, validates its params and the command's arguments against its manifest, runs\n"+
 			"COMMAND in the sandbox on a temporary in-memory store and prints the result and its side effects.\n\n"+
 			"Params come from, in rising precedence: --param-file (a JSON object of NAME: VALUE), environment\n"+
-			"variables "+paramEnvPrefix+"<NAME> (NAME upper-cased, other characters than letters and digits\n"+
-			"as _: "+paramEnvPrefix+"API_KEY sets api_key), and --param NAME=VALUE. Give secrets by file or\n"+
+			"variables "+config.EnvParamPrefix+"<NAME> (NAME upper-cased, other characters than letters and digits\n"+
+			"as _: "+config.EnvParamPrefix+"API_KEY sets api_key), and --param NAME=VALUE. Give secrets by file or\n"+
 			"environment: the command line of a process is visible to every user of the machine (ps).\n\n"+
 			"Compiled plugins are cached in connhost/ under the user cache directory (e.g. ~/.cache/connhost)\n"+
 			"unless --cache-dir says otherwise.\n\n"+
@@ -58,7 +54,7 @@ func runCommand(a *app) *cobra.Command {
 	f := c.Flags()
 	o := runFlags{
 		paramFile: f.String("param-file", "", "instance params from a JSON object in `FILE` (for secrets: not in argv)"),
-		params:    f.StringArray("param", nil, "instance param `NAME=VALUE` (repeatable; visible in ps: give secrets by --param-file or "+paramEnvPrefix+"<NAME>)"),
+		params:    f.StringArray("param", nil, "instance param `NAME=VALUE` (repeatable; visible in ps: give secrets by --param-file or "+config.EnvParamPrefix+"<NAME>)"),
 		args:      f.StringArray("arg", nil, "command argument `NAME=VALUE` (repeatable; overrides --args-json keys)"),
 		argsJSON:  f.String("args-json", "", "command arguments as a JSON object"),
 		asJSON:    f.Bool("json", false, "print only the raw JSON result"),
@@ -256,7 +252,7 @@ func paramEnvName(name string) string {
 			b[i] = '_'
 		}
 	}
-	return paramEnvPrefix + string(b)
+	return config.EnvParamPrefix + string(b)
 }
 
 // envParams reads the CONNHOST_PARAM_ variables. One that names no param
@@ -271,7 +267,7 @@ func envParams(m *abi.Manifest, environ []string) (map[string]string, error) {
 	var unknown []string
 	for _, kv := range environ {
 		k, v, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(k, paramEnvPrefix) {
+		if !strings.HasPrefix(k, config.EnvParamPrefix) {
 			continue
 		}
 		names, ok := byEnv[k]
