@@ -6,6 +6,9 @@ GO       ?= go
 BIN      := bin
 CONNHOST := $(BIN)/connhost
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+# The commit `connhost --version` names; set here because GOFLAGS may carry
+# -buildvcs=false, which leaves it out of the build info.
+COMMIT   ?= $(shell c=$$(git rev-parse HEAD 2>/dev/null) && { git diff --quiet HEAD || c=$$c-dirty; echo $$c; })
 
 # One build configuration for everything: the binary, the plugins, the
 # guests the tests build and the test binaries themselves, so each package
@@ -23,7 +26,7 @@ GO_PLUGIN_PKGS := $(foreach n,$(PLUGIN_NAMES),$(if $(shell grep -ls '^package ma
 .PHONY: build plugins test test-race bench run run-local lint clean
 
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(CONNHOST) ./cmd/connhost
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(CONNHOST) ./cmd/connhost
 
 # Each plugin: <name>.wat → wat2wasm, else a Go main package → wasip1
 # c-shared (a WASI reactor); then `connhost plugin pack` embeds the manifest.
@@ -72,7 +75,8 @@ run: plugins
 # (cmd/tdserver) and the ticketdesk plugin run against it, command by command.
 TD_ADDR ?= 127.0.0.1:8081
 TD_KEY  ?= demo-key
-TD_RUN  := $(CONNHOST) run $(BIN)/plugins/ticketdesk.wasm --param url=http://$(TD_ADDR) --param api_key=$(TD_KEY)
+# The API key goes by environment, as secrets should: argv is visible to ps.
+TD_RUN  := CONNHOST_PARAM_API_KEY=$(TD_KEY) $(CONNHOST) run $(BIN)/plugins/ticketdesk.wasm --param url=http://$(TD_ADDR)
 
 run-local: plugins
 	$(GO) build -o $(BIN)/tdserver ./cmd/tdserver

@@ -7,47 +7,70 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/connhost/connhost/internal/config"
 	"github.com/connhost/connhost/internal/service"
 )
 
-func apikeyCommand() *command {
-	return &command{name: "apikey", summary: "create, list and revoke API keys (server stopped)", sub: []*command{
-		{name: "create", summary: "create an API key and print it once", run: runAPIKeyCreate},
-		{name: "list", summary: "list API keys (never the keys themselves)", run: runAPIKeyList},
-		{name: "revoke", summary: "revoke an API key by id", run: runAPIKeyRevoke},
-	}}
+func apikeyCommand(a *app) *cobra.Command {
+	return group(a, "apikey", "create, list and revoke API keys (server stopped)",
+		apikeyCreateCommand(a),
+		apikeyListCommand(a),
+		apikeyRevokeCommand(a),
+	)
 }
+
+// apikeyOptions are the configuration options of the apikey commands: the
+// store and its secrets key.
+var apikeyOptions = []string{"log", "data_dir", "secrets"}
 
 // apikeyNote explains why these commands need the server stopped.
 const apikeyNote = "Opens the store in --data-dir directly, so it runs while `connhost serve` is stopped\n" +
 	"(a running server holds the store's lock and this command fails with \"data dir in use\");\n" +
 	"while it runs, an admin key manages keys over the API: GET, POST /api/v1/apikeys, DELETE /api/v1/apikeys/{id}."
 
-func runAPIKeyCreate(ctx context.Context, a *app, args []string) error {
-	fs := newFlags(a, "connhost apikey create", "--name NAME [--role ROLE] [--expires WHEN] [flags]",
+func apikeyCreateCommand(a *app) *cobra.Command {
+	c := leaf("create --name NAME [--role ROLE] [--expires WHEN]", "create an API key and print it once",
 		"Creates an API key and prints it to stdout, the only time it is shown.\n"+
 			"Roles: read (GET requests only), operator (also commands, fetches, incidents, entries, mirroring),\n"+
 			"admin (everything: plugins, instances, users, API keys).\n"+apikeyNote)
-	name := fs.String("name", "", "name of the key, e.g. the client that uses it (required)")
-	role := fs.String("role", string(service.RoleAdmin), "what the key may do: read, operator or admin")
-	expires := fs.String("expires", "", "when the key stops working: a duration from now (720h) or an RFC 3339 time; empty means never")
-	config.RegisterFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
+	name := c.Flags().String("name", "", "name of the key, e.g. the client that uses it (required)")
+	role := c.Flags().String("role", string(service.RoleAdmin), "what the key may do: read, operator or admin")
+	expires := c.Flags().String("expires", "", "when the key stops working: a duration from now (720h) or an RFC 3339 time; empty means never")
+	config.RegisterFlags(c.Flags(), apikeyOptions...)
+	c.ValidArgsFunction = cobra.NoFileCompletions
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if *name == "" || len(args) != 0 {
+			return argsErr("apikey create: want --name NAME and no arguments")
+		}
+		return runAPIKeyCreate(c.Context(), a, c.Flags(), *name, *role, *expires)
 	}
-	if *name == "" || fs.NArg() != 0 {
-		return usageErr("apikey create: want --name NAME and no arguments")
+	return c
+}
+
+func runAPIKeyCreate(ctx context.Context, a *app, fs *pflag.FlagSet, name, role, expires string) error {
+	if err := service.CheckAPIKeyName(name); err != nil {
+		return withCode(exitUsage, fmt.Errorf("apikey create: %w", err))
 	}
-	spec := service.APIKeySpec{Name: *name, Role: service.Role(*role)}
-	if *expires != "" {
-		at, err := parseExpiry(*expires, time.Now())
+	r, err := service.ParseRole(role)
+	if err != nil {
+		return withCode(exitUsage, fmt.Errorf("apikey create: --role: %w", err))
+	}
+	spec := service.APIKeySpec{Name: name, Role: r}
+	if expires != "" {
+		at, err := parseExpiry(expires, time.Now())
 		if err != nil {
-			return usageErr("apikey create: --expires %q: %v", *expires, err)
+			return withCode(exitUsage, fmt.Errorf("apikey create: --expires %q: %w", expires, err))
 		}
 		spec.Expires = at
 	}
-	d, err := openDataDir(ctx, a, fs, true)
+	sc, err := loadStoreConfig(a, fs)
+	if err != nil {
+		return err
+	}
+	d, err := sc.open(ctx, openMode{idle: true, create: true})
 	if err != nil {
 		return err
 	}
@@ -81,17 +104,26 @@ func parseExpiry(s string, now time.Time) (time.Time, error) {
 	return t, nil
 }
 
-func runAPIKeyList(ctx context.Context, a *app, args []string) error {
-	fs := newFlags(a, "connhost apikey list", "[flags]", "Lists API keys: id, name, prefix, role, dates, revoked.\n"+apikeyNote)
-	asJSON := fs.Bool("json", false, "print JSON")
-	config.RegisterFlags(fs)
-	if err := parse(fs, args); err != nil {
+func apikeyListCommand(a *app) *cobra.Command {
+	c := leaf("list", "list API keys (never the keys themselves)", "Lists API keys: id, name, prefix, role, dates, revoked.\n"+apikeyNote)
+	asJSON := c.Flags().Bool("json", false, "print JSON")
+	config.RegisterFlags(c.Flags(), apikeyOptions...)
+	c.ValidArgsFunction = cobra.NoFileCompletions
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) != 0 {
+			return argsErr("apikey list: unexpected arguments %q", args)
+		}
+		return runAPIKeyList(c.Context(), a, c.Flags(), *asJSON)
+	}
+	return c
+}
+
+func runAPIKeyList(ctx context.Context, a *app, fs *pflag.FlagSet, asJSON bool) error {
+	sc, err := loadStoreConfig(a, fs)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 0 {
-		return usageErr("apikey list: unexpected arguments %q", fs.Args())
-	}
-	d, err := openDataDir(ctx, a, fs, true)
+	d, err := sc.open(ctx, openMode{idle: true})
 	if err != nil {
 		return err
 	}
@@ -100,7 +132,7 @@ func runAPIKeyList(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(keys)
@@ -122,23 +154,32 @@ func orDash(t time.Time) string {
 	return t.Format(time.RFC3339)
 }
 
-func runAPIKeyRevoke(ctx context.Context, a *app, args []string) error {
-	fs := newFlags(a, "connhost apikey revoke", "ID [flags]", "Revokes an API key; it stays listed.\n"+apikeyNote)
-	config.RegisterFlags(fs)
-	if err := parse(fs, args); err != nil {
+func apikeyRevokeCommand(a *app) *cobra.Command {
+	c := leaf("revoke ID", "revoke an API key by id", "Revokes an API key; it stays listed.\n"+apikeyNote)
+	config.RegisterFlags(c.Flags(), apikeyOptions...)
+	c.ValidArgsFunction = cobra.NoFileCompletions
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return argsErr("apikey revoke: want the key ID (see connhost apikey list)")
+		}
+		return runAPIKeyRevoke(c.Context(), a, c.Flags(), args[0])
+	}
+	return c
+}
+
+func runAPIKeyRevoke(ctx context.Context, a *app, fs *pflag.FlagSet, id string) error {
+	sc, err := loadStoreConfig(a, fs)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageErr("apikey revoke: want the key ID (see connhost apikey list)")
-	}
-	d, err := openDataDir(ctx, a, fs, true)
+	d, err := sc.open(ctx, openMode{idle: true})
 	if err != nil {
 		return err
 	}
 	defer d.close(context.WithoutCancel(ctx))
-	if err := d.svc.APIKeys.Revoke(ctx, fs.Arg(0)); err != nil {
+	if err := d.svc.APIKeys.Revoke(ctx, id); err != nil {
 		return withCode(exitUsage, err)
 	}
-	fmt.Fprintf(a.stderr, "revoked API key %s\n", fs.Arg(0))
+	fmt.Fprintf(a.stderr, "revoked API key %s\n", id)
 	return nil
 }

@@ -8,43 +8,51 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/connhost/connhost/internal/bundle"
 	"github.com/connhost/connhost/internal/config"
 	"github.com/connhost/connhost/internal/service"
 	"github.com/connhost/connhost/internal/signing"
 )
 
-func bundleCommand() *command {
-	return &command{name: "bundle", summary: "pack and install plugins for air-gapped servers", sub: []*command{
-		{name: "create", summary: "pack plugins and their signatures into one file", run: runBundleCreate},
-		{name: "install", summary: "verify a bundle and install its plugins offline (server stopped)", run: runBundleInstall},
-	}}
+func bundleCommand(a *app) *cobra.Command {
+	return group(a, "bundle", "pack and install plugins for air-gapped servers",
+		bundleCreateCommand(a),
+		bundleInstallCommand(a),
+	)
 }
 
-func runBundleCreate(_ context.Context, a *app, args []string) error {
-	fs := newFlags(a, "connhost bundle create", "-o FILE.chb [--key PRIV] PLUGIN.wasm...",
+func bundleCreateCommand(a *app) *cobra.Command {
+	c := leaf("create -o FILE.chb [--key PRIV] PLUGIN.wasm...", "pack plugins and their signatures into one file",
 		"Packs each PLUGIN.wasm and its PLUGIN.wasm.minisig (when present) into FILE.chb, with an index\n"+
 			"of their SHA-256 hashes, signed with --key when given. No precompiled code is included.")
-	out := fs.StringP("output", "o", "", "bundle `FILE` to write (required)")
-	keyPath := fs.String("key", "", "minisign secret key `FILE` that signs the index")
-	pwFile := passwordFlag(fs)
-	if err := parse(fs, args); err != nil {
-		return err
+	out := c.Flags().StringP("output", "o", "", "bundle `FILE` to write (required)")
+	keyPath := c.Flags().String("key", "", "minisign secret key `FILE` that signs the index")
+	pwFile := passwordFlag(c.Flags())
+	_ = c.MarkFlagFilename("output", "chb")
+	c.ValidArgsFunction = wasmFiles
+	c.RunE = func(_ *cobra.Command, args []string) error {
+		if *out == "" || len(args) == 0 {
+			return argsErr("bundle create: want -o FILE.chb and one or more PLUGIN.wasm")
+		}
+		return runBundleCreate(a, *out, *keyPath, *pwFile, args)
 	}
-	if *out == "" || fs.NArg() == 0 {
-		fs.Usage()
-		return usageErr("bundle create: want -o FILE.chb and one or more PLUGIN.wasm")
-	}
+	return c
+}
+
+func runBundleCreate(a *app, out, keyPath, pwFile string, files []string) error {
 	var key *signing.PrivateKey
-	if *keyPath != "" {
-		k, err := loadSecretKey(a, *keyPath, *pwFile)
+	if keyPath != "" {
+		k, err := loadSecretKey(a, keyPath, pwFile)
 		if err != nil {
 			return err
 		}
 		key = &k
 	}
-	inputs := make([]bundle.Input, 0, fs.NArg())
-	for _, file := range fs.Args() {
+	inputs := make([]bundle.Input, 0, len(files))
+	for _, file := range files {
 		wasm, err := os.ReadFile(file)
 		if err != nil {
 			return usageErr("bundle create: %w", err)
@@ -58,7 +66,7 @@ func runBundleCreate(_ context.Context, a *app, args []string) error {
 		}
 		inputs = append(inputs, bundle.Input{Wasm: wasm, Signature: sig})
 	}
-	tmp := *out + ".tmp"
+	tmp := out + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {
 		return fmt.Errorf("bundle create: %w", err)
@@ -72,7 +80,7 @@ func runBundleCreate(_ context.Context, a *app, args []string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("bundle create: %w", err)
 	}
-	if err := os.Rename(tmp, *out); err != nil {
+	if err := os.Rename(tmp, out); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("bundle create: %w", err)
 	}
@@ -80,40 +88,49 @@ func runBundleCreate(_ context.Context, a *app, args []string) error {
 	if key != nil {
 		signedBy = "index signed by key ID " + key.ID.String()
 	}
-	fmt.Fprintf(a.stdout, "wrote %s: %d plugins, %s\n", *out, len(inputs), signedBy)
+	fmt.Fprintf(a.stdout, "wrote %s: %d plugins, %s\n", out, len(inputs), signedBy)
 	return nil
 }
 
-func runBundleInstall(ctx context.Context, a *app, args []string) error {
-	fs := newFlags(a, "connhost bundle install", "FILE.chb [flags]",
-		"Verifies the bundle (index signature, member hashes, each plugin against the trusted keys and\n"+
-			"the downgrade check) before touching the data dir, then installs every plugin into --data-dir as\n"+
-			"`connhost plugin install` does, compiling it here. Needs no network.")
-	trusted := fs.StringArray("trusted-key", nil, "trusted minisign public key: a .pub `FILE` or the bare base64 key (repeatable)")
-	requireSigned := fs.Bool("require-signed", false, "refuse unsigned plugins (otherwise they install with a warning)")
-	config.RegisterFlags(fs)
-	if err := parse(fs, args); err != nil {
+func bundleInstallCommand(a *app) *cobra.Command {
+	c := leaf("install FILE.chb", "verify a bundle and install its plugins offline (server stopped)",
+		"Verifies the bundle (index signature, member hashes, each plugin against the trusted keys of\n"+
+			"signing.trusted_keys and the downgrade check) before touching the data dir, then installs every\n"+
+			"plugin into --data-dir as `connhost plugin install` does, compiling it here. Needs no network.\n"+apikeyNote)
+	config.RegisterFlags(c.Flags(), installOptions...)
+	// --trusted-key and --require-signed set the same policy as the
+	// signing.* options, which every other install path uses.
+	aliasFlag(a, c.Flags(), "trusted-key", "signing-trusted-keys")
+	aliasFlag(a, c.Flags(), "require-signed", "signing-require-signed")
+	_ = c.MarkFlagFilename("signing-trusted-keys", "pub")
+	c.ValidArgsFunction = func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		return []cobra.Completion{"chb"}, cobra.ShellCompDirectiveFilterFileExt
+	}
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return argsErr("bundle install: want one FILE.chb")
+		}
+		return runBundleInstall(c.Context(), a, c.Flags(), args[0])
+	}
+	return c
+}
+
+func runBundleInstall(ctx context.Context, a *app, fs *pflag.FlagSet, file string) error {
+	sc, err := loadStoreConfig(a, fs)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return usageErr("bundle install: want one FILE.chb")
-	}
-	policy, err := signing.LoadPolicy(signing.PolicyConfig{TrustedKeys: *trusted, RequireSigned: *requireSigned})
-	if err != nil {
-		return usageErr("bundle install: --trusted-key: %w", err)
-	}
-	b, err := bundle.Open(fs.Arg(0), policy)
+	b, err := bundle.Open(file, sc.policy)
 	if err != nil {
 		return fmt.Errorf("bundle install: %w", err)
 	}
-	d, err := openDataDir(ctx, a, fs, true)
+	d, err := sc.open(ctx, openMode{idle: true, create: true})
 	if err != nil {
 		return err
 	}
 	defer d.close(context.WithoutCancel(ctx))
 	for _, w := range b.Warnings {
-		d.log.Warn().Str("bundle", fs.Arg(0)).Msg(w)
+		d.log.Warn().Str("bundle", file).Msg(w)
 	}
 	// Every downgrade check passes before anything is installed.
 	for _, p := range b.Plugins {
@@ -125,7 +142,7 @@ func runBundleInstall(ctx context.Context, a *app, args []string) error {
 			return fmt.Errorf("bundle install: %w", err)
 		}
 	}
-	by := "bundle " + filepath.Base(fs.Arg(0))
+	by := "bundle " + filepath.Base(file)
 	for _, p := range b.Plugins {
 		pi, err := d.svc.Plugins.InstallVerified(ctx, p.Wasm, by)
 		switch {

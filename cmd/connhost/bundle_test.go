@@ -97,7 +97,7 @@ func TestBundleRoundTrip(t *testing.T) {
 
 	target := filepath.Join(work, "target")
 	args := []string{"bundle", "install", chb, "--data-dir", target, "--cache-dir", filepath.Join(work, "target-cache"),
-		"--trusted-key", key + ".pub", "--require-signed"}
+		"--signing-trusted-keys", key + ".pub", "--signing-require-signed"}
 	r := offline(t, args...)
 	check(t, r, exitOK, []string{"installed echo@0.1.0", "signed by key ID"}, nil)
 	// Reinstalling the same bundle is a no-op.
@@ -174,7 +174,7 @@ func TestBundleInstallRefuses(t *testing.T) {
 	}
 
 	installed := filepath.Join(work, "installed")
-	check(t, connhost(t, nil, "bundle", "install", good, "--data-dir", installed, "--trusted-key", key+".pub"), exitOK, nil, nil)
+	check(t, connhost(t, nil, "bundle", "install", good, "--data-dir", installed, "--signing-trusted-keys", key+".pub"), exitOK, nil, nil)
 
 	tests := []struct {
 		name     string
@@ -184,11 +184,16 @@ func TestBundleInstallRefuses(t *testing.T) {
 		code     int
 		inStderr []string
 	}{
-		{"downgrade", oldBundle, installed, []string{"--require-signed"}, exitFailed, []string{"downgrade refused", "0.0.9 is older than installed version 0.1.0"}},
-		{"unsigned plugin, require_signed", unsignedPlugin, "", []string{"--require-signed"}, exitFailed, []string{"unsigned and require_signed is on"}},
+		{"downgrade", oldBundle, installed, []string{"--signing-require-signed"}, exitFailed, []string{"downgrade refused", "0.0.9 is older than installed version 0.1.0"}},
+		{"unsigned plugin, require_signed", unsignedPlugin, "", []string{"--signing-require-signed"}, exitFailed, []string{"unsigned and require_signed is on"}},
 		{"index by unknown key", strangerIndex, "", nil, exitFailed, []string{"index signature", "unknown key"}},
 		{"corrupt file", corrupt, "", nil, exitFailed, []string{"bundle install"}},
-		{"no trusted key", good, "", []string{"--require-signed"}, exitFailed, []string{"unknown key"}},
+		{"no trusted key", good, "", []string{"--signing-require-signed"}, exitFailed, []string{"unknown key"}},
+		// The former flags of bundle install: hidden aliases of the signing.* options, for one release.
+		{"deprecated --require-signed", unsignedPlugin, "", []string{"--require-signed"}, exitFailed,
+			[]string{"--require-signed is deprecated", "unsigned and require_signed is on"}},
+		{"deprecated --trusted-key", good, "", []string{"--trusted-key", key + ".pub", "--require-signed"}, exitOK,
+			[]string{"--trusted-key is deprecated"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,11 +202,11 @@ func TestBundleInstallRefuses(t *testing.T) {
 				dir = filepath.Join(t.TempDir(), "data")
 			}
 			args := append([]string{"bundle", "install", tt.bundle, "--data-dir", dir}, tt.extra...)
-			if tt.name != "no trusted key" {
-				args = append(args, "--trusted-key", key+".pub")
+			if tt.name != "no trusted key" && tt.name != "deprecated --trusted-key" {
+				args = append(args, "--signing-trusted-keys", key+".pub")
 			}
 			check(t, offline(t, args...), tt.code, nil, tt.inStderr)
-			if tt.dataDir == "" {
+			if tt.dataDir == "" && tt.code != exitOK {
 				if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 					t.Errorf("a refused bundle created the data dir %s", dir)
 				}

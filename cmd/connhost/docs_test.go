@@ -10,6 +10,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -136,11 +137,14 @@ func TestDocChecker(t *testing.T) {
 		synopsis  bool
 		wantErr   string // "" for none
 	}{
-		{"connhost", "connhost plugin keygen --out k --kdf-cost interactive", false, ""},
+		{"connhost", "connhost plugin keygen -o k --kdf-cost interactive", false, ""},
 		{"connhost via bin/", "bin/connhost run x.wasm test-module --param url=$URL", false, ""},
-		{"connhost unknown flag", "connhost plugin keygen --out k --colour", false, "unknown flag: --colour"},
+		{"connhost unknown flag", "connhost plugin keygen -o k --colour", false, "unknown flag: --colour"},
 		{"connhost unknown command", "connhost plugin frobnicate", false, `unknown command "frobnicate"`},
-		{"connhost bad value", "connhost run x.wasm c --timeout soon", false, "invalid argument"},
+		{"connhost unknown command with flags", "connhost plugin frobnicate --json", false, `unknown command "frobnicate"`},
+		{"connhost deprecated flag", "connhost plugin keygen --out k", false, "--out is deprecated"},
+		{"connhost flag of another command", "connhost run x.wasm c --data-dir d", false, "unknown flag: --data-dir"},
+		{"connhost bad value", "connhost run x.wasm c --limits-call-timeout soon", false, "invalid argument"},
 		{"synopsis", "connhost apikey create --name NAME | list [--json] | revoke ID", true, ""},
 		{"synopsis unknown flag", "connhost apikey create --name NAME | list [--yaml]", true, "unknown flag: --yaml"},
 		{"go test", "go test ./internal/api -run '^$' -bench 'BenchmarkExecuteHTTP|BenchmarkCreateIncidentHTTP' -benchtime 2000x", false, ""},
@@ -312,13 +316,27 @@ func render(w *syntax.Word, vars map[string]string) string {
 }
 
 // connhost parses args with the CLI itself: --help appended makes every
-// command stop after its flags parsed, before doing anything.
+// command stop after its flags parsed, before doing anything. Words left
+// after a group's name are a misspelt command, which --help would hide, and
+// a deprecated flag is drift too.
 func (c *docChecker) connhost(args []string) error {
 	var stdout, stderr bytes.Buffer
-	code := execute(context.Background(), &app{stdout: &stdout, stderr: &stderr}, append(slices.Clone(args), "--help"))
-	if code != exitOK || !strings.Contains(stderr.String(), "usage: ") {
+	a := &app{stdout: &stdout, stderr: &stderr}
+	if cmd, rest, err := newRoot(a).Find(args); err == nil && cmd.HasSubCommands() {
+		for _, w := range rest {
+			if !strings.HasPrefix(w, "-") {
+				return fmt.Errorf("connhost %s: unknown command %q for %q", strings.Join(args, " "), w, cmd.CommandPath())
+			}
+		}
+	}
+	code := execute(context.Background(), a, append(slices.Clone(args), "--help"))
+	if code != exitOK || !strings.Contains(stdout.String(), "Usage:") {
 		msg, _, _ := strings.Cut(stderr.String(), "\n")
 		return fmt.Errorf("connhost %s: exit %d: %s", strings.Join(args, " "), code, msg)
+	}
+	if strings.Contains(stderr.String(), "deprecated") {
+		msg, _, _ := strings.Cut(stderr.String(), "\n")
+		return fmt.Errorf("connhost %s: %s", strings.Join(args, " "), msg)
 	}
 	return nil
 }
@@ -390,16 +408,11 @@ func synopsisWords(s string) []string {
 
 // commandPath is the leading words of args that name commands.
 func commandPath(args []string) []string {
-	cmd := commands()
-	var path []string
-	for _, a := range args {
-		next := find(cmd.sub, a)
-		if next == nil {
-			break
-		}
-		path, cmd = append(path, a), next
+	cmd, _, err := newRoot(&app{stdout: io.Discard, stderr: io.Discard}).Find(args)
+	if err != nil {
+		return nil
 	}
-	return path
+	return strings.Fields(cmd.CommandPath())[1:]
 }
 
 // goBuildFlags are the go test flags that are not test binary flags,

@@ -11,17 +11,12 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/internal/config"
 )
-
-func inspectCommand() *command {
-	return &command{
-		name:    "inspect",
-		summary: "print a plugin's manifest, hash and ABI compatibility",
-		run:     runInspect,
-	}
-}
 
 // inspectReport is what inspect prints; --json prints it as is.
 type inspectReport struct {
@@ -34,19 +29,33 @@ type inspectReport struct {
 	Problem    string        `json:"problem,omitempty"`
 }
 
-func runInspect(ctx context.Context, a *app, args []string) error {
-	fs := newFlags(a, "connhost plugin inspect", "FILE.wasm [--json]",
-		"Prints the plugin's manifest, SHA-256 and size, and loads it through the host runtime to\ncheck ABI compatibility (exports, imports, version). Exits 3 when it is incompatible.")
-	asJSON := fs.Bool("json", false, "print a JSON report")
-	config.RegisterFlags(fs)
-	if err := parse(fs, args); err != nil {
+func inspectCommand(a *app) *cobra.Command {
+	c := leaf("inspect FILE.wasm", "print a plugin's manifest, hash and ABI compatibility",
+		"Prints the plugin's manifest, SHA-256 and size, and loads it through the host runtime to\n"+
+			"check ABI compatibility (exports, imports, version). Exits 3 when it is incompatible.\n"+
+			"Compiled plugins are cached as by `connhost run`.")
+	asJSON := c.Flags().Bool("json", false, "print a JSON report")
+	config.RegisterFlags(c.Flags(), runtimeOptions...)
+	c.ValidArgsFunction = wasmFiles
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return argsErr("plugin inspect: want one plugin file")
+		}
+		return runInspect(c.Context(), a, c.Flags(), args[0], *asJSON)
+	}
+	return c
+}
+
+// wasmFiles completes plugin files.
+func wasmFiles(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	return []cobra.Completion{"wasm"}, cobra.ShellCompDirectiveFilterFileExt
+}
+
+func runInspect(ctx context.Context, a *app, fs *pflag.FlagSet, path string, asJSON bool) error {
+	cfg, err := loadRuntimeConfig(a, fs)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return usageErr("plugin inspect: want one plugin file")
-	}
-	path := fs.Arg(0)
 	wasm, err := os.ReadFile(path)
 	if err != nil {
 		return usageErr("plugin inspect: %w", err)
@@ -57,7 +66,7 @@ func runInspect(ctx context.Context, a *app, args []string) error {
 		rep.Manifest = m
 	}
 
-	_, _, rt, err := openRuntime(ctx, a, fs)
+	_, rt, err := openRuntime(ctx, a, cfg)
 	if err != nil {
 		return err
 	}
@@ -70,7 +79,7 @@ func runInspect(ctx context.Context, a *app, args []string) error {
 		rep.Problem = loadErr.Error()
 	}
 
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {

@@ -6,50 +6,100 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/connhost/connhost/internal/config"
 	"github.com/connhost/connhost/internal/service"
 )
 
-func installCommand() *command {
-	return &command{name: "install", summary: "install a plugin into the server's data dir (server stopped)", run: runInstall}
-}
+// installOptions are the configuration options of the commands that
+// install plugins into the data directory: storeOptions and the trust
+// policy.
+var installOptions = append(append([]string(nil), storeOptions...), "signing")
 
-func rollbackCommand() *command {
-	return &command{name: "rollback", summary: "make a plugin's previous version current again (server stopped)", run: runRollback}
-}
-
-func runInstall(ctx context.Context, a *app, args []string) error {
-	fs := newFlags(a, "connhost plugin install", "FILE.wasm... [flags]",
+func installCommand(a *app) *cobra.Command {
+	c := leaf("install FILE.wasm...", "install a plugin into the server's data dir (server stopped)",
 		"Verifies (trust policy signing.*, with FILE.wasm.minisig when present, and the downgrade check),\n"+
 			"compiles and stores plugins in --data-dir, as POST /api/v1/plugins does, and makes each the current\n"+
 			"version: instances that follow the latest run it from the next `connhost serve`. Installing an\n"+
 			"installed file again makes it current; other content under an installed name and version is refused.\n"+apikeyNote)
-	force := fs.Bool("force", false, "switch instances whose params do not fit the new manifest")
-	verify := fs.Bool("verify-instances", false, "run test-module on every enabled instance that follows the latest; any failure keeps the old version")
-	config.RegisterFlags(fs)
-	if err := parse(fs, args); err != nil {
+	force := c.Flags().Bool("force", false, "switch instances whose params do not fit the new manifest")
+	verify := c.Flags().Bool("verify-instances", false, "run test-module on every enabled instance that follows the latest; any failure keeps the old version")
+	config.RegisterFlags(c.Flags(), installOptions...)
+	c.ValidArgsFunction = wasmFiles
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return argsErr("plugin install: want one or more FILE.wasm")
+		}
+		return runInstall(c.Context(), a, c.Flags(), args, *force, *verify)
+	}
+	return c
+}
+
+func rollbackCommand(a *app) *cobra.Command {
+	c := leaf("rollback NAME", "make a plugin's previous version current again (server stopped)",
+		"Makes the version that was current before the current one current again in --data-dir; instances\n"+
+			"that follow the latest run it from the next `connhost serve` (POST /api/v1/plugins/NAME/rollback\n"+
+			"does the same on a running server, switching them at once).")
+	force := c.Flags().Bool("force", false, "switch instances whose params do not fit the previous manifest")
+	verify := c.Flags().Bool("verify-instances", false, "run test-module on every enabled instance that follows the latest first")
+	config.RegisterFlags(c.Flags(), storeOptions...)
+	c.ValidArgsFunction = cobra.NoFileCompletions
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return argsErr("plugin rollback: want one plugin NAME")
+		}
+		return runRollback(c.Context(), a, c.Flags(), args[0], *force, *verify)
+	}
+	return c
+}
+
+// pluginFile is a plugin file read for install, with its signature.
+type pluginFile struct {
+	path      string
+	wasm, sig []byte
+}
+
+// readPlugins reads every file and signature and checks each plugin as
+// the runtime will (precheck), before anything is opened or created.
+func readPlugins(ctx context.Context, cfg *config.Config, files []string) ([]pluginFile, error) {
+	out := make([]pluginFile, 0, len(files))
+	for _, file := range files {
+		wasm, err := os.ReadFile(file)
+		if err != nil {
+			return nil, usageErr("plugin install: %w", err)
+		}
+		if _, err := precheck(ctx, cfg, file, wasm); err != nil {
+			return nil, err
+		}
+		sig, err := os.ReadFile(file + ".minisig")
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("plugin %s: %w", file, err)
+		}
+		out = append(out, pluginFile{path: file, wasm: wasm, sig: sig})
+	}
+	return out, nil
+}
+
+func runInstall(ctx context.Context, a *app, fs *pflag.FlagSet, files []string, force, verify bool) error {
+	sc, err := loadStoreConfig(a, fs)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
-		return usageErr("plugin install: want one or more FILE.wasm")
+	plugins, err := readPlugins(ctx, sc.cfg, files)
+	if err != nil {
+		return err
 	}
-	d, err := openDataDir(ctx, a, fs, true)
+	d, err := sc.open(ctx, openMode{idle: true, create: true})
 	if err != nil {
 		return err
 	}
 	defer d.close(context.WithoutCancel(ctx))
-	for _, file := range fs.Args() {
-		wasm, err := os.ReadFile(file)
+	for _, pf := range plugins {
+		res, err := d.svc.Plugins.Install(ctx, service.InstallRequest{Wasm: pf.wasm, Signature: pf.sig, By: "cli", Force: force, VerifyInstances: verify})
 		if err != nil {
-			return usageErr("plugin install: %w", err)
-		}
-		sig, err := os.ReadFile(file + ".minisig")
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("plugin %s: %w", file, err)
-		}
-		res, err := d.svc.Plugins.Install(ctx, service.InstallRequest{Wasm: wasm, Signature: sig, By: "cli", Force: *force, VerifyInstances: *verify})
-		if err != nil {
-			return installErr(file, err)
+			return installErr(pf.path, err)
 		}
 		how := "unsigned"
 		if res.Signed {
@@ -72,26 +122,17 @@ func installErr(file string, err error) error {
 	return fmt.Errorf("plugin %s: %w", file, err)
 }
 
-func runRollback(ctx context.Context, a *app, args []string) error {
-	fs := newFlags(a, "connhost plugin rollback", "NAME [flags]",
-		"Makes the version that was current before the current one current again in --data-dir; instances\n"+
-			"that follow the latest run it from the next `connhost serve` (POST /api/v1/plugins/NAME/rollback\n"+
-			"does the same on a running server, switching them at once).")
-	force := fs.Bool("force", false, "switch instances whose params do not fit the previous manifest")
-	verify := fs.Bool("verify-instances", false, "run test-module on every enabled instance that follows the latest first")
-	config.RegisterFlags(fs)
-	if err := parse(fs, args); err != nil {
+func runRollback(ctx context.Context, a *app, fs *pflag.FlagSet, name string, force, verify bool) error {
+	sc, err := loadStoreConfig(a, fs)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageErr("plugin rollback: want one plugin NAME")
-	}
-	d, err := openDataDir(ctx, a, fs, true)
+	d, err := sc.open(ctx, openMode{idle: true})
 	if err != nil {
 		return err
 	}
 	defer d.close(context.WithoutCancel(ctx))
-	res, err := d.svc.Plugins.Rollback(ctx, fs.Arg(0), service.SwitchOptions{By: "cli", Force: *force, VerifyInstances: *verify})
+	res, err := d.svc.Plugins.Rollback(ctx, name, service.SwitchOptions{By: "cli", Force: force, VerifyInstances: verify})
 	switch {
 	case errors.Is(err, service.ErrNotFound), errors.Is(err, service.ErrConflict):
 		return withCode(exitUsage, fmt.Errorf("plugin rollback: %w", err))

@@ -146,6 +146,8 @@ func writeTemp(t *testing.T, name, text string) string {
 	return path
 }
 
+// TestDispatch: help goes to stdout with exit 0, usage errors to stderr
+// with exit 2 and nothing on stdout.
 func TestDispatch(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -155,18 +157,35 @@ func TestDispatch(t *testing.T) {
 		inStderr []string
 	}{
 		{"version", []string{"version"}, exitOK, []string{"connhost ", "ABI v1"}, nil},
-		{"version help", []string{"version", "--help"}, exitOK, nil, []string{"usage: connhost version"}},
-		{"version argument", []string{"version", "x"}, exitUsage, nil, []string{"no arguments"}},
-		{"no command", nil, exitUsage, nil, []string{"usage: connhost <command>", "plugin", "run"}},
-		{"unknown command", []string{"serv"}, exitUsage, nil, []string{`unknown command "serv"`}},
-		{"unknown plugin command", []string{"plugin", "instal"}, exitUsage, nil, []string{`unknown command "instal" for connhost plugin`}},
-		{"help", []string{"plugin", "--help"}, exitOK, nil, []string{"inspect", "pack"}},
-		{"run help", []string{"run", "--help"}, exitOK, nil, []string{"--param", "--log-level", "--limits-call-timeout"}},
-		{"bad flag", []string{"run", "--nope"}, exitUsage, nil, []string{"unknown flag: --nope"}},
+		{"--help", []string{"--help"}, exitOK, []string{"Usage:", "connhost [command]", "plugin", "run", "completion"}, nil},
+		{"-h", []string{"-h"}, exitOK, []string{"Usage:", "connhost [command]"}, nil},
+		{"help", []string{"help"}, exitOK, []string{"Usage:", "connhost [command]"}, nil},
+		{"help command", []string{"help", "run"}, exitOK, []string{"Usage:", "connhost run FILE.wasm COMMAND"}, nil},
+		{"help nested command", []string{"help", "plugin", "keygen"}, exitOK, []string{"connhost plugin keygen -o PREFIX"}, nil},
+		{"version help", []string{"version", "--help"}, exitOK, []string{"Usage:", "connhost version"}, nil},
+		{"group help", []string{"plugin", "--help"}, exitOK, []string{"inspect", "pack"}, nil},
+		{"run help", []string{"run", "--help"}, exitOK, []string{"--param", "--param-file", "--log-level", "--limits-call-timeout"}, nil},
+		{"leaf -h", []string{"bundle", "install", "-h"}, exitOK, []string{"connhost bundle install FILE.chb"}, nil},
+		{"version argument", []string{"version", "x"}, exitUsage, nil, []string{"no arguments", "Run 'connhost version --help'"}},
+		{"no command", nil, exitUsage, nil, []string{"Usage:", "connhost [command]", "plugin", "run"}},
+		{"group without command", []string{"apikey"}, exitUsage, nil, []string{"create", "want a command"}},
+		{"unknown command", []string{"serv"}, exitUsage, nil, []string{`unknown command "serv" for "connhost" (did you mean serve?)`}},
+		{"unknown plugin command", []string{"plugin", "instal"}, exitUsage, nil, []string{`unknown command "instal" for "connhost plugin"`}},
+		{"unknown help topic", []string{"help", "frobnicate"}, exitUsage, nil, []string{`help: unknown command "frobnicate"`}},
+		{"bad flag", []string{"run", "--nope"}, exitUsage, nil, []string{"unknown flag: --nope", "Run 'connhost run --help' for usage."}},
+		{"bad flag value", []string{"run", "x.wasm", "c", "--limits-call-timeout", "soon"}, exitUsage, nil, []string{"invalid argument"}},
+		{"missing arguments", []string{"run", "x.wasm"}, exitUsage, nil, []string{"want FILE.wasm and COMMAND"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			check(t, connhost(t, nil, tt.args...), tt.code, tt.inStdout, tt.inStderr)
+			r := connhost(t, nil, tt.args...)
+			check(t, r, tt.code, tt.inStdout, tt.inStderr)
+			if tt.code == exitOK && r.stderr != "" {
+				t.Errorf("stderr not empty: %v", r)
+			}
+			if tt.code == exitUsage && r.stdout != "" {
+				t.Errorf("stdout not empty on a usage error: %v", r)
+			}
 		})
 	}
 }
@@ -317,7 +336,7 @@ func TestRun(t *testing.T) {
 			exitUsage, nil, []string{"--args-json: want a JSON object"}},
 		{"command fails", nil, []string{"fail", "--param", "token=" + secret},
 			exitFailed, nil, []string{"error: failed: boom: remote said no", "command fail"}},
-		{"timeout", nil, []string{"spin", "--param", "token=x", "--timeout", "300ms"},
+		{"timeout", nil, []string{"spin", "--param", "token=x", "--limits-call-timeout", "300ms"},
 			exitFailed, nil, []string{"error: timeout"}},
 		{"config timeout from env", []string{"CONNHOST_LIMITS_CALL_TIMEOUT=300ms"}, []string{"spin", "--param", "token=x"},
 			exitFailed, nil, []string{"error: timeout"}},

@@ -5,33 +5,34 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/spf13/cobra"
+
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
 )
 
-func packCommand() *command {
-	return &command{
-		name:    "pack",
-		summary: "validate a manifest and embed it into a built module",
-		run:     runPack,
+func packCommand(a *app) *cobra.Command {
+	c := leaf("pack --manifest manifest.json -o OUT.wasm IN.wasm", "validate a manifest and embed it into a built module",
+		"Validates the manifest as the host does (SPEC §7: exact keys, size caps, egress, ...), checks the\n"+
+			"module against the default module limits and ABI v1 imports (SPEC §8), and writes IN.wasm with\n"+
+			"the manifest in its "+abi.ManifestSection+" custom section to OUT.wasm, replacing any earlier\n"+
+			"manifest. Exits 3 when the module is beyond the limits.")
+	manifestPath := c.Flags().String("manifest", "manifest.json", "manifest JSON `FILE`")
+	out := c.Flags().StringP("output", "o", "", "output .wasm `FILE` (required)")
+	_ = c.MarkFlagFilename("manifest", "json")
+	_ = c.MarkFlagFilename("output", "wasm")
+	c.ValidArgsFunction = wasmFiles
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) != 1 || *out == "" {
+			return argsErr("plugin pack: want one input module and -o OUT.wasm")
+		}
+		return runPack(c.Context(), a, args[0], *manifestPath, *out)
 	}
+	return c
 }
 
-func runPack(ctx context.Context, a *app, args []string) error {
-	const synopsis = "--manifest manifest.json -o OUT.wasm IN.wasm"
-	fs := newFlags(a, "connhost plugin pack", synopsis,
-		"Validates the manifest as the host does (SPEC §7: exact keys, size caps, egress, ...), checks the module against the\ndefault module limits and ABI v1 imports (SPEC §8), and writes IN.wasm with the manifest in its "+abi.ManifestSection+"\ncustom section to OUT.wasm, replacing any earlier manifest. Exits 3 when the module is beyond the limits.")
-	manifestPath := fs.String("manifest", "manifest.json", "manifest JSON file")
-	out := fs.StringP("output", "o", "", "output .wasm file (required)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 || *out == "" {
-		fs.Usage()
-		return usageErr("plugin pack: want one input module and -o OUT.wasm")
-	}
-	in := fs.Arg(0)
-	m, err := readManifestFile(*manifestPath)
+func runPack(ctx context.Context, a *app, in, manifestPath, out string) error {
+	m, err := readManifestFile(manifestPath)
 	if err != nil {
 		return usageErr("plugin pack: %w", err)
 	}
@@ -48,10 +49,10 @@ func runPack(ctx context.Context, a *app, args []string) error {
 	if err := host.CheckModule(ctx, packed, host.ModuleLimits{}); err != nil {
 		return withCode(exitIncompatible, fmt.Errorf("plugin pack: %s: %w", in, err))
 	}
-	if err := writeFileAtomic(*out, packed); err != nil {
+	if err := writeFileAtomic(out, packed); err != nil {
 		return fmt.Errorf("plugin pack: %w", err)
 	}
-	fmt.Fprintf(a.stderr, "packed %s@%s into %s (%d bytes)\n", m.Name, m.Version, *out, len(packed))
+	fmt.Fprintf(a.stderr, "packed %s@%s into %s (%d bytes)\n", m.Name, m.Version, out, len(packed))
 	return nil
 }
 

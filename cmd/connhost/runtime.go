@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/pflag"
@@ -12,22 +13,41 @@ import (
 	"github.com/connhost/connhost/internal/config"
 )
 
-// openRuntime loads the configuration (flags of fs over environment over
-// file over defaults) and starts a host runtime with its compilation cache.
-func openRuntime(ctx context.Context, a *app, fs *pflag.FlagSet) (*config.Config, zerolog.Logger, *host.Runtime, error) {
-	cfg, err := config.Load(fs, a.environ)
+// runtimeOptions are the configuration options of the commands that load
+// plugins without a data directory (run, plugin inspect).
+var runtimeOptions = []string{"log", "cache_dir", "limits"}
+
+// loadRuntimeConfig loads the configuration (flags of fs over environment
+// over file over defaults) of a command without a data directory: an empty
+// cache_dir means connhost/ in the user's cache directory, never ./data.
+func loadRuntimeConfig(a *app, fs *pflag.FlagSet) (*config.Config, error) {
+	cfg, err := config.LoadWith(fs, a.environ, config.LoadOptions{
+		CacheDir: func() (string, error) {
+			dir, err := a.userCacheDir()
+			if err != nil {
+				return "", fmt.Errorf("no user cache directory (%w); set --cache-dir", err)
+			}
+			return filepath.Join(dir, "connhost"), nil
+		},
+	})
 	if err != nil {
-		return nil, zerolog.Nop(), nil, withCode(exitUsage, err)
+		return nil, withCode(exitUsage, err)
 	}
+	return cfg, nil
+}
+
+// openRuntime starts a host runtime with its compilation cache, creating
+// the cache directory.
+func openRuntime(ctx context.Context, a *app, cfg *config.Config) (zerolog.Logger, *host.Runtime, error) {
 	log := cfg.Log.Logger(a.stderr)
 	if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
-		return nil, log, nil, fmt.Errorf("compilation cache %s: %w", cfg.CacheDir, err)
+		return log, nil, fmt.Errorf("compilation cache %s: %w", cfg.CacheDir, err)
 	}
 	rt, err := host.NewRuntime(ctx, runtimeConfig(cfg, log))
 	if err != nil {
-		return nil, log, nil, fmt.Errorf("starting runtime: %w", err)
+		return log, nil, fmt.Errorf("starting runtime: %w", err)
 	}
-	return cfg, log, rt, nil
+	return log, rt, nil
 }
 
 // runtimeConfig turns the configuration into the host runtime's.

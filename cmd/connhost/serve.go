@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/connhost/connhost/host"
@@ -24,13 +26,9 @@ import (
 	"github.com/connhost/connhost/internal/store"
 )
 
-func serveCommand() *command {
-	return &command{
-		name:    "serve",
-		summary: "run the connhost server: HTTP API, store and connector instances",
-		run:     runServe,
-	}
-}
+// storeOptions are the configuration options of the commands that open
+// the data directory (serve takes every option).
+var storeOptions = []string{"log", "data_dir", "cache_dir", "limits", "secrets"}
 
 // dataDir is an opened data directory: the store, the secrets key, the
 // runtime and the service over them.
@@ -42,27 +40,77 @@ type dataDir struct {
 	svc *service.Service
 }
 
-// openDataDir loads the configuration from fs and opens the data directory.
-// idle leaves the enabled instances stopped (maintenance commands). The
-// badger lock makes a second process fail here with a clear message.
-func openDataDir(ctx context.Context, a *app, fs *pflag.FlagSet, idle bool) (*dataDir, error) {
+// storeConfig is a validated configuration for opening the data directory.
+// Loading it checks everything that can be checked without the store and
+// creates nothing, so a command refused for bad input leaves no data
+// directory or secret.key behind.
+type storeConfig struct {
+	cfg    *config.Config
+	log    zerolog.Logger
+	policy *signing.Policy
+	envKey []byte // CONNHOST_SECRET_KEY, when set
+}
+
+// loadStoreConfig loads the configuration from fs and the environment and
+// validates it, the trust policy and CONNHOST_SECRET_KEY.
+func loadStoreConfig(a *app, fs *pflag.FlagSet) (*storeConfig, error) {
 	cfg, err := config.Load(fs, a.environ)
 	if err != nil {
 		return nil, withCode(exitUsage, err)
 	}
-	log := cfg.Log.Logger(a.stderr)
+	policy, err := signing.LoadPolicy(signing.PolicyConfig{TrustedKeys: cfg.Signing.TrustedKeys, RequireSigned: cfg.Signing.RequireSigned})
+	if err != nil {
+		return nil, withCode(exitUsage, fmt.Errorf("signing.trusted_keys: %w", err))
+	}
+	sc := &storeConfig{cfg: cfg, log: cfg.Log.Logger(a.stderr), policy: policy}
+	if v, ok := lookupEnv(a.environ, config.EnvSecretKey); ok {
+		if sc.envKey, err = secrets.ParseKey(v); err != nil {
+			return nil, withCode(exitUsage, fmt.Errorf("%s: %w", config.EnvSecretKey, err))
+		}
+	}
+	return sc, nil
+}
+
+// openMode says how a command opens the data directory.
+type openMode struct {
+	// idle leaves the enabled instances stopped (maintenance commands).
+	idle bool
+	// create makes the data directory, its secret.key and store when they
+	// do not exist; without it a missing store is a usage error, so that a
+	// mistyped --data-dir is not silently created.
+	create bool
+}
+
+// open opens the data directory. The badger lock makes a second process
+// fail here with a clear message.
+func (sc *storeConfig) open(ctx context.Context, mode openMode) (*dataDir, error) {
+	cfg, log := sc.cfg, sc.log
+	dbDir := filepath.Join(cfg.DataDir, "db")
+	if !mode.create {
+		if _, err := os.Stat(dbDir); errors.Is(err, fs.ErrNotExist) {
+			return nil, withCode(exitUsage, fmt.Errorf("data dir %s holds no store (wrong --data-dir? nothing has been installed or served there)", cfg.DataDir))
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
-	key, err := secretKey(cfg, a.environ, log)
-	if err != nil {
-		return nil, err
+	key := sc.envKey
+	if key == nil {
+		k, created, err := secrets.LoadOrCreateKeyFile(cfg.Secrets.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("secrets.key_file: %w", err)
+		}
+		if created {
+			log.Warn().Str("file", cfg.Secrets.KeyFile).
+				Msg("generated a new secret key; back this file up: without it the secret params of every instance are lost")
+		}
+		key = k
 	}
 	box, err := secrets.New(key)
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "db"), store.Options{Logger: &log})
+	st, err := store.Open(ctx, dbDir, store.Options{Logger: &log})
 	if err != nil {
 		if strings.Contains(err.Error(), "Another process is using this Badger database") {
 			return nil, fmt.Errorf("data dir %s is in use by another connhost process (a running `connhost serve`?); stop it first", cfg.DataDir)
@@ -74,14 +122,8 @@ func openDataDir(ctx context.Context, a *app, fs *pflag.FlagSet, idle bool) (*da
 		_ = st.Close()
 		return nil, fmt.Errorf("starting runtime: %w", err)
 	}
-	policy, err := signing.LoadPolicy(signing.PolicyConfig{TrustedKeys: cfg.Signing.TrustedKeys, RequireSigned: cfg.Signing.RequireSigned})
-	if err != nil {
-		_ = rt.Close(ctx)
-		_ = st.Close()
-		return nil, withCode(exitUsage, fmt.Errorf("signing.trusted_keys: %w", err))
-	}
-	svc, err := service.New(ctx, service.Options{Store: st, Runtime: rt, Secrets: box, Logger: log, Limits: hostLimits(cfg.Limits), Idle: idle,
-		Policy: policy, WatchDir: cfg.Plugins.WatchDir, LongRunning: longRunningOptions(cfg.LongRunning)})
+	svc, err := service.New(ctx, service.Options{Store: st, Runtime: rt, Secrets: box, Logger: log, Limits: hostLimits(cfg.Limits), Idle: mode.idle,
+		Policy: sc.policy, WatchDir: cfg.Plugins.WatchDir, LongRunning: longRunningOptions(cfg.LongRunning)})
 	if err != nil {
 		_ = rt.Close(ctx)
 		_ = st.Close()
@@ -105,46 +147,42 @@ func (d *dataDir) close(ctx context.Context) error {
 	return errors.Join(d.svc.Close(ctx), d.rt.Close(ctx), d.st.Close())
 }
 
-// secretKey returns the key of secret params: CONNHOST_SECRET_KEY (hex) if
-// set, else the key file, created with a new key on first start.
-func secretKey(cfg *config.Config, environ []string, log zerolog.Logger) ([]byte, error) {
+// lookupEnv finds name in environ.
+func lookupEnv(environ []string, name string) (string, bool) {
 	for _, kv := range environ {
-		if v, ok := strings.CutPrefix(kv, config.EnvSecretKey+"="); ok {
-			k, err := secrets.ParseKey(v)
-			if err != nil {
-				return nil, withCode(exitUsage, fmt.Errorf("%s: %w", config.EnvSecretKey, err))
-			}
-			return k, nil
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v, true
 		}
 	}
-	k, created, err := secrets.LoadOrCreateKeyFile(cfg.Secrets.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("secrets.key_file: %w", err)
-	}
-	if created {
-		log.Warn().Str("file", cfg.Secrets.KeyFile).
-			Msg("generated a new secret key; back this file up: without it the secret params of every instance are lost")
-	}
-	return k, nil
+	return "", false
 }
 
-func runServe(ctx context.Context, a *app, args []string) error {
-	fs := newFlags(a, "connhost serve", "[flags]",
+func serveCommand(a *app) *cobra.Command {
+	c := leaf("serve", "run the connhost server: HTTP API, store and connector instances",
 		"Serves the HTTP API (under /api/v1) on --listen over the store in --data-dir, running every\n"+
 			"enabled connector instance. On first start it creates an API key and prints it once to stdout.\n"+
 			"SIGTERM or SIGINT: /readyz turns 503, the listener closes, in-flight requests and commands get\n"+
-			"server.shutdown_timeout to finish, then the store is closed.")
-	config.RegisterFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
+			"server.shutdown_timeout to finish, then the store is closed. Every configuration option has a\n"+
+			"flag here (see the README's configuration table).")
+	config.RegisterFlags(c.Flags())
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) != 0 {
+			return argsErr("serve: unexpected arguments %q", args)
+		}
+		return runServe(c.Context(), a, c.Flags())
 	}
-	if fs.NArg() != 0 {
-		return usageErr("serve: unexpected arguments %q", fs.Args())
+	return c
+}
+
+func runServe(ctx context.Context, a *app, fs *pflag.FlagSet) error {
+	sc, err := loadStoreConfig(a, fs)
+	if err != nil {
+		return err
 	}
 	// The signal context ends the serve loop only; opening and shutting
 	// down must not be cut short by it.
 	base := context.WithoutCancel(ctx)
-	d, err := openDataDir(base, a, fs, false)
+	d, err := sc.open(base, openMode{create: true})
 	if err != nil {
 		return err
 	}

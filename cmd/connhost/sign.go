@@ -2,29 +2,17 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/connhost/connhost/internal/signing"
 )
-
-func keygenCommand() *command {
-	return &command{name: "keygen", summary: "create a minisign key pair for signing plugins", run: runKeygen}
-}
-
-func signCommand() *command {
-	return &command{name: "sign", summary: "sign plugins (minisign .minisig next to each .wasm)", run: runSign}
-}
-
-func verifyCommand() *command {
-	return &command{name: "verify", summary: "verify a plugin's signature against public keys", run: runVerify}
-}
 
 // passwordFlag registers --password-file, shared by the commands that read
 // or write an encrypted secret key.
@@ -108,32 +96,48 @@ var kdfLevels = map[string]signing.KDFParams{
 	"interactive": signing.InteractiveKDF,
 }
 
-func runKeygen(_ context.Context, a *app, args []string) error {
-	fs := newFlags(a, "connhost plugin keygen", "--out PREFIX [flags]",
+func keygenCommand(a *app) *cobra.Command {
+	c := leaf("keygen -o PREFIX", "create a minisign key pair for signing plugins",
 		"Writes a minisign secret key to PREFIX (mode 0600, scrypt-encrypted with a password read from\n"+
 			"--password-file or stdin, unless --no-password) and its public key to PREFIX.pub. Both work\n"+
-			"with the standard minisign tool.")
-	out := fs.String("out", "", "path `PREFIX` of the key files (required)")
-	noPassword := fs.Bool("no-password", false, "write the secret key unencrypted (CI, tests)")
-	force := fs.Bool("force", false, "overwrite existing key files")
-	pwFile := passwordFlag(fs)
-	kdfCost := fs.String("kdf-cost", "sensitive", "scrypt cost of the encrypted key: `LEVEL` sensitive (minisign's default:\n"+
+			"with the standard minisign tool. Neither file is written unless both can be.")
+	f := c.Flags()
+	out := f.StringP("output", "o", "", "path `PREFIX` of the key files (required)")
+	noPassword := f.Bool("no-password", false, "write the secret key unencrypted (CI, tests)")
+	force := f.Bool("force", false, "overwrite existing key files")
+	pwFile := passwordFlag(f)
+	kdfCost := f.String("kdf-cost", "sensitive", "scrypt cost of the encrypted key: `LEVEL` sensitive (minisign's default:\n"+
 		"1 GiB, a second or more per use) or interactive (16 MiB, for a key unlocked often, e.g. by CI)")
-	if err := parse(fs, args); err != nil {
-		return err
+	aliasFlag(a, f, "out", "output")
+	c.ValidArgsFunction = cobra.NoFileCompletions
+	_ = c.RegisterFlagCompletionFunc("kdf-cost", cobra.FixedCompletions([]cobra.Completion{"sensitive", "interactive"}, cobra.ShellCompDirectiveNoFileComp))
+	c.RunE = func(_ *cobra.Command, args []string) error {
+		if *out == "" || len(args) != 0 {
+			return argsErr("plugin keygen: want -o PREFIX and no arguments")
+		}
+		return runKeygen(a, *out, *pwFile, *kdfCost, *noPassword, *force)
 	}
-	if *out == "" || fs.NArg() != 0 {
-		fs.Usage()
-		return usageErr("plugin keygen: want --out PREFIX and no arguments")
-	}
-	kdf, ok := kdfLevels[*kdfCost]
+	return c
+}
+
+func runKeygen(a *app, out, pwFile, kdfCost string, noPassword, force bool) error {
+	kdf, ok := kdfLevels[kdfCost]
 	if !ok {
-		return usageErr("plugin keygen: --kdf-cost %q: want sensitive or interactive", *kdfCost)
+		return usageErr("plugin keygen: --kdf-cost %q: want sensitive or interactive", kdfCost)
+	}
+	// Both files are checked first: a refused .pub must not leave a
+	// secret key behind.
+	if !force {
+		for _, path := range []string{out, out + ".pub"} {
+			if _, err := os.Lstat(path); err == nil {
+				return usageErr("%s exists (use --force to overwrite)", path)
+			}
+		}
 	}
 	var pw []byte
-	if !*noPassword {
+	if !noPassword {
 		var err error
-		if pw, err = readPassword(a, *pwFile); err != nil {
+		if pw, err = readPassword(a, pwFile); err != nil {
 			return err
 		}
 	}
@@ -145,43 +149,51 @@ func runKeygen(_ context.Context, a *app, args []string) error {
 	if err != nil {
 		return fmt.Errorf("plugin keygen: %w", err)
 	}
-	if err := writeNew(*out, secret, 0o600, *force); err != nil {
+	if err := writeNew(out, secret, 0o600, force); err != nil {
 		return err
 	}
-	if err := writeNew(*out+".pub", k.Public().Marshal(), 0o644, *force); err != nil {
+	if err := writeNew(out+".pub", k.Public().Marshal(), 0o644, force); err != nil {
+		os.Remove(out)
 		return err
 	}
-	fmt.Fprintf(a.stdout, "key ID %s\nsecret key %s\npublic key %s.pub: %s\n", k.ID, *out, *out, k.Public())
+	fmt.Fprintf(a.stdout, "key ID %s\nsecret key %s\npublic key %s.pub: %s\n", k.ID, out, out, k.Public())
 	return nil
 }
 
-func runSign(_ context.Context, a *app, args []string) error {
-	fs := newFlags(a, "connhost plugin sign", "--key PRIV FILE.wasm... [flags]",
+func signCommand(a *app) *cobra.Command {
+	c := leaf("sign --key PRIV FILE.wasm...", "sign plugins (minisign .minisig next to each .wasm)",
 		"Signs each plugin with the trusted comment\n  "+signing.PluginCommentTag+" name=NAME version=VERSION sha256=HEX\n"+
-			"read from its manifest and hash, writing FILE.wasm.minisig (minisign format).")
-	keyPath := fs.String("key", "", "minisign secret key `FILE` (required)")
-	pwFile := passwordFlag(fs)
-	if err := parse(fs, args); err != nil {
-		return err
+			"read from its manifest and hash, writing FILE.wasm.minisig (minisign format). Nothing is written\n"+
+			"unless every file can be signed.")
+	keyPath := c.Flags().String("key", "", "minisign secret key `FILE` (required)")
+	pwFile := passwordFlag(c.Flags())
+	c.ValidArgsFunction = wasmFiles
+	c.RunE = func(_ *cobra.Command, args []string) error {
+		if *keyPath == "" || len(args) == 0 {
+			return argsErr("plugin sign: want --key PRIV and one or more FILE.wasm")
+		}
+		return runSign(a, *keyPath, *pwFile, args)
 	}
-	if *keyPath == "" || fs.NArg() == 0 {
-		fs.Usage()
-		return usageErr("plugin sign: want --key PRIV and one or more FILE.wasm")
-	}
-	k, err := loadSecretKey(a, *keyPath, *pwFile)
+	return c
+}
+
+func runSign(a *app, keyPath, pwFile string, files []string) error {
+	k, err := loadSecretKey(a, keyPath, pwFile)
 	if err != nil {
 		return err
 	}
-	for _, file := range fs.Args() {
+	sigs := make([][]byte, len(files))
+	for i, file := range files {
 		wasm, err := os.ReadFile(file)
 		if err != nil {
 			return usageErr("plugin sign: %w", err)
 		}
-		sig, err := signing.SignPlugin(k, wasm)
-		if err != nil {
+		if sigs[i], err = signing.SignPlugin(k, wasm); err != nil {
 			return withCode(exitIncompatible, fmt.Errorf("plugin sign %s: %w", file, err))
 		}
-		if err := writeFileAtomic(file+".minisig", sig); err != nil {
+	}
+	for i, file := range files {
+		if err := writeFileAtomic(file+".minisig", sigs[i]); err != nil {
 			return fmt.Errorf("plugin sign: %w", err)
 		}
 		fmt.Fprintf(a.stdout, "signed %s with key ID %s: %s.minisig\n", file, k.ID, file)
@@ -189,22 +201,27 @@ func runSign(_ context.Context, a *app, args []string) error {
 	return nil
 }
 
-func runVerify(_ context.Context, a *app, args []string) error {
-	fs := newFlags(a, "connhost plugin verify", "--pub PUB FILE.wasm [flags]",
+func verifyCommand(a *app) *cobra.Command {
+	c := leaf("verify --pub PUB FILE.wasm", "verify a plugin's signature against public keys",
 		"Verifies FILE.wasm against its signature (FILE.wasm.minisig unless --sig) and the trusted\n"+
 			"public keys, as an install with require_signed on would. Exits 1 with the failing check\n"+
 			"(unsigned, unknown key, tampered signature, tampered file, trusted comment mismatch).")
-	pubs := fs.StringArray("pub", nil, "trusted public key: a .pub `FILE` or the bare base64 key (repeatable; required)")
-	sigPath := fs.String("sig", "", "signature `FILE` (default FILE.wasm.minisig)")
-	if err := parse(fs, args); err != nil {
-		return err
+	pubs := c.Flags().StringArray("pub", nil, "trusted public key: a .pub `FILE` or the bare base64 key (repeatable; required)")
+	sigPath := c.Flags().String("sig", "", "signature `FILE` (default FILE.wasm.minisig)")
+	_ = c.MarkFlagFilename("pub", "pub")
+	_ = c.MarkFlagFilename("sig", "minisig")
+	c.ValidArgsFunction = wasmFiles
+	c.RunE = func(_ *cobra.Command, args []string) error {
+		if len(*pubs) == 0 || len(args) != 1 {
+			return argsErr("plugin verify: want --pub PUB and one FILE.wasm")
+		}
+		return runVerify(a, *pubs, *sigPath, args[0])
 	}
-	if len(*pubs) == 0 || fs.NArg() != 1 {
-		fs.Usage()
-		return usageErr("plugin verify: want --pub PUB and one FILE.wasm")
-	}
-	file := fs.Arg(0)
-	policy, err := signing.LoadPolicy(signing.PolicyConfig{TrustedKeys: *pubs, RequireSigned: true})
+	return c
+}
+
+func runVerify(a *app, pubs []string, sigPath, file string) error {
+	policy, err := signing.LoadPolicy(signing.PolicyConfig{TrustedKeys: pubs, RequireSigned: true})
 	if err != nil {
 		return usageErr("plugin verify: --pub: %w", err)
 	}
@@ -212,10 +229,10 @@ func runVerify(_ context.Context, a *app, args []string) error {
 	if err != nil {
 		return usageErr("plugin verify: %w", err)
 	}
-	if *sigPath == "" {
-		*sigPath = file + ".minisig"
+	if sigPath == "" {
+		sigPath = file + ".minisig"
 	}
-	sig, err := os.ReadFile(*sigPath)
+	sig, err := os.ReadFile(sigPath)
 	if errors.Is(err, os.ErrNotExist) {
 		sig = nil // Verify reports the plugin as unsigned
 	} else if err != nil {

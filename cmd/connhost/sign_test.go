@@ -28,7 +28,7 @@ func copyFile(t *testing.T, src, dir string) string {
 func keygen(t *testing.T, dir, name string) string {
 	t.Helper()
 	prefix := filepath.Join(dir, name)
-	check(t, connhost(t, nil, "plugin", "keygen", "--no-password", "--out", prefix), exitOK, []string{"key ID "}, nil)
+	check(t, connhost(t, nil, "plugin", "keygen", "--no-password", "-o", prefix), exitOK, []string{"key ID "}, nil)
 	return prefix
 }
 
@@ -117,12 +117,12 @@ func TestKeygenPassword(t *testing.T) {
 	pw := writeTemp(t, "pw", "correct horse\n")
 	wrong := writeTemp(t, "wrong", "battery staple\n")
 	prefix := filepath.Join(dir, "k")
-	check(t, connhost(t, nil, "plugin", "keygen", "--out", prefix, "--kdf-cost", "cheap", "--password-file", pw), exitUsage, nil, []string{`--kdf-cost "cheap"`})
-	check(t, connhost(t, nil, "plugin", "keygen", "--out", prefix, "--kdf-cost", "interactive", "--password-file", pw), exitOK, nil, nil)
+	check(t, connhost(t, nil, "plugin", "keygen", "-o", prefix, "--kdf-cost", "cheap", "--password-file", pw), exitUsage, nil, []string{`--kdf-cost "cheap"`})
+	check(t, connhost(t, nil, "plugin", "keygen", "-o", prefix, "--kdf-cost", "interactive", "--password-file", pw), exitOK, nil, nil)
 	if fi, err := os.Stat(prefix); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("secret key file: %v %v", fi, err)
 	}
-	check(t, connhost(t, nil, "plugin", "keygen", "--out", prefix, "--no-password"), exitUsage, nil, []string{"exists"})
+	check(t, connhost(t, nil, "plugin", "keygen", "-o", prefix, "--no-password"), exitUsage, nil, []string{"exists"})
 	file := copyFile(t, echoWasm, dir)
 	check(t, connhost(t, nil, "plugin", "sign", "--key", prefix, "--password-file", wrong, file), exitUsage, nil, []string{"wrong password"})
 	check(t, connhost(t, nil, "plugin", "sign", "--key", prefix, "--password-file", pw, file), exitOK, nil, nil)

@@ -12,10 +12,13 @@
 // limits.memory_mib is CONNHOST_LIMITS_MEMORY_MIB. Names are matched against
 // the known keys (so underscores inside key names are unambiguous), and an
 // unknown CONNHOST_ variable is an error rather than silently ignored.
-// CONNHOST_CONFIG names the config file when --config is not given.
+// CONNHOST_CONFIG names the config file when --config is not given;
+// CONNHOST_SECRET_KEY, CONNHOST_PARAM_* (`connhost run`'s plugin params)
+// and the shell-completion variables are not options and not refused.
 //
 // Flags: the key with "." and "_" replaced by "-": --log-level,
-// --limits-memory-mib.
+// --limits-memory-mib. RegisterFlags can register only the options a
+// command uses.
 package config
 
 import (
@@ -37,6 +40,11 @@ const EnvConfigFile = EnvPrefix + "CONFIG"
 // FlagConfigFile is the flag that names the YAML config file.
 const FlagConfigFile = "config"
 
+// EnvParamPrefix starts the variables that give `connhost run` the params
+// of the plugin it runs (CONNHOST_PARAM_API_KEY sets api_key); they are not
+// options.
+const EnvParamPrefix = EnvPrefix + "PARAM_"
+
 // EnvSecretKey holds the hex key that encrypts secret params, overriding
 // secrets.key_file. It is deliberately not an option: a key must not be
 // settable by flag (visible in ps) or kept in the config file.
@@ -50,8 +58,9 @@ type Config struct {
 	DataDir string `koanf:"data_dir" default:"./data" help:"directory for the store, installed plugins and caches"`
 	// Listen is the HTTP listen address of the server; default 127.0.0.1:8080.
 	Listen string `koanf:"listen" default:"127.0.0.1:8080" help:"HTTP listen address (host:port) of the server"`
-	// CacheDir is the wazero compilation cache; default <data_dir>/cache/wazero.
-	CacheDir string `koanf:"cache_dir" default:"" help:"wazero compilation cache directory; empty means data_dir/cache/wazero; must not be inside data_dir/plugins"`
+	// CacheDir is the wazero compilation cache; default <data_dir>/cache/wazero
+	// (LoadOptions.CacheDir for commands without a data directory).
+	CacheDir string `koanf:"cache_dir" default:"" help:"wazero compilation cache directory; empty means data_dir/cache/wazero, or for run and plugin inspect the user cache directory (e.g. ~/.cache/connhost); must not be inside data_dir/plugins"`
 	// Limits are the default per-instance sandbox limits.
 	Limits Limits `koanf:"limits"`
 	// Server configures the HTTP server of `connhost serve`.

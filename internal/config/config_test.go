@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -293,5 +294,91 @@ func TestREADMETable(t *testing.T) {
 	}
 	if !strings.Contains(string(readme), MarkdownTable()) {
 		t.Fatalf("README.md lacks the current configuration table; paste this:\n%s", MarkdownTable())
+	}
+}
+
+// TestRegisterFlagsFor: with keys, only the options under them get a flag
+// (and --config always); the others are unknown flags.
+func TestRegisterFlagsFor(t *testing.T) {
+	tests := []struct {
+		keys    []string
+		present []string
+		absent  []string
+	}{
+		{nil, []string{"config", "listen", "data-dir", "limits-memory-mib", "server-shutdown-timeout"}, nil},
+		{[]string{"log", "cache_dir", "limits"}, []string{"config", "log-level", "log-format", "cache-dir", "limits-call-timeout", "limits-module-bytes"},
+			[]string{"listen", "data-dir", "server-shutdown-timeout", "secrets-key-file", "signing-trusted-keys"}},
+		{[]string{"limits.module"}, []string{"limits-module-bytes"}, []string{"limits-memory-mib", "log-level"}},
+		// A prefix matches whole key segments only.
+		{[]string{"limits.module.bytes"}, []string{"limits-module-bytes"}, []string{"limits-module-bytes-x", "limits-module-types"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.keys, ","), func(t *testing.T) {
+			fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+			RegisterFlags(fs, tt.keys...)
+			for _, f := range tt.present {
+				if fs.Lookup(f) == nil {
+					t.Errorf("--%s not registered", f)
+				}
+			}
+			for _, f := range tt.absent {
+				if fs.Lookup(f) != nil {
+					t.Errorf("--%s registered", f)
+				}
+			}
+		})
+	}
+	// An option without a flag still comes from the environment.
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	RegisterFlags(fs, "log")
+	c, err := Load(fs, []string{"CONNHOST_LISTEN=127.0.0.1:9"})
+	if err != nil || c.Listen != "127.0.0.1:9" {
+		t.Fatalf("listen %q, %v", c.Listen, err)
+	}
+}
+
+// TestLoadWithCacheDir: LoadOptions.CacheDir gives what an empty cache_dir
+// means, and is not consulted when cache_dir is set.
+func TestLoadWithCacheDir(t *testing.T) {
+	errNoHome := errors.New("no home")
+	tests := []struct {
+		name    string
+		environ []string
+		dir     string
+		dirErr  error
+		want    string
+		wantErr string
+	}{
+		{"default", nil, "/home/u/.cache/connhost", nil, "/home/u/.cache/connhost", ""},
+		{"set by env", []string{"CONNHOST_CACHE_DIR=/c"}, "/home/u/.cache/connhost", nil, "/c", ""},
+		{"set by env, no home needed", []string{"CONNHOST_CACHE_DIR=/c"}, "", errNoHome, "/c", ""},
+		{"no home", nil, "", errNoHome, "", "config: cache_dir: no home"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := LoadWith(nil, tt.environ, LoadOptions{CacheDir: func() (string, error) { return tt.dir, tt.dirErr }})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || c.CacheDir != tt.want {
+				t.Fatalf("cache_dir %q, %v; want %q", c.CacheDir, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestReservedEnv: variables that are not options are neither refused nor
+// taken as options; a misspelt option still is refused.
+func TestReservedEnv(t *testing.T) {
+	for _, v := range []string{"CONNHOST_PARAM_API_KEY=k", "CONNHOST_ACTIVE_HELP=0", "CONNHOST_COMPLETION_DESCRIPTIONS=false", "CONNHOST_CONFIG="} {
+		if _, err := Load(nil, []string{v}); err != nil {
+			t.Errorf("%s: %v", v, err)
+		}
+	}
+	if _, err := Load(nil, []string{"CONNHOST_PARAMS=x"}); err == nil || !strings.Contains(err.Error(), "CONNHOST_PARAMS") {
+		t.Errorf("CONNHOST_PARAMS: %v, want it refused", err)
 	}
 }

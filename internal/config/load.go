@@ -18,12 +18,18 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// RegisterFlags adds --config and one flag per option to fs. Flag defaults
-// are the option defaults; only flags set on the command line override the
-// lower layers.
-func RegisterFlags(fs *pflag.FlagSet) {
+// RegisterFlags adds --config and one flag per option to fs. With keys,
+// only the options a command uses get a flag: those whose key is one of
+// keys or lies under one ("limits" takes every limits.* option), so a
+// command's --help lists what applies to it; the others still come from
+// the file and the environment. Flag defaults are the option defaults;
+// only flags set on the command line override the lower layers.
+func RegisterFlags(fs *pflag.FlagSet, keys ...string) {
 	fs.String(FlagConfigFile, "", "YAML config file (default $"+EnvConfigFile+")")
 	for _, o := range options {
+		if !selected(o.Key, keys) {
+			continue
+		}
 		switch o.kind {
 		case reflect.TypeFor[time.Duration]():
 			d, err := time.ParseDuration(o.Default)
@@ -47,10 +53,34 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	}
 }
 
+// selected reports whether key is one of keys or under one; no keys
+// selects every key.
+func selected(key string, keys []string) bool {
+	if len(keys) == 0 {
+		return true
+	}
+	for _, k := range keys {
+		if key == k || strings.HasPrefix(key, k+".") {
+			return true
+		}
+	}
+	return false
+}
+
 func must(o Option, err error) {
 	if err != nil {
 		panic(fmt.Sprintf("config: option %s: bad default %q: %v", o.Key, o.Default, err))
 	}
+}
+
+// LoadOptions adjust Load for commands that do not work on a data
+// directory.
+type LoadOptions struct {
+	// CacheDir, when set, gives what an empty cache_dir means instead of
+	// data_dir/cache/wazero; it is called only then, and its error is
+	// cache_dir's. `connhost run` caches in the user's cache directory
+	// rather than under ./data.
+	CacheDir func() (string, error)
 }
 
 // Load builds the configuration from defaults, then the YAML file named by
@@ -60,6 +90,11 @@ func must(o Option, err error) {
 // validates the result; every error names the key and where its value came
 // from.
 func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
+	return LoadWith(fs, environ, LoadOptions{})
+}
+
+// LoadWith is Load adjusted by opts.
+func LoadWith(fs *pflag.FlagSet, environ []string, opts LoadOptions) (*Config, error) {
 	k := koanf.New(".")
 	src := map[string]string{}
 	for _, o := range options {
@@ -101,7 +136,7 @@ func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 		Prefix:      EnvPrefix,
 		EnvironFunc: func() []string { return environ },
 		TransformFunc: func(name, v string) (string, any) {
-			if name == EnvConfigFile || name == EnvSecretKey {
+			if reservedEnv(name) {
 				return "", nil
 			}
 			o, ok := optionByEnv(name)
@@ -155,7 +190,16 @@ func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.CacheDir == "" {
+	switch {
+	case c.CacheDir != "":
+	case opts.CacheDir != nil:
+		dir, err := opts.CacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("config: cache_dir: %w", err)
+		}
+		c.CacheDir = dir
+		src["cache_dir"] = "the user cache directory"
+	default:
 		c.CacheDir = filepath.Join(c.DataDir, "cache", "wazero")
 		src["cache_dir"] = "derived from data_dir"
 	}
@@ -277,6 +321,20 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// reservedEnv reports whether a CONNHOST_ variable is not an option but
+// read by someone else: the config file name, the secrets key, the params
+// of `connhost run`, and the variables cobra's shell completion reads
+// (<PROGRAM>_ACTIVE_HELP, <PROGRAM>_COMPLETION_DESCRIPTIONS). They are
+// not refused as unknown options, so that one exported in a shell does not
+// break every other command.
+func reservedEnv(name string) bool {
+	switch name {
+	case EnvConfigFile, EnvSecretKey, EnvPrefix + "ACTIVE_HELP", EnvPrefix + "COMPLETION_DESCRIPTIONS":
+		return true
+	}
+	return strings.HasPrefix(name, EnvParamPrefix)
 }
 
 func envValue(environ []string, name string) string {

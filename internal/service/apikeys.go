@@ -130,8 +130,8 @@ func (ks *APIKeys) Create(ctx context.Context, name string) (string, APIKeyView,
 // time it is shown. A bad name, an unknown role or an expiry not in the
 // future is ErrInvalid.
 func (ks *APIKeys) Issue(ctx context.Context, spec APIKeySpec) (string, APIKeyView, error) {
-	if !instanceNameRe.MatchString(spec.Name) {
-		return "", APIKeyView{}, fmt.Errorf("%w: key name %q: want letters, digits, '.', '_' or '-'", ErrInvalid, spec.Name)
+	if err := CheckAPIKeyName(spec.Name); err != nil {
+		return "", APIKeyView{}, err
 	}
 	if _, err := ParseRole(string(spec.Role)); err != nil {
 		return "", APIKeyView{}, fmt.Errorf("key %q: %w", spec.Name, err)
