@@ -100,7 +100,7 @@ func (e *Engine) outgoingArgs(ctx context.Context, t Target, inc store.Incident)
 	}
 	status := inc.Status
 	closing := status == abi.StatusDone || status == abi.StatusArchive
-	if closing && !t.Instance.Settings.CloseOut {
+	if closing && !ConfigOf(t.Instance, t.Manifest).CloseOut {
 		// A local close stays local without close_out; other changes go.
 		status = abi.StatusActive
 		delete(delta, "closeReason")
@@ -144,7 +144,8 @@ func (e *Engine) outgoingArgs(ctx context.Context, t Target, inc store.Incident)
 // tags.
 func mirrorTags(t Target, inc store.Incident) []string {
 	tags := slices.Clone(inc.DbotMirrorTags)
-	for _, tag := range []string{t.Instance.Settings.CommentTag, t.Instance.Settings.WorkNotesTag, t.Instance.Settings.FileTag} {
+	cfg := ConfigOf(t.Instance, t.Manifest)
+	for _, tag := range []string{cfg.CommentTag, cfg.WorkNotesTag, cfg.FileTag} {
 		if tag != "" {
 			tags = append(tags, tag)
 		}
