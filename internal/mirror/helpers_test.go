@@ -36,9 +36,9 @@ type scripted struct {
 	modifiedErr abi.ErrorKind  // error kind get-modified-remote-data returns
 	rateLimit   map[string]int // remote id → rate-limited answers left
 	failGet     map[string]bool
-	failUpdates int            // update-remote-system failures left
-	delay       time.Duration  // per get-remote-data call
-	calls       []string       // "command remote-id"
+	failUpdates int           // update-remote-system failures left
+	delay       time.Duration // per get-remote-data call
+	calls       []string      // "command remote-id"
 	updates     []abi.UpdateRemoteSystemArgs
 	onUpdate    func(abi.UpdateRemoteSystemArgs)
 	fetches     int
