@@ -185,7 +185,7 @@ func (h hostServices) dmNewIncident(ctx context.Context, inst abi.InstanceInfo, 
 	if err != nil {
 		return "", typed(err)
 	}
-	incs, err := incidentsFromABI(rec, []abi.Incident{a})
+	incs, err := incidentsFromABI(rec, h.c.manifestFor(ctx, rec), []abi.Incident{a})
 	if err != nil {
 		return "", abi.Errorf(abi.KindBadRequest, "direct_message: %v", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
+	"github.com/connhost/connhost/internal/mirror"
 	"github.com/connhost/connhost/internal/store"
 )
 
@@ -227,7 +228,7 @@ func (cs *Commands) fetch(ctx context.Context, li *liveInstance) (FetchSummary, 
 		return FetchSummary{}, &host.CallError{Instance: li.rec.Name, Plugin: pluginRef(li.plugin), Command: abi.CommandFetchIncidents,
 			Err: abi.Errorf(abi.KindABIViolation, "fetch-incidents result: %v", err)}
 	}
-	incs, err := incidentsFromABI(li.rec, res.Incidents)
+	incs, err := incidentsFromABI(li.rec, li.plugin.Manifest, res.Incidents)
 	if err != nil {
 		return FetchSummary{}, fmt.Errorf("instance %q plugin %s command fetch-incidents: %w", li.rec.Name, pluginRef(li.plugin), err)
 	}
@@ -249,9 +250,15 @@ func (cs *Commands) fetch(ctx context.Context, li *liveInstance) (FetchSummary, 
 }
 
 // incidentsFromABI converts incidents a connector returned. Mirrored ones
-// get the instance as dbotMirrorInstance and the instance's mirror
-// direction, as XSOAR's incoming mapper would set them.
-func incidentsFromABI(rec store.Instance, in []abi.Incident) ([]store.Incident, error) {
+// get the instance as dbotMirrorInstance and, when the instance's plugin
+// declares mirror_direction or its settings set one, the instance's mirror
+// direction, as XSOAR's incoming mapper would set them. m may be nil.
+func incidentsFromABI(rec store.Instance, m *abi.Manifest, in []abi.Incident) ([]store.Incident, error) {
+	cfg := mirror.ConfigOf(rec, m)
+	direction := ""
+	if mirror.Declares(m, mirror.ParamMirrorDirection) || rec.Settings.MirrorDirection != "" {
+		direction = cfg.Direction
+	}
 	out := make([]store.Incident, 0, len(in))
 	for i, a := range in {
 		if strings.TrimSpace(a.Name) == "" {
@@ -263,8 +270,8 @@ func incidentsFromABI(rec store.Instance, in []abi.Incident) ([]store.Incident, 
 		}
 		if inc.DbotMirrorID != "" {
 			inc.DbotMirrorInstance = rec.Name
-			if d := rec.Settings.MirrorDirection; d != "" {
-				inc.DbotMirrorDirection = d
+			if direction != "" {
+				inc.DbotMirrorDirection = direction
 			}
 		}
 		inc.Status = abi.StatusActive

@@ -122,6 +122,9 @@ func (is *Instances) Create(ctx context.Context, in InstanceInput) (InstanceView
 	if err := validateSettings(settings); err != nil {
 		return InstanceView{}, fmt.Errorf("instance %q: %w", in.Name, err)
 	}
+	if err := checkSettings(m, in.Name, params, &settings); err != nil {
+		return InstanceView{}, err
+	}
 	if err := c.sealParams(m, in.Name, params); err != nil {
 		return InstanceView{}, err
 	}
@@ -181,16 +184,23 @@ func (is *Instances) Update(ctx context.Context, name string, in InstanceInput) 
 			merged[k] = v
 		}
 	}
+	settings := old.Settings
+	if in.Settings != nil {
+		settings = *in.Settings
+	} else {
+		// Settings kept from before the conventional params took over
+		// move into them, unless this update sets the param.
+		migrateSettings(m, merged, &settings, in.Params)
+	}
 	params, err := m.ValidateParams(merged)
 	if err != nil {
 		return InstanceView{}, fmt.Errorf("%w: instance %q of plugin %s: %w", ErrInvalid, name, m.Name, err)
 	}
-	settings := old.Settings
-	if in.Settings != nil {
-		settings = *in.Settings
-	}
 	if err := validateSettings(settings); err != nil {
 		return InstanceView{}, fmt.Errorf("instance %q: %w", name, err)
+	}
+	if err := checkSettings(m, name, params, &settings); err != nil {
+		return InstanceView{}, err
 	}
 	if err := c.sealParams(m, name, params); err != nil {
 		return InstanceView{}, err

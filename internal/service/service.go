@@ -105,7 +105,13 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		return nil, errors.Join(fromStore(err), s.Close(ctx))
 	}
 	for _, rec := range insts {
-		if !rec.Enabled || opts.Idle {
+		if opts.Idle {
+			continue
+		}
+		if rec, err = c.migrateInstance(ctx, rec); err != nil {
+			c.log.Error().Err(err).Str("instance", rec.Name).Str("plugin", rec.Plugin).Msg("instance settings not migrated; they still apply")
+		}
+		if !rec.Enabled {
 			continue
 		}
 		if err := c.startOrRecord(ctx, rec); err != nil {
