@@ -67,6 +67,7 @@ func New(svc *service.Service, opts Options) *Server {
 		opts.Registry = NewRegistry()
 	}
 	s := &Server{svc: svc, opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry)}
+	svc.SetCommandObserver(s.metrics.command)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError

@@ -353,7 +353,10 @@ func (lr *LongRunning) notify(ctx context.Context, li *liveInstance, args map[st
 	if err != nil {
 		return fmt.Errorf("instance %q: encode send-notification: %w", li.rec.Name, err)
 	}
-	if _, err := li.inst.Execute(ctx, abi.CommandSendNotification, raw); err != nil {
+	start := time.Now()
+	_, err = li.inst.Execute(ctx, abi.CommandSendNotification, raw)
+	lr.c.observe(li.rec.Name, abi.CommandSendNotification, TriggerMirrorOut, start, err)
+	if err != nil {
 		lr.c.log.Warn().Str("instance", li.rec.Name).Str("plugin", li.rec.Plugin).Err(err).Msg("chat delivery failed; retrying next pass")
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
@@ -89,7 +90,8 @@ func checkCommand(m *abi.Manifest, command string, args map[string]any) error {
 // runtime reports it (abi.KindOf names its kind). With an incident, the
 // result (or the failure) is also written as an entry, whose id is
 // returned with either.
-func (cs *Commands) Execute(ctx context.Context, instance string, req ExecuteRequest) (ExecuteResult, error) {
+func (cs *Commands) Execute(ctx context.Context, instance string, req ExecuteRequest) (_ ExecuteResult, err error) {
+	defer func(start time.Time) { cs.c.observe(instance, req.Command, TriggerAPI, start, err) }(time.Now())
 	c := cs.c
 	done, err := c.enter()
 	if err != nil {
@@ -162,7 +164,8 @@ func resultEntry(req ExecuteRequest, res json.RawMessage, callErr error) store.E
 
 // Test runs test-module. A disabled instance is tested in a temporary
 // sandbox, so an operator can check a configuration before enabling it.
-func (cs *Commands) Test(ctx context.Context, name string) error {
+func (cs *Commands) Test(ctx context.Context, name string) (err error) {
+	defer func(start time.Time) { cs.c.observe(name, abi.CommandTestModule, TriggerAPI, start, err) }(time.Now())
 	c := cs.c
 	done, err := c.enter()
 	if err != nil {
@@ -193,7 +196,8 @@ func (cs *Commands) Test(ctx context.Context, name string) error {
 // Fetch runs fetch-incidents on an enabled instance now and stores the
 // incidents it returns together with its new last run, atomically. A
 // plugin without fetch-incidents is ErrInvalid.
-func (cs *Commands) Fetch(ctx context.Context, name string) (FetchSummary, error) {
+func (cs *Commands) Fetch(ctx context.Context, name string) (_ FetchSummary, err error) {
+	defer func(start time.Time) { cs.c.observe(name, abi.CommandFetchIncidents, TriggerAPI, start, err) }(time.Now())
 	done, err := cs.c.enter()
 	if err != nil {
 		return FetchSummary{}, err

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
 	"github.com/connhost/connhost/internal/secrets"
 	"github.com/connhost/connhost/internal/signing"
@@ -87,6 +88,9 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	lro := opts.LongRunning.withDefaults()
 	sup := lro.Supervisor
 	sup.Logger = c.log
+	sup.Observe = func(instance string, err error, ran time.Duration) {
+		c.observe(instance, abi.CommandLongRunningExecution, TriggerLongRunning, time.Now().Add(-ran), err)
+	}
 	c.sup = supervisor.New(sup, c.st)
 	cmds := &Commands{c: c}
 	s := &Service{

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
@@ -95,7 +96,9 @@ func (ps *Plugins) prepare(ctx context.Context, targets []switchTarget, p *host.
 			err = inst.Warm(ctx, 1)
 		}
 		if err == nil && verify {
+			start := time.Now()
 			_, err = inst.Execute(ctx, abi.CommandTestModule, json.RawMessage(`{}`))
+			ps.c.observe(t.rec.Name, abi.CommandTestModule, TriggerAPI, start, err)
 		}
 		if err != nil {
 			closeTargets(ctx, targets)

@@ -46,6 +46,10 @@ type Config struct {
 	// sandbox is closed. It is kept well under a second.
 	StopGrace time.Duration
 	Logger    zerolog.Logger
+	// Observe, when set, is told of each run of long-running-execution
+	// once it returns: the instance name, the run's error and how long it
+	// ran.
+	Observe func(instance string, err error, ran time.Duration)
 }
 
 // Defaults of Config.
@@ -290,7 +294,11 @@ func (s *Supervisor) runOnce(ctx context.Context, e *execution, started time.Tim
 		return nil
 	}
 	e.log.Info().Msg("long-running execution started")
+	start := time.Now()
 	_, err = inst.Execute(runCtx, abi.CommandLongRunningExecution, json.RawMessage(`{}`))
+	if s.cfg.Observe != nil {
+		s.cfg.Observe(e.info.Name, err, time.Since(start))
+	}
 	return err
 }
 
