@@ -92,7 +92,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			ev = s.log.Warn()
 		}
 		ev = ev.Str("method", c.Request().Method).Str("route", route).Int("status", status).
-			Dur("duration", d).Str("remote", c.RealIP())
+			Dur("duration_ms", d).Str("remote", c.RealIP())
 		if k := keyName(c); k != "" {
 			ev = ev.Str("apikey", k)
 		}

@@ -144,7 +144,7 @@ func (e *Engine) Start(ctx context.Context) {
 		e.wg.Add(1)
 		go func() { defer e.wg.Done(); loop(ctx) }()
 	}
-	e.log.Info().Bool("mirror_job", e.opts.MirrorEnabled).Dur("mirror_interval", e.opts.MirrorInterval).Msg("mirroring engine started")
+	e.log.Info().Bool("mirror_job", e.opts.MirrorEnabled).Dur("mirror_interval_ms", e.opts.MirrorInterval).Msg("mirroring engine started")
 }
 
 // Stop ends the loops and waits for them; work in progress finishes or is

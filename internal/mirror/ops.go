@@ -161,7 +161,7 @@ func (e *Engine) PurgeClosed(ctx context.Context, instance string, olderThan tim
 			return start, err
 		}
 	}
-	e.log.Info().Str("instance", instance).Int("purged", len(ids)).Dur("older_than", olderThan).Msg("purged closed mirror records")
+	e.log.Info().Str("instance", instance).Int("purged", len(ids)).Dur("older_than_ms", olderThan).Msg("purged closed mirror records")
 	return len(ids), nil
 }
 

@@ -357,7 +357,7 @@ func (lr *LongRunning) notify(ctx context.Context, li *liveInstance, args map[st
 	_, err = li.inst.Execute(ctx, abi.CommandSendNotification, raw)
 	lr.c.observe(li.rec.Name, abi.CommandSendNotification, TriggerMirrorOut, start, err)
 	if err != nil {
-		lr.c.log.Warn().Str("instance", li.rec.Name).Str("plugin", li.rec.Plugin).Err(err).Msg("chat delivery failed; retrying next pass")
+		lr.c.log.Warn().Str("instance", li.rec.Name).Str("plugin", li.plugin.Label()).Err(err).Msg("chat delivery failed; retrying next pass")
 		return err
 	}
 	return nil

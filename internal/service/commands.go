@@ -249,7 +249,7 @@ func (cs *Commands) fetch(ctx context.Context, li *liveInstance) (FetchSummary, 
 			ids = append(ids, c.ID)
 		}
 	}
-	cs.c.log.Info().Str("instance", li.rec.Name).Str("plugin", li.rec.Plugin).Int("fetched", len(incs)).Int("new", len(ids)).Msg("fetch-incidents")
+	cs.c.log.Info().Str("instance", li.rec.Name).Str("plugin", pluginRef(li.plugin)).Int("fetched", len(incs)).Int("new", len(ids)).Msg("fetch-incidents")
 	return FetchSummary{Created: ids, Fetched: len(incs)}, nil
 }
 

@@ -122,3 +122,12 @@ func (c *core) manifestFor(ctx context.Context, rec store.Instance) *abi.Manifes
 	}
 	return m
 }
+
+// pluginLabel names the plugin version an instance runs as name@version,
+// or name@? when the version cannot be resolved.
+func (c *core) pluginLabel(ctx context.Context, rec store.Instance) string {
+	if m := c.manifestFor(ctx, rec); m != nil && m.Name != "" {
+		return m.Name + "@" + m.Version
+	}
+	return rec.Plugin + "@?"
+}

@@ -135,7 +135,7 @@ func (is *Instances) Create(ctx context.Context, in InstanceInput) (InstanceView
 	if err != nil {
 		return InstanceView{}, fromStore(err)
 	}
-	c.log.Info().Str("instance", rec.Name).Str("plugin", rec.Plugin).Msg("instance created")
+	c.log.Info().Str("instance", rec.Name).Str("plugin", m.Name+"@"+m.Version).Msg("instance created")
 	if rec.Enabled {
 		if err := c.startOrRecord(ctx, rec); err != nil {
 			return InstanceView{}, fromStore(err)
@@ -221,7 +221,7 @@ func (is *Instances) Update(ctx context.Context, name string, in InstanceInput) 
 			return InstanceView{}, fromStore(err)
 		}
 	}
-	c.log.Info().Str("instance", rec.Name).Str("plugin", rec.Plugin).Bool("enabled", rec.Enabled).Msg("instance updated")
+	c.log.Info().Str("instance", rec.Name).Str("plugin", m.Name+"@"+m.Version).Bool("enabled", rec.Enabled).Msg("instance updated")
 	return c.view(ctx, rec)
 }
 
@@ -241,6 +241,7 @@ func (is *Instances) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("instance %q: %w", name, fromStore(err))
 	}
+	label := c.pluginLabel(ctx, rec)
 	c.stop(ctx, rec.ID)
 	if err := c.st.DeleteInstance(ctx, rec.ID); err != nil {
 		return fromStore(err)
@@ -248,7 +249,7 @@ func (is *Instances) Delete(ctx context.Context, name string) error {
 	if err := c.st.DeleteChatMirrors(ctx, rec.ID); err != nil {
 		c.log.Warn().Err(err).Str("instance", rec.Name).Msg("chat mirrors of deleted instance not removed")
 	}
-	c.log.Info().Str("instance", rec.Name).Str("plugin", rec.Plugin).Msg("instance deleted")
+	c.log.Info().Str("instance", rec.Name).Str("plugin", label).Msg("instance deleted")
 	return nil
 }
 

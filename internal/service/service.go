@@ -113,13 +113,13 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 			continue
 		}
 		if rec, err = c.migrateInstance(ctx, rec); err != nil {
-			c.log.Error().Err(err).Str("instance", rec.Name).Str("plugin", rec.Plugin).Msg("instance settings not migrated; they still apply")
+			c.log.Error().Err(err).Str("instance", rec.Name).Str("plugin", c.pluginLabel(ctx, rec)).Msg("instance settings not migrated; they still apply")
 		}
 		if !rec.Enabled {
 			continue
 		}
 		if err := c.startOrRecord(ctx, rec); err != nil {
-			c.log.Error().Err(err).Str("instance", rec.Name).Str("plugin", rec.Plugin).Msg("instance did not start")
+			c.log.Error().Err(err).Str("instance", rec.Name).Str("plugin", c.pluginLabel(ctx, rec)).Msg("instance did not start")
 		}
 	}
 	if opts.WatchDir != "" && !opts.Idle {

@@ -71,7 +71,7 @@ func (ps *Plugins) activate(ctx context.Context, pv store.PluginVersion, p *host
 		return nil, err
 	}
 	switched := ps.switchLive(ctx, targets, p)
-	ps.c.log.Info().Str("plugin", pv.Name).Str("version", pv.Version).Str("by", a.by).Strs("instances", switched).Msg("plugin version is current")
+	ps.c.log.Info().Str("plugin", pv.Name+"@"+pv.Version).Str("by", a.by).Strs("instances", switched).Msg("plugin version is current")
 	return switched, nil
 }
 
