@@ -245,11 +245,6 @@ func mirrorsIn(t Target) bool {
 	return ok
 }
 
-func mirrorsOut(t Target) bool {
-	ok, _ := ConfigOf(t.Instance, t.Manifest).MirrorsOut(t.Manifest)
-	return ok
-}
-
 // notMirroringIn is ErrNotMirroring for an instance that is not enabled or
 // does not mirror in, saying what to change.
 func (e *Engine) notMirroringIn(ctx context.Context, instance string) (Target, error) {

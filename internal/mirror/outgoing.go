@@ -63,8 +63,15 @@ func (e *Engine) DeliverOutbox(ctx context.Context) (int, error) {
 func (e *Engine) deliver(ctx context.Context, inc store.Incident) bool {
 	name := inc.DbotMirrorInstance
 	t, ok := e.ins.Target(ctx, name)
-	if !ok || !mirrorsOut(t) {
-		e.retry(ctx, inc.ID, fmt.Errorf("instance %q is not enabled for outgoing mirroring", name))
+	if !ok {
+		e.retry(ctx, inc.ID, fmt.Errorf("instance %q is not enabled", name))
+		return false
+	}
+	if ok, why := ConfigOf(t.Instance, t.Manifest).MirrorsOut(t.Manifest); !ok {
+		// Kept for when it does again; said, since nothing else will.
+		err := fmt.Errorf("instance %q does not mirror outgoing: %s", name, why)
+		e.log.Warn().Err(err).Str("instance", name).Str("incident", inc.ID).Msg("outgoing mirror update held")
+		e.retry(ctx, inc.ID, err)
 		return false
 	}
 	args, fields, cursor, err := e.outgoingArgs(ctx, t, inc)

@@ -1,12 +1,15 @@
 package mirror
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/internal/store"
@@ -253,5 +256,28 @@ func TestConfigOf(t *testing.T) {
 				t.Fatalf("config %+v", c)
 			}
 		})
+	}
+}
+
+// TestHeldOutboxSaysWhy: a local change of an instance that does not
+// mirror out stays in the outbox, and the log says which param to set.
+func TestHeldOutboxSaysWhy(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, t.TempDir(), store.Settings{})
+	var logs bytes.Buffer
+	f.engine.log = zerolog.New(&logs)
+	f.conn.target.Manifest.Params = []abi.Param{{Name: ParamMirrorDirection, Type: abi.ParamSelect, Default: "None"}}
+	f.conn.target.Instance.Settings = store.Settings{}
+	f.conn.target.Instance.Params = map[string]any{ParamMirrorDirection: "Incoming"}
+	inc := f.mirrored(t, 1, abi.StatusActive)[0]
+	dirty(t, f.st, inc.ID, func(i *store.Incident) { i.Owner = "carol" }, "owner")
+	if n, err := f.engine.DeliverOutbox(ctx); err != nil || n != 0 || len(f.conn.updates) != 0 {
+		t.Fatalf("delivered %d (%v) with direction Incoming", n, err)
+	}
+	if held := f.incident(t, inc.ID); !held.OutboxPending() {
+		t.Fatal("the held change left the outbox")
+	}
+	if !strings.Contains(logs.String(), `outgoing mirror update held`) || !strings.Contains(logs.String(), `param mirror_direction is \"Incoming\"`) {
+		t.Fatalf("log %s", logs.String())
 	}
 }
