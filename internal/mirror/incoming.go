@@ -318,7 +318,7 @@ func (e *Engine) fetchOne(ctx context.Context, t Target, remoteID string, trace 
 	}
 	started := e.now()
 	args := abi.GetRemoteDataArgs{RemoteIncidentID: remoteID, LastUpdate: last.UTC().Format(time.RFC3339Nano)}
-	tr("incident %s: get-remote-data remote_incident_id=%q last_update=%s", inc.ID, remoteID, args.LastUpdate)
+	tr("incident %s: get-remote-data remote_incident_id=%q last_update=%s (changes the remote made before it are not asked for)", inc.ID, remoteID, args.LastUpdate)
 	raw, err := e.ins.Call(ctx, t.Instance.Name, abi.CommandGetRemoteData, args)
 	if err != nil {
 		tr("incident %s: get-remote-data failed: %v", inc.ID, err)
@@ -363,7 +363,7 @@ type applied struct {
 // number of entries added and what happened per incident id.
 func (e *Engine) apply(ctx context.Context, t Target, batch []fetched) (int, map[string]*applied, error) {
 	origin := store.OriginMirrorPrefix + t.Instance.Name
-	closeIncident := ConfigOf(t.Instance, t.Manifest).CloseIncident
+	cfg := ConfigOf(t.Instance, t.Manifest)
 	byID := make(map[string]fetched, len(batch))
 	ids := make([]string, 0, len(batch))
 	for _, f := range batch {
@@ -377,7 +377,7 @@ func (e *Engine) apply(ctx context.Context, t Target, batch []fetched) (int, map
 	stored, err := e.st.ApplyMirrorUpdates(ctx, ids, func(inc *store.Incident) ([]store.Entry, error) {
 		a := &applied{} // a conflict retry starts over
 		outcomes[inc.ID] = a
-		return applyFetched(inc, byID[inc.ID], origin, closeIncident, now, a), nil
+		return applyFetched(inc, byID[inc.ID], origin, cfg, now, a), nil
 	})
 	if err != nil {
 		return 0, nil, fmt.Errorf("instance %q: applying mirrored updates: %w", t.Instance.Name, err)
@@ -413,7 +413,7 @@ func entryName(en store.Entry) string {
 // incidents only, fields to active and pending ones except those dirty
 // locally, and a close entry closes the incident last, with close_incident
 // on.
-func applyFetched(inc *store.Incident, f fetched, origin string, closeIncident bool, now time.Time, a *applied) []store.Entry {
+func applyFetched(inc *store.Incident, f fetched, origin string, cfg Config, now time.Time, a *applied) []store.Entry {
 	inc.DbotMirrorLastSync = f.started.UTC()
 	if slices.ContainsFunc(f.res.Entries, isReopen) {
 		if isClosed(inc.Status) {
@@ -460,14 +460,14 @@ func applyFetched(inc *store.Incident, f fetched, origin string, closeIncident b
 		}
 	}
 	if i := slices.IndexFunc(f.res.Entries, isClose); i >= 0 {
-		if closeIncident {
+		if cfg.CloseIncident {
 			c, _ := f.res.Entries[i].Contents.(map[string]any)
 			inc.Status, inc.Closed = abi.StatusDone, now.UTC()
 			inc.CloseReason, _ = c[abi.KeyCloseReason].(string)
 			inc.CloseNotes, _ = c[abi.KeyCloseNotes].(string)
 			a.Closed = true
 		} else {
-			a.NotApplied = append(a.NotApplied, "close entry: close_incident is off for this instance")
+			a.NotApplied = append(a.NotApplied, fmt.Sprintf("close entry: %s is off", cfg.Source[ParamCloseIncident]))
 		}
 	}
 	return entries

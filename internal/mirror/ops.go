@@ -179,8 +179,12 @@ func (e *Engine) Debug(ctx context.Context, incidentID string) ([]string, error)
 	if inc.DbotMirrorID == "" {
 		return nil, fmt.Errorf("incident %q is not mirrored: %w", incidentID, store.ErrNotFound)
 	}
+	lastSync := "never"
+	if !inc.DbotMirrorLastSync.IsZero() {
+		lastSync = inc.DbotMirrorLastSync.Format(time.RFC3339Nano)
+	}
 	trace("incident %s: mirrored by %q as remote id %q, direction %q, last sync %s, dirty fields %v",
-		inc.ID, inc.DbotMirrorInstance, inc.DbotMirrorID, inc.DbotMirrorDirection, inc.DbotMirrorLastSync.Format(time.RFC3339Nano), inc.DbotDirtyFields)
+		inc.ID, inc.DbotMirrorInstance, inc.DbotMirrorID, inc.DbotMirrorDirection, lastSync, inc.DbotDirtyFields)
 	t, err := e.notMirroringIn(ctx, inc.DbotMirrorInstance)
 	if err != nil {
 		trace("%v: stop", err)

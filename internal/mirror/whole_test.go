@@ -117,7 +117,7 @@ func TestDebugGivesAReasonForEverythingNotApplied(t *testing.T) {
 		{name: "host fields and bad values", status: abi.StatusActive, fields: map[string]any{"status": 2.0, "severity": "high"},
 			want: []string{"not applied: field status: set by the host", "not applied: field severity: want a number, got a string"}},
 		{name: "close without close_incident", status: abi.StatusActive, entries: []abi.Entry{abi.CloseEntry("Resolved", "")},
-			want: []string{"not applied: close entry: close_incident is off"}},
+			want: []string{"not applied: close entry: settings.close_incident is off"}},
 		{name: "reopen of an active incident", status: abi.StatusActive, entries: []abi.Entry{abi.ReopenEntry()},
 			want: []string{"not applied: reopen entry: the incident is not closed"}},
 		{name: "pending incident", status: abi.StatusPending, entries: []abi.Entry{note("c1", "x")},
