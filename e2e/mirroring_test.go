@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -133,25 +134,43 @@ func startServer(t *testing.T, name string) *server {
 // call makes an authenticated API call and decodes the answer into out.
 func (s *server) call(method, path string, body, out any) int {
 	s.t.Helper()
-	var rd io.Reader
+	var raw []byte
 	ct := "application/json"
 	switch b := body.(type) {
 	case nil:
 	case []byte:
-		rd, ct = bytes.NewReader(b), "application/wasm"
+		raw, ct = b, "application/wasm"
 	default:
-		j, _ := json.Marshal(b)
-		rd = bytes.NewReader(j)
+		raw, _ = json.Marshal(b)
 	}
-	req, _ := http.NewRequest(method, s.url+"/api/v1"+path, rd)
-	req.Header.Set("Authorization", "Bearer "+s.key)
-	req.Header.Set("Content-Type", ct)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s %s: %v", s.name, method, path, err)
+	// The server limits each key's rate (api.rate_limit); like any client,
+	// the test waits as 429's Retry-After says and tries again.
+	var resp *http.Response
+	var data []byte
+	for attempt := 0; ; attempt++ {
+		var rd io.Reader
+		if raw != nil {
+			rd = bytes.NewReader(raw)
+		}
+		req, _ := http.NewRequest(method, s.url+"/api/v1"+path, rd)
+		req.Header.Set("Authorization", "Bearer "+s.key)
+		req.Header.Set("Content-Type", ct)
+		var err error
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			s.t.Fatalf("%s %s %s: %v", s.name, method, path, err)
+		}
+		data, _ = io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests || attempt == 30 {
+			break
+		}
+		secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+		if err != nil || secs < 1 {
+			s.t.Fatalf("%s %s %s: 429 with Retry-After %q", s.name, method, path, resp.Header.Get("Retry-After"))
+		}
+		time.Sleep(time.Duration(secs) * time.Second)
 	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
 	if out != nil && resp.StatusCode < 300 {
 		if err := json.Unmarshal(data, out); err != nil {
 			s.t.Fatalf("%s %s %s: %v: %s", s.name, method, path, err, data)

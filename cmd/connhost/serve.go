@@ -81,13 +81,22 @@ func openDataDir(ctx context.Context, a *app, fs *pflag.FlagSet, idle bool) (*da
 		return nil, withCode(exitUsage, fmt.Errorf("signing.trusted_keys: %w", err))
 	}
 	svc, err := service.New(ctx, service.Options{Store: st, Runtime: rt, Secrets: box, Logger: log, Limits: hostLimits(cfg.Limits), Idle: idle,
-		Policy: policy, WatchDir: cfg.Plugins.WatchDir})
+		Policy: policy, WatchDir: cfg.Plugins.WatchDir, LongRunning: longRunningOptions(cfg.LongRunning)})
 	if err != nil {
 		_ = rt.Close(ctx)
 		_ = st.Close()
 		return nil, err
 	}
 	return &dataDir{cfg: cfg, log: log, st: st, rt: rt, svc: svc}, nil
+}
+
+// longRunningOptions passes the configured limits of HTTP requests into
+// long-running plugins to the service; the supervisor and chat settings
+// keep their defaults.
+func longRunningOptions(l config.LongRunning) service.LongRunningOptions {
+	return service.LongRunningOptions{
+		HTTPMaxBodyBytes: int64(l.HTTPMaxBodyBytes), HTTPTimeout: l.HTTPTimeout, HTTPConcurrency: l.HTTPConcurrency,
+	}
 }
 
 // close stops the service (waiting for in-flight commands until ctx ends),
@@ -170,6 +179,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	srv := api.New(d.svc, api.Options{
 		Logger: log, MaxBodyBytes: int64(cfg.Server.MaxBodyBytes), MaxPluginBytes: int64(cfg.Server.MaxPluginBytes),
 		MetricsAuth: cfg.MetricsNeedAuth(), Registry: reg,
+		RateLimit: float64(cfg.API.RateLimit), RateBurst: cfg.API.RateBurst,
 	})
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	url := "http://" + ln.Addr().String()

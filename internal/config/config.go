@@ -56,6 +56,10 @@ type Config struct {
 	Limits Limits `koanf:"limits"`
 	// Server configures the HTTP server of `connhost serve`.
 	Server Server `koanf:"server"`
+	// LongRunning configures HTTP requests into long-running plugins.
+	LongRunning LongRunning `koanf:"long_running"`
+	// API configures what each API key may do at what pace.
+	API API `koanf:"api"`
 	// Secrets configures the key that encrypts secret params at rest.
 	Secrets Secrets `koanf:"secrets"`
 	// Metrics configures the /metrics endpoint.
@@ -107,11 +111,34 @@ func (c *Config) MirrorInterval() time.Duration {
 // Server configures the HTTP API server.
 type Server struct {
 	// MaxBodyBytes caps a JSON request body; default 1 MiB.
-	MaxBodyBytes int `koanf:"max_body_bytes" default:"1048576" help:"maximum size of a JSON request body, bytes"`
+	MaxBodyBytes int `koanf:"max_body_bytes" default:"1048576" help:"maximum size of a JSON request body to the API, bytes (long-running HTTP plugins: long_running.http_max_body_bytes)"`
 	// MaxPluginBytes caps an uploaded plugin; default 64 MiB.
 	MaxPluginBytes int `koanf:"max_plugin_bytes" default:"67108864" help:"maximum size of an uploaded plugin (.wasm), bytes"`
 	// ShutdownTimeout bounds the wait for in-flight requests on SIGTERM; default 30s.
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout" default:"30s" help:"on SIGTERM/SIGINT, how long in-flight requests and commands may take to finish"`
+}
+
+// LongRunning bounds HTTP requests into long-running HTTP plugins
+// (/instance/execute/<instance>, docs/long-running.md). They are separate
+// from the API's server.max_body_bytes: webhook senders (an Alertmanager
+// group of thousands of alerts) need larger bodies than API clients.
+type LongRunning struct {
+	// HTTPMaxBodyBytes caps a request body passed to a plugin; default 1 MiB.
+	HTTPMaxBodyBytes int `koanf:"http_max_body_bytes" default:"1048576" help:"maximum size of a request body into a long-running HTTP plugin (/instance/execute/...), bytes; larger is 413 (1024 to 1 GiB)"`
+	// HTTPTimeout bounds one request into a plugin, waiting for a free
+	// module instance included; default 30s.
+	HTTPTimeout time.Duration `koanf:"http_timeout" default:"30s" help:"deadline of one request into a long-running HTTP plugin, waiting for a free module instance included; past it 504 (100ms to 1h)"`
+	// HTTPConcurrency caps the requests in flight into one instance; default 64.
+	HTTPConcurrency int `koanf:"http_concurrency" default:"64" help:"requests in flight into one long-running HTTP instance (served by up to limits.pool_size module instances, the rest waiting); more are refused with 503 (1-65536)"`
+}
+
+// API configures the per-key rate limit of the HTTP API: a token bucket
+// per API key that refills at RateLimit per second up to RateBurst.
+type API struct {
+	// RateLimit is the requests per second one API key may make; default 50, 0 turns it off.
+	RateLimit int `koanf:"rate_limit" default:"50" help:"requests per second one API key may make (token bucket refill rate); 0 turns the limit off; over it the API answers 429 with Retry-After"`
+	// RateBurst is how many requests one key may make at once; default 100.
+	RateBurst int `koanf:"rate_burst" default:"100" help:"requests one API key may make at once before api.rate_limit applies (token bucket size); at least 1 when the limit is on"`
 }
 
 // Secrets configures the encryption key of secret params.
@@ -367,6 +394,21 @@ func (c *Config) problems() []problem {
 	}
 	if c.Server.ShutdownTimeout < 0 {
 		bad("server.shutdown_timeout", "%v: want a duration ≥ 0", c.Server.ShutdownTimeout)
+	}
+	if c.LongRunning.HTTPMaxBodyBytes < 1024 || c.LongRunning.HTTPMaxBodyBytes > 1<<30 {
+		bad("long_running.http_max_body_bytes", "%d: want 1024 to 1 GiB", c.LongRunning.HTTPMaxBodyBytes)
+	}
+	if c.LongRunning.HTTPTimeout < 100*time.Millisecond || c.LongRunning.HTTPTimeout > time.Hour {
+		bad("long_running.http_timeout", "%v: want 100ms to 1h", c.LongRunning.HTTPTimeout)
+	}
+	if c.LongRunning.HTTPConcurrency < 1 || c.LongRunning.HTTPConcurrency > 1<<16 {
+		bad("long_running.http_concurrency", "%d: want 1-65536", c.LongRunning.HTTPConcurrency)
+	}
+	if c.API.RateLimit < 0 || c.API.RateLimit > 1_000_000 {
+		bad("api.rate_limit", "%d: want 0 (off) to 1000000 requests/s", c.API.RateLimit)
+	}
+	if c.API.RateLimit > 0 && (c.API.RateBurst < 1 || c.API.RateBurst > 1_000_000) {
+		bad("api.rate_burst", "%d: want 1-1000000 while api.rate_limit is on", c.API.RateBurst)
 	}
 	if c.Secrets.KeyFile == "" {
 		bad("secrets.key_file", "must not be empty")

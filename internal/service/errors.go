@@ -33,6 +33,9 @@ var (
 	// ErrUnauthenticated is returned by LongRunning.HandleHTTP for a
 	// request with missing or wrong credentials.
 	ErrUnauthenticated = errors.New("missing or wrong credentials")
+	// ErrBusy is returned by LongRunning.HandleHTTP when an instance already
+	// has HTTPConcurrency requests in flight.
+	ErrBusy = errors.New("too many requests in flight")
 	// ErrUntrusted wraps refusals of the trust policy (signing.ErrUnsigned,
 	// ErrUnknownKey, ErrTamperedPlugin, ...); the wrapped error names the
 	// check.

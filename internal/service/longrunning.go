@@ -25,6 +25,10 @@ type LongRunningOptions struct {
 	HTTPMaxBodyBytes int64
 	// HTTPTimeout bounds one request into a plugin.
 	HTTPTimeout time.Duration
+	// HTTPConcurrency caps the requests in flight into one instance; the
+	// rest are refused with ErrBusy rather than queued, so a flood cannot
+	// pile up bodies in memory while waiting for the pool.
+	HTTPConcurrency int
 	// ChatInterval is how often new entries of chat-mirrored incidents are
 	// delivered to their instances.
 	ChatInterval time.Duration
@@ -34,6 +38,7 @@ type LongRunningOptions struct {
 const (
 	DefaultHTTPMaxBodyBytes = 1 << 20
 	DefaultHTTPTimeout      = 30 * time.Second
+	DefaultHTTPConcurrency  = 64
 	DefaultChatInterval     = time.Second
 )
 
@@ -56,6 +61,9 @@ func (o LongRunningOptions) withDefaults() LongRunningOptions {
 	if o.HTTPTimeout <= 0 {
 		o.HTTPTimeout = DefaultHTTPTimeout
 	}
+	if o.HTTPConcurrency <= 0 {
+		o.HTTPConcurrency = DefaultHTTPConcurrency
+	}
 	if o.ChatInterval <= 0 {
 		o.ChatInterval = DefaultChatInterval
 	}
@@ -73,11 +81,14 @@ type LongRunning struct {
 	stopChat chan struct{}
 	chatDone chan struct{}
 	stopOnce sync.Once
+
+	mu       sync.Mutex
+	inFlight map[string]int // instance id → HTTP requests being handled
 }
 
 // newLongRunning starts the chat delivery loop.
 func newLongRunning(c *core, opts LongRunningOptions) *LongRunning {
-	lr := &LongRunning{c: c, opts: opts, stopChat: make(chan struct{}), chatDone: make(chan struct{})}
+	lr := &LongRunning{c: c, opts: opts, stopChat: make(chan struct{}), chatDone: make(chan struct{}), inFlight: map[string]int{}}
 	go lr.chatLoop()
 	return lr
 }
@@ -95,6 +106,26 @@ func (lr *LongRunning) close(ctx context.Context) {
 
 // MaxBodyBytes is the body limit of requests into plugins.
 func (lr *LongRunning) MaxBodyBytes() int64 { return lr.opts.HTTPMaxBodyBytes }
+
+// admit counts a request into instance id, or reports that it already has
+// HTTPConcurrency in flight; release undoes a successful admit.
+func (lr *LongRunning) admit(id string) bool {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	if lr.inFlight[id] >= lr.opts.HTTPConcurrency {
+		return false
+	}
+	lr.inFlight[id]++
+	return true
+}
+
+func (lr *LongRunning) release(id string) {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	if lr.inFlight[id]--; lr.inFlight[id] <= 0 {
+		delete(lr.inFlight, id)
+	}
+}
 
 // LongRunningStatus is the supervision state of an instance's execution.
 type LongRunningStatus struct {
@@ -122,7 +153,8 @@ func (lr *LongRunning) Status(ctx context.Context, name string) (LongRunningStat
 // an enabled long-running HTTP instance exposed by its settings
 // (XSOAR /instance/execute/<name>), from its warm pool. An instance that is
 // unknown, not exposed or not an HTTP plugin is ErrNotFound; a disabled one
-// ErrConflict; wrong credentials ErrUnauthenticated. The credential header
+// ErrConflict; wrong credentials ErrUnauthenticated; one with HTTPConcurrency
+// requests in flight ErrBusy. The credential header
 // is removed before the plugin sees the request.
 func (lr *LongRunning) HandleHTTP(ctx context.Context, name string, req abi.HTTPRequest) (abi.HTTPResponse, error) {
 	c := lr.c
@@ -146,6 +178,10 @@ func (lr *LongRunning) HandleHTTP(ctx context.Context, name string, req abi.HTTP
 	if err := c.checkCredentials(li, req.Headers); err != nil {
 		return abi.HTTPResponse{}, fmt.Errorf("instance %q: %w", name, err)
 	}
+	if !lr.admit(rec.ID) {
+		return abi.HTTPResponse{}, fmt.Errorf("instance %q: %w (long_running.http_concurrency %d)", name, ErrBusy, lr.opts.HTTPConcurrency)
+	}
+	defer lr.release(rec.ID)
 	ctx, cancel := context.WithTimeout(ctx, lr.opts.HTTPTimeout)
 	defer cancel()
 	start := time.Now()

@@ -12,14 +12,23 @@ import (
 // APIKey is an API key as stored: the caller hashes the secret and the
 // store keeps only the hash, plus a short prefix for display.
 type APIKey struct {
-	ID       string    `json:"id"`
-	Name     string    `json:"name"`
-	Hash     string    `json:"hash"`
-	Prefix   string    `json:"prefix,omitempty"`
-	Created  time.Time `json:"created"`
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Hash   string `json:"hash"`
+	Prefix string `json:"prefix,omitempty"`
+	// Role is what the key may do (the service defines the roles); the
+	// store only requires one.
+	Role    string    `json:"role"`
+	Created time.Time `json:"created"`
+	// Expires is when the key stops working; zero means never.
+	Expires  time.Time `json:"expires,omitzero"`
 	LastUsed time.Time `json:"lastUsed,omitzero"`
 	Revoked  bool      `json:"revoked,omitempty"`
 }
+
+// legacyKeyRole is the role of keys stored before keys had roles: they
+// could do everything, so schema 2 makes them admin keys.
+const legacyKeyRole = "admin"
 
 // touchEvery is how stale LastUsed may get: recording every use would cost
 // a synchronous disk write per API request.
@@ -34,6 +43,9 @@ func apiKeyHashKey(hash string) []byte { return key(pIdxKeyHash, hash) }
 func (s *Store) CreateAPIKey(ctx context.Context, k APIKey) (APIKey, error) {
 	if k.Hash == "" {
 		return APIKey{}, fmt.Errorf("create API key %q: empty hash: %w", k.Name, ErrInvalid)
+	}
+	if k.Role == "" {
+		return APIKey{}, fmt.Errorf("create API key %q: empty role: %w", k.Name, ErrInvalid)
 	}
 	err := s.update(ctx, func(txn *badger.Txn) error {
 		if ok, err := exists(txn, apiKeyHashKey(k.Hash)); err != nil || ok {
@@ -118,6 +130,42 @@ func (s *Store) TouchAPIKey(ctx context.Context, id string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("touch API key %s: %w", id, err)
+	}
+	return nil
+}
+
+// migrateKeyRoles is the schema 1 to 2 migration: every key stored without
+// a role becomes an admin key. Keys with a role are left alone, so running
+// it again after a crash changes nothing.
+func migrateKeyRoles(ctx context.Context, db *badger.DB) error {
+	var old []APIKey
+	err := db.View(func(txn *badger.Txn) error {
+		return scanJSON(txn, pKey, func() any { old = append(old, APIKey{}); return &old[len(old)-1] })
+	})
+	if err != nil {
+		return fmt.Errorf("read API keys: %w", err)
+	}
+	for _, k := range old {
+		if k.Role != "" {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := db.Update(func(txn *badger.Txn) error {
+			var cur APIKey
+			if err := getJSON(txn, apiKeyKey(k.ID), &cur); err != nil {
+				return err
+			}
+			if cur.Role != "" {
+				return nil
+			}
+			cur.Role = legacyKeyRole
+			return setJSON(txn, apiKeyKey(k.ID), cur)
+		})
+		if err != nil {
+			return fmt.Errorf("API key %s (%q): give it role %s: %w", k.ID, k.Name, legacyKeyRole, err)
+		}
 	}
 	return nil
 }

@@ -40,7 +40,7 @@ var (
 // SchemaVersion is the layout version this package writes. Bump it and
 // register a Migration whenever the key layout or a stored record changes
 // incompatibly.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Migration upgrades a store from schema version From to From+1. Apply runs
 // before the store serves anything; it may use any number of transactions.
@@ -51,9 +51,11 @@ type Migration struct {
 	Apply func(ctx context.Context, db *badger.DB) error
 }
 
-// migrations is the built-in registry, in order. Empty while SchemaVersion
-// is 1.
-var migrations []Migration
+// migrations is the built-in registry, in order.
+var migrations = []Migration{
+	// 1 → 2: API keys got roles; keys made before are admin keys.
+	{From: 1, Apply: migrateKeyRoles},
+}
 
 // Options tunes Open. The zero value is a sensible production setting.
 type Options struct {

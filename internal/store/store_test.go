@@ -34,7 +34,7 @@ func TestSchemaVersion(t *testing.T) {
 		wantErr string
 		migrate bool
 	}{
-		{name: "same version", reopen: Options{}},
+		{name: "same version", reopen: Options{SchemaVersion: 1}},
 		{name: "older runs migration", reopen: Options{SchemaVersion: 2, Migrations: []Migration{mark}}, migrate: true},
 		{name: "older without migration", reopen: Options{SchemaVersion: 3, Migrations: []Migration{mark}}, wantErr: "no migration from schema version 2 to 3"},
 		{name: "failing migration", reopen: Options{SchemaVersion: 2, Migrations: []Migration{{From: 1, Apply: func(context.Context, *badger.DB) error {
@@ -44,7 +44,7 @@ func TestSchemaVersion(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			openAt(t, dir, Options{}).Close()
+			openAt(t, dir, Options{SchemaVersion: 1, Migrations: []Migration{}}).Close()
 			tc.reopen.Tune = smallTables
 			s, err := Open(ctx, dir, tc.reopen)
 			if tc.wantErr != "" {
@@ -61,10 +61,7 @@ func TestSchemaVersion(t *testing.T) {
 			if (got[string(markKey)] == "yes") != tc.migrate {
 				t.Errorf("migrated = %v, want %v", got[string(markKey)] == "yes", tc.migrate)
 			}
-			want := "1"
-			if tc.reopen.SchemaVersion != 0 {
-				want = fmt.Sprint(tc.reopen.SchemaVersion)
-			}
+			want := fmt.Sprint(tc.reopen.SchemaVersion)
 			if v := keysUnder(t, s, string(keySchema))[string(keySchema)]; v != want {
 				t.Errorf("schema version = %s, want %s", v, want)
 			}
@@ -76,8 +73,8 @@ func TestSchemaNewerRefused(t *testing.T) {
 	dir := t.TempDir()
 	openAt(t, dir, Options{SchemaVersion: 5, Migrations: []Migration{}}).Close()
 	_, err := Open(context.Background(), dir, Options{Tune: smallTables})
-	if !errors.Is(err, ErrSchema) || !strings.Contains(err.Error(), "schema version 5 is newer than 1") {
-		t.Fatalf("Open: %v, want ErrSchema naming versions 5 and 1", err)
+	if want := fmt.Sprintf("schema version 5 is newer than %d", SchemaVersion); !errors.Is(err, ErrSchema) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Open: %v, want ErrSchema containing %q", err, want)
 	}
 }
 
@@ -177,7 +174,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if _, err := s.PutPluginVersion(ctx, PluginVersion{Name: "servicenow", Version: "1.0.0", SHA256: sha}); err != nil {
 		t.Fatal(err)
 	}
-	key, err := s.CreateAPIKey(ctx, APIKey{Name: "ci", Hash: "h1", Prefix: "ck_"})
+	key, err := s.CreateAPIKey(ctx, APIKey{Name: "ci", Hash: "h1", Prefix: "ck_", Role: "read"})
 	if err != nil {
 		t.Fatal(err)
 	}

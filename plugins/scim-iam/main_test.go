@@ -106,7 +106,7 @@ var lifecycle = []step{
 		want: iam.Result{Action: "get", Success: true}},
 	{name: "update", cmd: iam.CommandUpdateUser, args: profile(`{"email":"jdoe@example.com","username":"jdoe","givenname":"Johnny"}`),
 		want:  iam.Result{Action: "update", Success: true},
-		check: userIs("jdoe", map[string]any{"name.givenName": "Johnny", "active": true})},
+		check: userIs("jdoe", map[string]any{"name.givenName": "Johnny", "name.familyName": "Doe", "active": true})},
 	{name: "disable", cmd: iam.CommandDisableUser, args: profile(jdoe),
 		want: iam.Result{Action: "disable", Success: true}, check: userIs("jdoe", map[string]any{"active": false})},
 	{name: "enable", cmd: iam.CommandEnableUser, args: profile(jdoe),

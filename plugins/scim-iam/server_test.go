@@ -29,10 +29,16 @@ type server struct {
 
 func newServer(t *testing.T, scim *scimserver.Server) *server {
 	t.Helper()
+	return newServerWith(t, params(scim, nil))
+}
+
+// newServerWith is newServer with the instance parameters p.
+func newServerWith(t *testing.T, p map[string]any) *server {
+	t.Helper()
 	s := &server{Server: testenv.NewServer(t, testenv.ServerOptions{}), t: t}
 	s.must(s.call(http.MethodPost, "/plugins", "application/wasm", testenv.Plugin(t, "scim-iam")), http.StatusCreated)
 	s.must(s.json(http.MethodPost, "/instances", map[string]any{
-		"name": "scim", "plugin": "scim-iam", "enabled": true, "params": params(scim, nil),
+		"name": "scim", "plugin": "scim-iam", "enabled": true, "params": p,
 	}), http.StatusCreated)
 	return s
 }
@@ -161,6 +167,9 @@ func TestLifecycleThroughServer(t *testing.T) {
 	if len(page.Entries) != len(lifecycle) {
 		t.Fatalf("war room has %d entries, want %d", len(page.Entries), len(lifecycle))
 	}
+	if n := count(scim.Requests(), "GET /ServiceProviderConfig"); n != 1 {
+		t.Errorf("GET /ServiceProviderConfig sent %d times, want once: pooled module instances share the cached answer", n)
+	}
 	first, _ := page.Entries[0].Contents.(string)
 	if page.Entries[0].Format != "markdown" || !strings.HasPrefix(first, "### Create User Results (scim-iam)") || !strings.Contains(first, "jdoe@example.com") {
 		t.Errorf("first entry = %q (%s), want the create result as a markdown table", first, page.Entries[0].Format)
@@ -243,4 +252,41 @@ func TestTokenCachingThroughServer(t *testing.T) {
 	wantTokens(t, 5)
 
 	s.scanLeaks(t, scim)
+}
+
+// TestStaticAuthThroughServer runs the lifecycle through the server with
+// the built plugin against a bearer-only, case-sensitive service without
+// PATCH, and one with basic auth; the bearer token and the password are
+// write-only: in no API response and no log.
+func TestStaticAuthThroughServer(t *testing.T) {
+	for _, auth := range []string{scimserver.AuthBearer, scimserver.AuthBasic} {
+		t.Run(auth, func(t *testing.T) {
+			scim := newFlavour(t, scimserver.Options{Auth: auth, CaseExact: true, NoPatch: true})
+			base := authParams(scim, auth, nil)
+			s := newServerWith(t, base)
+			var current map[string]any
+			runLifecycle(t, scim, func(t *testing.T, overrides map[string]any, cmd string, args map[string]string) iam.Result {
+				if fmt.Sprint(overrides) != fmt.Sprint(current) {
+					p := map[string]any{}
+					for k := range current {
+						p[k] = nil
+					}
+					maps.Copy(p, overrides)
+					s.must(s.json(http.MethodPatch, "/instances/scim", map[string]any{"params": p}), http.StatusOK)
+					current = overrides
+				}
+				return s.execute(t, cmd, args, "")
+			})
+			if n := count(scim.Requests(), "PATCH "); n != 0 {
+				t.Errorf("%d PATCH requests to a service without PATCH", n)
+			}
+			s.must(s.call(http.MethodGet, "/instances/scim", "", nil), http.StatusOK)
+			s.must(s.call(http.MethodGet, "/instances/scim/context", "", nil), http.StatusOK)
+			for _, secret := range []string{bearerToken, clientSecret} {
+				if strings.Contains(s.Logs.String(), secret) || strings.Contains(s.Responses(), secret) {
+					t.Errorf("a credential appears in the logs or an API response")
+				}
+			}
+		})
+	}
 }

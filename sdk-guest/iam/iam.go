@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/connhost/connhost/abi"
 	sdk "github.com/connhost/connhost/sdk-guest"
@@ -84,6 +85,11 @@ type AppUser struct {
 	Username string
 	Email    string
 	Active   bool
+	// ActiveUnknown means the application's record does not say whether
+	// the user is active (RFC 7643 gives "active" no default): the result
+	// reports active as null, and update's allow-enable treats the user as
+	// not active, as XSOAR's IAMCommand does with is_active None.
+	ActiveUnknown bool
 	// Data is the application's whole record: the source of mapper_in and
 	// the result's details.
 	Data map[string]any
@@ -190,6 +196,11 @@ type op struct {
 	mapped      map[string]any // profile after mapper_out
 	in          Mapping
 	allowEnable bool
+
+	// found memoises find: create→update and update→create look the
+	// user up once, not once per step.
+	found   *AppUser
+	didFind bool
 }
 
 // badRequest marks setup errors, reported with CodeBadRequest.
@@ -245,9 +256,14 @@ func (o *op) enabled(name string) bool {
 	return !p.Has(name) || p.Bool(name)
 }
 
-// lookup returns the first identifying attribute with a value, preferring
-// the old user data of an update.
-func (o *op) lookup() (string, string, error) {
+// candidate is one identifying attribute value to look a user up by.
+type candidate struct{ attr, value string }
+
+// lookups returns the identifying attribute values of the profile in
+// order of precedence: attributes in LookupAttrs order, each from the old
+// user data of an update before the profile itself. Each distinct pair
+// appears once.
+func (o *op) lookups() ([]candidate, error) {
 	attrs := o.k.LookupAttrs
 	if len(attrs) == 0 {
 		attrs = []string{"id", "email"}
@@ -259,32 +275,51 @@ func (o *op) lookup() (string, string, error) {
 		m   map[string]any
 		raw bool
 	}{{oldRaw, true}, {oldMapped, false}, {o.profile, true}, {o.mapped, false}}
+	var out []candidate
 	for _, attr := range attrs {
 		for _, src := range sources {
 			if src.m == nil || (src.raw && attr != "id") {
 				continue
 			}
 			if v, ok := Lookup(src.m, attr); ok {
-				if s := scalar(v); s != "" {
-					return attr, s, nil
+				if c := (candidate{attr, scalar(v)}); c.value != "" && !slices.Contains(out, c) {
+					out = append(out, c)
 				}
 			}
 		}
 	}
-	return "", "", badRequest{fmt.Errorf("the user profile must contain at least one attribute that the outgoing mapper maps to one of %v", attrs)}
+	if len(out) == 0 {
+		return nil, badRequest{fmt.Errorf("the user profile must contain at least one attribute that the outgoing mapper maps to one of %v", attrs)}
+	}
+	return out, nil
 }
 
-// find looks the profile's user up in the app.
+// find looks the profile's user up in the app, once per command, by the
+// first identifying value; an id that matches nobody falls through to the
+// next value, so a stale id (a user recreated in the app) falls back to the
+// username instead of a create that conflicts.
 func (o *op) find(ctx context.Context) (*AppUser, error) {
-	attr, val, err := o.lookup()
+	if o.didFind {
+		return o.found, nil
+	}
+	cands, err := o.lookups()
 	if err != nil {
 		return nil, err
 	}
-	u, err := o.c.GetUser(ctx, attr, val)
-	if err != nil {
-		return nil, fmt.Errorf("get user by %s: %w", attr, err)
+	for _, c := range cands {
+		u, err := o.c.GetUser(ctx, c.attr, c.value)
+		if err != nil {
+			return nil, fmt.Errorf("get user by %s: %w", c.attr, err)
+		}
+		if u != nil || c.attr != "id" {
+			// An id goes stale when the app recreates a user; the other
+			// attributes identify the user by themselves.
+			o.found = u
+			break
+		}
 	}
-	return u, nil
+	o.didFind = true
+	return o.found, nil
 }
 
 // fields returns the mapped profile to send to the app.
@@ -312,7 +347,7 @@ func (o *op) get(ctx context.Context) Result {
 }
 
 // create creates the user, or updates it when it exists (XSOAR
-// IAMCommand.create_user). fromUpdate stops the create→update→create cycle
+// IAMCommand.create_user). fromUpdate guards against a create→update→create cycle
 // when the user vanishes in between.
 func (o *op) create(ctx context.Context, fromUpdate bool) Result {
 	if !o.enabled(ParamCreateEnabled) {
@@ -396,8 +431,11 @@ func (o *op) result(action string) Result {
 
 func (o *op) ok(action string, u *AppUser) Result {
 	r := o.result(action)
-	active := u.Active
-	r.Active, r.ID, r.Username = &active, u.ID, u.Username
+	r.ID, r.Username = u.ID, u.Username
+	if !u.ActiveUnknown {
+		active := u.Active
+		r.Active = &active
+	}
 	if u.Email != "" {
 		r.Email = u.Email
 	}

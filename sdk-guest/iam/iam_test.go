@@ -100,6 +100,7 @@ func TestCommands(t *testing.T) {
 		args     map[string]string
 		want     iam.Result // fields compared: Action, Success, Skipped, Reason, ErrorCode, ID
 		active   *bool      // want result.active
+		unknown  bool       // want result.active null
 		calls    string     // want app calls, comma-separated
 	}{
 		{name: "get existing", existing: jdoe(true), cmd: iam.CommandGetUser,
@@ -109,7 +110,7 @@ func TestCommands(t *testing.T) {
 		{name: "create", cmd: iam.CommandCreateUser,
 			want: iam.Result{Action: "create", Success: true, ID: "u1"}, active: ptr(true), calls: "get:userName=jdoe,create"},
 		{name: "create existing updates", existing: jdoe(true), cmd: iam.CommandCreateUser,
-			want: iam.Result{Action: "update", Success: true, ID: "u9"}, calls: "get:userName=jdoe,get:userName=jdoe,update:u9"},
+			want: iam.Result{Action: "update", Success: true, ID: "u9"}, calls: "get:userName=jdoe,update:u9"},
 		{name: "create disabled", params: map[string]any{iam.ParamCreateEnabled: false}, cmd: iam.CommandCreateUser,
 			want: iam.Result{Action: "create", Success: true, Skipped: true, Reason: "Command is disabled."}},
 		{name: "create fails with app status", fail: statusErr{409}, cmd: iam.CommandCreateUser,
@@ -123,7 +124,12 @@ func TestCommands(t *testing.T) {
 		{name: "update missing skipped", cmd: iam.CommandUpdateUser,
 			want: iam.Result{Action: "update", Success: true, Skipped: true, Reason: "User does not exist"}, calls: "get:userName=jdoe"},
 		{name: "update missing creates", params: map[string]any{iam.ParamCreateIfNotExists: true}, cmd: iam.CommandUpdateUser,
-			want: iam.Result{Action: "create", Success: true, ID: "u1"}, calls: "get:userName=jdoe,get:userName=jdoe,create"},
+			want: iam.Result{Action: "create", Success: true, ID: "u1"}, calls: "get:userName=jdoe,create"},
+		{name: "stale id falls back to the username", existing: jdoe(true), cmd: iam.CommandCreateUser,
+			args: map[string]string{iam.ArgUserProfile: `{"id":"u404","username":"jdoe"}`},
+			want: iam.Result{Action: "update", Success: true, ID: "u9"}, calls: "get:id=u404,get:userName=jdoe,update:u9"},
+		{name: "active unknown is reported null", existing: &iam.AppUser{ID: "u9", Username: "jdoe", ActiveUnknown: true, Data: map[string]any{"userName": "jdoe"}},
+			cmd: iam.CommandGetUser, want: iam.Result{Action: "get", Success: true, ID: "u9"}, unknown: true, calls: "get:userName=jdoe"},
 		{name: "update disabled", params: map[string]any{iam.ParamUpdateEnabled: false}, existing: jdoe(true), cmd: iam.CommandUpdateUser,
 			want: iam.Result{Action: "update", Success: true, Skipped: true, Reason: "Command is disabled."}},
 		{name: "disable", existing: jdoe(true), cmd: iam.CommandDisableUser,
@@ -176,6 +182,9 @@ func TestCommands(t *testing.T) {
 			}
 			if tt.active != nil && (got.Active == nil || *got.Active != *tt.active) {
 				t.Errorf("active = %v, want %v", got.Active, *tt.active)
+			}
+			if tt.unknown && got.Active != nil {
+				t.Errorf("active = %v, want null: the app did not say", *got.Active)
 			}
 			if c := strings.Join(app.calls, ","); c != tt.calls {
 				t.Errorf("app calls = %s, want %s", c, tt.calls)

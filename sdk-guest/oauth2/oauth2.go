@@ -34,6 +34,12 @@ import (
 	"github.com/connhost/connhost/sdk-guest/cache"
 )
 
+// ErrTokenRefused marks a token endpoint's refusal to issue a token: an
+// OAuth error or a non-200 answer below 500 (wrong client secret, unknown
+// client, scope not granted). Callers report it as an
+// authentication failure, not as a failure of the service behind it.
+var ErrTokenRefused = errors.New("the token endpoint refused the credentials")
+
 // Grant types.
 const (
 	GrantClientCredentials = "client_credentials"
@@ -369,6 +375,9 @@ func (c *Config) fetch(ctx context.Context, h *sdk.Host) (Token, error) {
 		msg := strings.TrimSpace(tr.Error + " " + tr.ErrorDescription)
 		if msg == "" {
 			msg = "no OAuth error in the response"
+		}
+		if resp.Status < 500 {
+			return Token{}, fmt.Errorf("oauth2 token request to %s: %w: HTTP %d: %s", redact(c.TokenURL), ErrTokenRefused, resp.Status, msg)
 		}
 		return Token{}, fmt.Errorf("oauth2 token request to %s: HTTP %d: %s", redact(c.TokenURL), resp.Status, msg)
 	}

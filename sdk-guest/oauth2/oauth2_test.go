@@ -3,6 +3,7 @@ package oauth2_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -309,4 +310,23 @@ func BenchmarkTokenCached(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(ts.requests.Load()), "token-requests")
+}
+
+// TestTokenRefusedIsMarked: a wrong secret is ErrTokenRefused, so callers
+// can report it as an authentication failure.
+func TestTokenRefusedIsMarked(t *testing.T) {
+	ts := newTokenServer(t)
+	p := params(ts)
+	p["secret"] = "wrong-" + secret
+	h := sdktest.New(sdk.Connector{Commands: map[string]sdk.CommandFunc{
+		"token": func(ctx context.Context, h *sdk.Host, _ sdk.Args) (any, error) {
+			cfg := &oauth2.Config{TokenURL: h.Params().String("url") + "/token", ClientID: "client", ClientSecret: h.Params().Secret("secret")}
+			_, err := cfg.Token(ctx, h)
+			return errors.Is(err, oauth2.ErrTokenRefused), nil
+		},
+	}}, p)
+	raw, err := h.Command(context.Background(), "token", nil)
+	if err != nil || string(raw) != "true" {
+		t.Fatalf("token with a wrong secret: refused = %s, %v; want true", raw, err)
+	}
 }

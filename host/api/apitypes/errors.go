@@ -12,6 +12,8 @@ const (
 	CodeInvalidJSON          ErrorCode = "invalid JSON"
 	CodeInvalidArguments     ErrorCode = "invalid arguments"
 	CodeUnauthorized         ErrorCode = "unauthorized"
+	CodeForbidden            ErrorCode = "forbidden"
+	CodeRateLimited          ErrorCode = "rate limited"
 	CodeUntrustedPlugin      ErrorCode = "untrusted plugin"
 	CodeNotFound             ErrorCode = "not found"
 	CodeMethodNotAllowed     ErrorCode = "method not allowed"
@@ -30,7 +32,7 @@ const (
 
 // ErrorCodes lists every ErrorCode, for the OpenAPI enum and for tests.
 var ErrorCodes = []ErrorCode{
-	CodeInvalidRequest, CodeInvalidJSON, CodeInvalidArguments, CodeUnauthorized, CodeUntrustedPlugin,
+	CodeInvalidRequest, CodeInvalidJSON, CodeInvalidArguments, CodeUnauthorized, CodeForbidden, CodeRateLimited, CodeUntrustedPlugin,
 	CodeNotFound, CodeMethodNotAllowed, CodeAlreadyExists, CodeConflict, CodeRequestTooLarge,
 	CodeUnsupportedMediaType, CodeCommandFailed, CodeInternal, CodeBadGateway, CodeUnavailable,
 	CodeNotReady, CodeShuttingDown, CodeTimeout,

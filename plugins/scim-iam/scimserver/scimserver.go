@@ -1,9 +1,12 @@
 // Package scimserver is a SCIM 2.0 service (RFC 7643/7644 Users) on
 // loopback for tests, built on github.com/elimity-com/scim with an
-// in-memory resource handler, behind an OAuth 2.0 client-credentials token
-// endpoint that issues short-lived bearer tokens. It counts token requests
-// and rejected requests and can expire every token on demand, so tests can
-// check a connector's token caching.
+// in-memory resource handler. By default it sits behind an OAuth 2.0
+// client-credentials token endpoint that issues short-lived bearer tokens;
+// it counts token requests and rejected requests and can expire every token
+// on demand, so tests can check a connector's token caching. Options make
+// it behave like other services met in the field: a static bearer token or
+// HTTP basic auth instead of OAuth2, userName and emails compared
+// case-sensitively, and no PATCH.
 //
 // Routes: POST /oauth2/token, and the SCIM API under /scim/v2 (Users,
 // Schemas, ResourceTypes, ServiceProviderConfig).
@@ -31,9 +34,35 @@ import (
 // DefaultTokenLifetime is the expires_in of issued tokens unless changed.
 const DefaultTokenLifetime = time.Hour
 
+// Authentication modes of Options.Auth.
+const (
+	AuthOAuth2 = "oauth2" // client credentials at /oauth2/token, then bearer tokens
+	AuthBearer = "bearer" // one static bearer token
+	AuthBasic  = "basic"  // HTTP basic auth with the client id and secret
+)
+
+// Options configure a Server. The zero value (with credentials) is the
+// default service: OAuth2, case-insensitive userName, PATCH supported.
+type Options struct {
+	// Auth is AuthOAuth2 (default), AuthBearer or AuthBasic.
+	Auth string
+	// ClientID and ClientSecret are the OAuth2 client, or the basic auth
+	// username and password.
+	ClientID, ClientSecret string
+	// BearerToken is the token AuthBearer accepts.
+	BearerToken string
+	// CaseExact makes userName and emails.value compare case-sensitively
+	// (declared caseExact in /Schemas), as some services do.
+	CaseExact bool
+	// NoPatch declares patch.supported false in /ServiceProviderConfig and
+	// refuses PATCH with 501.
+	NoPatch bool
+}
+
 // Server is a running SCIM service with its token endpoint.
 type Server struct {
 	srv          *httptest.Server
+	opts         Options
 	clientID     string
 	clientSecret string
 
@@ -45,37 +74,99 @@ type Server struct {
 	tokenRequests int
 	rejected      int
 	lifetime      time.Duration
+	requests      []string // "METHOD path?query" of every authenticated SCIM request
 }
 
-// New starts a server that accepts the given client credentials.
+// New starts a default server that accepts the given client credentials.
 func New(clientID, clientSecret string) (*Server, error) {
+	return NewWithOptions(Options{ClientID: clientID, ClientSecret: clientSecret})
+}
+
+// NewWithOptions starts a server configured by o.
+func NewWithOptions(o Options) (*Server, error) {
+	if o.Auth == "" {
+		o.Auth = AuthOAuth2
+	}
 	s := &Server{
-		clientID: clientID, clientSecret: clientSecret,
+		opts: o, clientID: o.ClientID, clientSecret: o.ClientSecret,
 		users: map[string]scim.ResourceAttributes{}, tokens: map[string]time.Time{},
 		lifetime: DefaultTokenLifetime,
 	}
+	scheme := map[string]scim.AuthenticationScheme{
+		AuthOAuth2: {Type: scim.AuthenticationTypeOauth2, Name: "OAuth 2.0", Description: "Client-credentials token from /oauth2/token", Primary: true},
+		AuthBearer: {Type: scim.AuthenticationTypeOauthBearerToken, Name: "Bearer token", Description: "A static bearer token", Primary: true},
+		AuthBasic:  {Type: scim.AuthenticationTypeHTTPBasic, Name: "HTTP Basic", Description: "Username and password", Primary: true},
+	}[o.Auth]
+	if scheme.Type == "" {
+		return nil, fmt.Errorf("scim server: unknown auth %q", o.Auth)
+	}
+	userSchema := schema.CoreUserSchema()
+	if o.CaseExact {
+		userSchema = caseExactUsers(userSchema)
+	}
 	api, err := scim.NewServer(&scim.ServerArgs{
 		ServiceProviderConfig: &scim.ServiceProviderConfig{
-			SupportFiltering: true, SupportPatch: true, MaxResults: 200,
-			AuthenticationSchemes: []scim.AuthenticationScheme{{
-				Type: scim.AuthenticationTypeOauthBearerToken, Name: "OAuth Bearer Token",
-				Description: "Client-credentials token from /oauth2/token", Primary: true,
-			}},
+			SupportFiltering: true, SupportPatch: !o.NoPatch, MaxResults: 200,
+			AuthenticationSchemes: []scim.AuthenticationScheme{scheme},
 		},
 		ResourceTypes: []scim.ResourceType{{
 			ID: optional.NewString("User"), Name: "User", Endpoint: "/Users",
 			Description: optional.NewString("User Account"),
-			Schema:      schema.CoreUserSchema(), Handler: users{s},
+			Schema:      userSchema, Handler: users{s},
 		}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("scim server: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /oauth2/token", s.token)
-	mux.Handle("/scim/", s.authenticate(http.StripPrefix("/scim", api)))
+	if o.Auth == AuthOAuth2 {
+		mux.HandleFunc("POST /oauth2/token", s.token)
+	}
+	mux.Handle("/scim/", s.authenticate(s.refusePatch(http.StripPrefix("/scim", api))))
 	s.srv = httptest.NewServer(mux)
 	return s, nil
+}
+
+// caseExactUsers returns the core User schema with userName and
+// emails.value declared caseExact, so the library's filters compare them
+// case-sensitively.
+func caseExactUsers(s schema.Schema) schema.Schema {
+	out := s
+	out.Attributes = slices.Clone(s.Attributes)
+	for i, a := range out.Attributes {
+		switch a.Name() {
+		case "userName":
+			out.Attributes[i] = schema.SimpleCoreAttribute(schema.SimpleStringParams(schema.StringParams{
+				Name: "userName", CaseExact: true, Required: true, Uniqueness: schema.AttributeUniquenessServer(),
+				Description: optional.NewString("Unique identifier for the User, compared case-sensitively by this service."),
+			}))
+		case "emails":
+			out.Attributes[i] = schema.ComplexCoreAttribute(schema.ComplexParams{
+				Name: "emails", MultiValued: true,
+				Description: optional.NewString("Email addresses for the user, compared case-sensitively by this service."),
+				SubAttributes: []schema.SimpleParams{
+					schema.SimpleStringParams(schema.StringParams{Name: "value", CaseExact: true}),
+					schema.SimpleStringParams(schema.StringParams{Name: "display"}),
+					schema.SimpleStringParams(schema.StringParams{Name: "type", CanonicalValues: []string{"work", "home", "other"}}),
+					schema.SimpleBooleanParams(schema.BooleanParams{Name: "primary"}),
+				},
+			})
+		}
+	}
+	return out
+}
+
+// refusePatch answers PATCH with 501 when the server has no PATCH.
+func (s *Server) refusePatch(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.opts.NoPatch && r.Method == http.MethodPatch {
+			w.Header().Set("Content-Type", "application/scim+json")
+			w.WriteHeader(http.StatusNotImplemented)
+			fmt.Fprint(w, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"501","detail":"PATCH is not supported"}`)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Close stops the server.
@@ -116,6 +207,14 @@ func (s *Server) Rejected() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.rejected
+}
+
+// Requests returns "METHOD path?query" of every authenticated SCIM
+// request so far, path below /scim/v2.
+func (s *Server) Requests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requests)
 }
 
 // IssuedTokens returns every access token issued, for tests that scan
@@ -206,19 +305,33 @@ func oauthError(w http.ResponseWriter, status int, code string) {
 	fmt.Fprintf(w, `{"error":%q}`, code)
 }
 
-// authenticate admits requests with a live bearer token.
+// authenticate admits requests with a live OAuth2 token, the static
+// bearer token or the basic auth credentials, by Options.Auth.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		tok, bearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		user, pass, basic := r.BasicAuth()
 		s.mu.Lock()
-		exp, known := s.tokens[tok]
-		live := ok && known && time.Now().Before(exp)
+		var live bool
+		challenge := `Bearer error="invalid_token"`
+		switch s.opts.Auth {
+		case AuthOAuth2:
+			exp, known := s.tokens[tok]
+			live = bearer && known && time.Now().Before(exp)
+		case AuthBearer:
+			live = bearer && tok == s.opts.BearerToken
+		case AuthBasic:
+			live = basic && user == s.clientID && pass == s.clientSecret
+			challenge = `Basic realm="scim"`
+		}
 		if !live {
 			s.rejected++
+		} else {
+			s.requests = append(s.requests, r.Method+" "+strings.TrimPrefix(r.URL.RequestURI(), "/scim/v2"))
 		}
 		s.mu.Unlock()
 		if !live {
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			w.Header().Set("WWW-Authenticate", challenge)
 			w.Header().Set("Content-Type", "application/scim+json")
 			w.WriteHeader(http.StatusUnauthorized)
 			fmt.Fprint(w, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"401","detail":"invalid or expired token"}`)
@@ -243,7 +356,7 @@ func (u users) resource(id string, attrs scim.ResourceAttributes) scim.Resource 
 func (u users) taken(name any, id string) bool {
 	n, _ := name.(string)
 	for other, a := range u.s.users {
-		if o, _ := a["userName"].(string); other != id && strings.EqualFold(o, n) {
+		if o, _ := a["userName"].(string); other != id && (o == n || (!u.s.opts.CaseExact && strings.EqualFold(o, n))) {
 			return true
 		}
 	}

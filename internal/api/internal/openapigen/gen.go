@@ -71,6 +71,10 @@ var components = []component{
 	{"PushRequest", apitypes.PushRequest{}},
 	{"RemoteSchema", apitypes.RemoteSchema{}},
 	{"MirrorDebug", apitypes.MirrorDebug{}},
+	{"APIKeyInput", apitypes.APIKeyInput{}},
+	{"APIKey", apitypes.APIKey{}},
+	{"APIKeyList", apitypes.APIKeyList{}},
+	{"APIKeyCreated", apitypes.APIKeyCreated{}},
 }
 
 // manifestSchema stands for abi.Manifest: the ABI defines it, with its
