@@ -249,8 +249,9 @@ func count(list []string, s string) int {
 }
 
 // TestTwoTenantMirroring is the end-to-end proof of mirroring: tenant A runs
-// a connhost-peer instance pointed at tenant B, direction Both, and the two
-// stay in sync both ways without loops or duplicates.
+// a connhost-peer instance pointed at tenant B, configured by XSOAR's
+// conventional params only (no settings), and the two stay in sync both
+// ways without loops or duplicates.
 func TestTwoTenantMirroring(t *testing.T) {
 	a := startServer(t, "tenant A")
 	b := startServer(t, "tenant B")
@@ -260,23 +261,27 @@ func TestTwoTenantMirroring(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.call(http.MethodPost, "/plugins", wasm, &map[string]any{})
-	settings := map[string]any{"mirror_direction": "Both", "close_incident": true, "close_out": true, "comment_tag": "comment"}
+
+	// 1. An incident created on B appears on A by the scheduled fetch that
+	// isFetch turns on: nobody asks for it.
+	var onB incident
+	b.call(http.MethodPost, "/incidents", map[string]any{"name": "Phishing wave", "severity": 2, "details": "from B"}, &onB)
+	var inst struct {
+		Settings map[string]any `json:"settings"`
+	}
 	a.call(http.MethodPost, "/instances", map[string]any{
 		"name": "b", "plugin": "connhost-peer", "enabled": true,
-		"params": map[string]any{"url": b.url, "api_key": b.key, "mirror_direction": "Incoming And Outgoing",
-			"mirror_tags": "comment", "close_incident": true, "close_out": true},
-		"settings": settings,
-	}, &map[string]any{})
+		"params": map[string]any{"url": b.url, "api_key": b.key, "isFetch": true, "incidentFetchInterval": 1,
+			"mirror_direction": "Incoming And Outgoing", "mirror_tags": "comment", "close_incident": true, "close_out": true},
+	}, &inst)
+	if len(inst.Settings) != 1 || inst.Settings["isFetch"] != false {
+		t.Fatalf("settings %v: the params should configure everything", inst.Settings)
+	}
 	if code := a.call(http.MethodPost, "/instances/b/test", nil, &map[string]any{}); code != http.StatusOK {
 		t.Fatalf("test-module: %d", code)
 	}
-
-	// 1. An incident created on B appears on A.
-	var onB incident
-	b.call(http.MethodPost, "/incidents", map[string]any{"name": "Phishing wave", "severity": 2, "details": "from B"}, &onB)
-	a.call(http.MethodPost, "/instances/b/fetch", nil, &map[string]any{})
 	var onA incident
-	wait.For(t, 20*time.Second, "B's incident fetched into A", func() bool {
+	wait.For(t, 20*time.Second, "B's incident fetched into A on schedule", func() bool {
 		for _, inc := range a.incidents() {
 			if inc.DbotMirrorID == onB.ID {
 				onA = inc
@@ -298,9 +303,12 @@ func TestTwoTenantMirroring(t *testing.T) {
 	})
 
 	// 3. A field changed on B reaches A, except a field dirty on A. Outgoing
-	// mirroring is paused (direction In) so A's change stays pending.
-	in := map[string]any{"mirror_direction": "In", "close_incident": true, "close_out": true, "comment_tag": "comment"}
-	a.call(http.MethodPatch, "/instances/b", map[string]any{"settings": in}, &map[string]any{})
+	// mirroring is paused (param mirror_direction Incoming) so A's change
+	// stays pending.
+	direction := func(d string) {
+		a.call(http.MethodPatch, "/instances/b", map[string]any{"params": map[string]any{"mirror_direction": d}}, &map[string]any{})
+	}
+	direction("Incoming")
 	a.call(http.MethodPatch, "/incidents/"+onA.ID, map[string]any{"severity": 4}, &map[string]any{})
 	b.call(http.MethodPatch, "/incidents/"+onB.ID, map[string]any{"severity": 1, "details": "edited on B"}, &map[string]any{})
 	b.call(http.MethodPost, "/incidents/"+onB.ID+"/entries", map[string]any{"contents": "note from B"}, &map[string]any{})
@@ -310,19 +318,34 @@ func TestTwoTenantMirroring(t *testing.T) {
 	if got := a.incident(onA.ID); got.Severity != 4 {
 		t.Fatalf("A's dirty severity was overwritten: %v (dirty %v)", got.Severity, got.DbotDirtyFields)
 	}
-	a.call(http.MethodPatch, "/instances/b", map[string]any{"settings": settings}, &map[string]any{})
+	direction("Incoming And Outgoing")
 	wait.For(t, 20*time.Second, "A's pending severity delivered to B once outgoing resumes", func() bool {
 		return b.incident(onB.ID).Severity == 4
 	})
 
-	// 4. Closing on B closes A with the reason; reopening on B reopens A.
+	// 4. Closing on B closes A with the reason. Then B is commented, edited
+	// and reopened while A does not mirror in, so one update carries the
+	// reopen with an entry and a field change: A takes all of it.
 	b.call(http.MethodPost, "/incidents/"+onB.ID+"/close", map[string]any{"closeReason": "Resolved", "closeNotes": "fixed on B"}, &map[string]any{})
 	wait.For(t, 20*time.Second, "A closed from B", func() bool {
 		got := a.incident(onA.ID)
 		return got.Status == 2 && got.CloseReason == "Resolved" && got.CloseNotes == "fixed on B"
 	})
+	direction("Outgoing")
+	var refusal struct {
+		Detail string `json:"detail"`
+	}
+	if code := a.callRaw(http.MethodPost, "/instances/b/mirror/run", &refusal); code != http.StatusConflict || !strings.Contains(refusal.Detail, "param mirror_direction") {
+		t.Fatalf("mirror/run on an instance mirroring out only: %d %q, want 409 naming the param", code, refusal.Detail)
+	}
+	b.call(http.MethodPost, "/incidents/"+onB.ID+"/entries", map[string]any{"contents": "note before the reopen"}, &map[string]any{})
+	b.call(http.MethodPatch, "/incidents/"+onB.ID, map[string]any{"details": "reopened on B"}, &map[string]any{})
 	b.call(http.MethodPost, "/incidents/"+onB.ID+"/reopen", nil, &map[string]any{})
-	wait.For(t, 20*time.Second, "A reopened from B", func() bool { return a.incident(onA.ID).Status == 1 })
+	direction("Incoming And Outgoing")
+	wait.For(t, 20*time.Second, "A reopened from B with the entry and the field of the same update", func() bool {
+		got := a.incident(onA.ID)
+		return got.Status == 1 && got.Details == "reopened on B" && count(texts(a.entries(onA.ID)), "note before the reopen") == 1
+	})
 
 	// 5. Closing on A closes B.
 	a.call(http.MethodPost, "/incidents/"+onA.ID+"/close", map[string]any{"closeReason": "Duplicate", "closeNotes": "closed on A"}, &map[string]any{})
@@ -341,7 +364,7 @@ func TestTwoTenantMirroring(t *testing.T) {
 		id string
 	}{{a, onA.ID}, {b, onB.ID}} {
 		got := texts(side.s.entries(side.id))
-		for _, want := range []string{"note from A", "note from B"} {
+		for _, want := range []string{"note from A", "note from B", "note before the reopen"} {
 			if n := count(got, want); n != 1 {
 				t.Errorf("%s has %q %d times: %q", side.s.name, want, n, got)
 			}
@@ -365,6 +388,23 @@ type mirrorStats struct {
 	Mirrored      int `json:"mirrored"`
 	Cycles        int `json:"cycles"`
 	OutboxPending int `json:"outboxPending"`
+}
+
+// callRaw makes an authenticated API call and decodes the answer, error
+// or not, into out.
+func (s *server) callRaw(method, path string, out any) int {
+	s.t.Helper()
+	req, _ := http.NewRequest(method, s.url+"/api/v1"+path, nil)
+	req.Header.Set("Authorization", "Bearer "+s.key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s %s: %v", s.name, method, path, err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		s.t.Fatalf("%s %s %s: %v", s.name, method, path, err)
+	}
+	return resp.StatusCode
 }
 
 // mirrorStats returns the statistics of instance b, the peer of tenant B.

@@ -269,7 +269,7 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte) (*Plugin, error) {
 	r.mu.Lock()
 	r.plugins[p] = struct{}{}
 	r.mu.Unlock()
-	log.Info().Bool("from_cache", cached).Dur("took", time.Since(start)).Msg("plugin loaded")
+	log.Info().Bool("from_cache", cached).Dur("took_ms", time.Since(start)).Msg("plugin loaded")
 	return p, nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/connhost/connhost/abi"
 )
@@ -33,8 +35,9 @@ type APIClient struct {
 type StatusError struct {
 	API, Method, Path string
 	Status            int
-	// Detail is the answer's "detail", "error" or "message" member, if it
-	// is JSON with one.
+	// Detail summarises the answer's body (SummarizeErrorBody): its
+	// "detail", "error", "message" or "errors" members when it is JSON,
+	// else its text, or "empty body".
 	Detail string
 }
 
@@ -84,15 +87,7 @@ func (c *APIClient) Do(ctx context.Context, method, path string, query url.Value
 	case resp.Status == 401:
 		return fail("authorization failed: check the API key (HTTP 401)")
 	case resp.Status/100 != 2:
-		var e struct{ Detail, Error, Message string }
-		_ = json.Unmarshal(resp.Body, &e) // best effort: the status says enough
-		detail := e.Detail
-		for _, d := range []string{e.Error, e.Message} {
-			if detail == "" {
-				detail = d
-			}
-		}
-		return &StatusError{API: c.Name, Method: method, Path: path, Status: resp.Status, Detail: detail}
+		return &StatusError{API: c.Name, Method: method, Path: path, Status: resp.Status, Detail: SummarizeErrorBody(resp.Body)}
 	}
 	if out == nil {
 		return nil
@@ -101,4 +96,67 @@ func (c *APIClient) Do(ctx context.Context, method, path string, query url.Value
 		return fail("decode answer: %w", err)
 	}
 	return nil
+}
+
+// maxSummary bounds an error body summary: errors end up in logs, entries
+// and API answers, and a remote's HTML error page is no use there.
+const maxSummary = 300
+
+// SummarizeErrorBody turns the body of a remote API's error answer into
+// one short line for an error message. JSON bodies give their message
+// members, in the shapes common APIs use: {"detail": …}, XSOAR's
+// {"error": …} (a string, or an object with a "message"), {"message": …},
+// Redmine's {"errors": ["…", …]} (strings, or objects with a "message" or
+// "detail"), and {"title": …}. Other bodies give their text on one line,
+// cut at 300 bytes; an empty body gives "empty body".
+func SummarizeErrorBody(body []byte) string {
+	text := strings.TrimSpace(string(body))
+	if text == "" {
+		return "empty body"
+	}
+	var obj map[string]any
+	if json.Unmarshal(body, &obj) == nil {
+		var parts []string
+		for _, k := range []string{"detail", "error", "message", "errors", "title"} {
+			parts = append(parts, messages(obj[k])...)
+			if len(parts) > 0 {
+				return clip(strings.Join(parts, "; "))
+			}
+		}
+	}
+	return clip(strings.Join(strings.Fields(text), " "))
+}
+
+// messages returns the message texts in one member of an error body.
+func messages(v any) []string {
+	switch x := v.(type) {
+	case string:
+		if s := strings.TrimSpace(x); s != "" {
+			return []string{s}
+		}
+	case []any:
+		var out []string
+		for _, e := range x {
+			out = append(out, messages(e)...)
+		}
+		return out
+	case map[string]any:
+		for _, k := range []string{"message", "detail", "error"} {
+			if m := messages(x[k]); len(m) > 0 {
+				return m
+			}
+		}
+	}
+	return nil
+}
+
+func clip(s string) string {
+	if len(s) <= maxSummary {
+		return s
+	}
+	cut := maxSummary
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -91,3 +91,28 @@ func nativeDoer(c *http.Client) Doer {
 		return abi.HTTPResponse{Status: resp.StatusCode, Headers: resp.Header, Body: body}, err
 	})
 }
+
+// TestSummarizeErrorBody: error bodies of common APIs become one line
+// with their messages, never "HTTP 404: " with nothing after it.
+func TestSummarizeErrorBody(t *testing.T) {
+	long := strings.Repeat("é", 400)
+	for _, tc := range []struct{ name, body, want string }{
+		{"empty", "", "empty body"},
+		{"blank", " \n", "empty body"},
+		{"redmine", `{"errors":["Subject cannot be blank","Tracker is not included in the list"]}`, "Subject cannot be blank; Tracker is not included in the list"},
+		{"xsoar", `{"id":"x","status":404,"title":"Not Found","detail":"","error":"Could not find incident 12"}`, "Could not find incident 12"},
+		{"error object", `{"error":{"code":403,"message":"forbidden by policy"}}`, "forbidden by policy"},
+		{"detail", `{"detail":"no ticket TD-9","error":"other"}`, "no ticket TD-9"},
+		{"errors objects", `{"errors":[{"message":"a"},{"detail":"b"}]}`, "a; b"},
+		{"title only", `{"title":"Bad Request"}`, "Bad Request"},
+		{"json without a message", `{"status":500}`, `{"status":500}`},
+		{"html", "<html>\n<body>Bad   gateway</body>\n</html>", "<html> <body>Bad gateway</body> </html>"},
+		{"cut", long, strings.Repeat("é", 150) + "…"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := SummarizeErrorBody([]byte(tc.body)); got != tc.want {
+				t.Fatalf("= %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

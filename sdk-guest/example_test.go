@@ -69,3 +69,48 @@ func Example() {
 	// {"readable_output":"Oslo: sunny in Oslo","outputs_prefix":"Weather","outputs":"sunny in Oslo"} <nil>
 	// bad_request
 }
+
+// notes is a remote system whose notes carry no tags: only their text.
+type notes struct{ list []string }
+
+// desk mirrors notes both ways; the EchoMarker, configurable through the
+// mirror_marker param, keeps the notes it posts from coming back in.
+var desk = sdk.Connector{
+	UpdateRemoteSystem: func(ctx context.Context, h *sdk.Host, args abi.UpdateRemoteSystemArgs) (string, error) {
+		marker := h.Params().EchoMarkerParam("mirror_marker")
+		for _, e := range args.Entries {
+			if s, ok := e.Contents.(string); ok {
+				remote.list = append(remote.list, marker.Mark(s))
+			}
+		}
+		return args.RemoteIncidentID, nil
+	},
+	GetRemoteData: func(ctx context.Context, h *sdk.Host, args abi.GetRemoteDataArgs) (abi.GetRemoteDataResponse, error) {
+		var res abi.GetRemoteDataResponse
+		for _, n := range remote.list {
+			res.Entries = append(res.Entries, abi.Entry{Type: abi.EntryNote, Contents: n, Note: true})
+		}
+		res.Entries = h.Params().EchoMarkerParam("mirror_marker").Filter(res.Entries)
+		return res, nil
+	},
+}
+
+var remote = &notes{}
+
+// ExampleEchoMarker mirrors a note out and back in: the remote shows it
+// with the marker, and only the note written on the remote comes back.
+func ExampleEchoMarker() {
+	h := sdktest.New(desk, map[string]any{"mirror_marker": "-- sent by connhost"})
+	ctx := context.Background()
+	_, _ = h.UpdateRemoteSystem(ctx, abi.UpdateRemoteSystemArgs{RemoteIncidentID: "R1",
+		Entries: []abi.ServerEntry{{Contents: "checked the firewall"}}})
+	remote.list = append(remote.list, "written on the remote")
+	fmt.Printf("%q\n", remote.list)
+	res, _ := h.GetRemoteData(ctx, abi.GetRemoteDataArgs{RemoteIncidentID: "R1", LastUpdate: "2026-01-01T00:00:00Z"})
+	for _, e := range res.Entries {
+		fmt.Println(e.Contents)
+	}
+	// Output:
+	// ["checked the firewall\n\n-- sent by connhost" "written on the remote"]
+	// written on the remote
+}

@@ -231,7 +231,7 @@ func runServe(ctx context.Context, a *app, fs *pflag.FlagSet) error {
 		return fmt.Errorf("serve %s: %w", url, err)
 	case <-ctx.Done():
 	}
-	log.Info().Dur("timeout", cfg.Server.ShutdownTimeout).Msg("shutting down: finishing in-flight requests")
+	log.Info().Dur("timeout_ms", cfg.Server.ShutdownTimeout).Msg("shutting down: finishing in-flight requests")
 	srv.Drain()
 	sctx, cancel := context.WithTimeout(base, cfg.Server.ShutdownTimeout)
 	defer cancel()

@@ -82,6 +82,7 @@ func New(svc *service.Service, opts Options) *Server {
 	}
 	s := &Server{svc: svc, opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry),
 		access: maps.Clone(routeAccess), registered: map[string]bool{}, limits: newKeyLimits(opts.RateLimit, opts.RateBurst)}
+	svc.SetCommandObserver(s.metrics.command)
 	if !opts.MetricsAuth {
 		s.access["GET /metrics"] = public
 	}

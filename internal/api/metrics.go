@@ -37,20 +37,21 @@ func newMetrics(r *prometheus.Registry) *metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"method", "route", "status"}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "connhost_command_executions_total", Help: "Commands run through the API by instance, command and outcome (ok or the ABI error kind).",
-		}, []string{"instance", "command", "outcome"}),
+			Name: "connhost_command_executions_total", Help: "Command calls by instance, command, trigger (api, fetch, mirror_in, mirror_out, long_running, http) and outcome (ok, rejected or the ABI error kind).",
+		}, []string{"instance", "command", "trigger", "outcome"}),
 		cmdTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "connhost_command_duration_seconds", Help: "Durations of commands run through the API by instance and command.",
+			Name: "connhost_command_duration_seconds", Help: "Durations of command calls by instance, command and trigger.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
-		}, []string{"instance", "command"}),
+		}, []string{"instance", "command", "trigger"}),
 	}
 	r.MustRegister(m.requests, m.duration, m.commands, m.cmdTime)
 	return m
 }
 
-// command counts one command run. Errors that are not the plugin's (an
-// unknown instance, bad arguments) count as outcome "rejected".
-func (m *metrics) command(instance, command string, err error, d time.Duration) {
+// command counts one command call (a service.CommandObserver). Errors that
+// are not the plugin's (an unknown instance, bad arguments) count as
+// outcome "rejected".
+func (m *metrics) command(instance, command, trigger string, err error, d time.Duration) {
 	outcome := "ok"
 	if err != nil {
 		outcome = "rejected"
@@ -60,8 +61,8 @@ func (m *metrics) command(instance, command string, err error, d time.Duration) 
 			outcome = string(abi.KindInternalError)
 		}
 	}
-	m.commands.WithLabelValues(instance, command, outcome).Inc()
-	m.cmdTime.WithLabelValues(instance, command).Observe(d.Seconds())
+	m.commands.WithLabelValues(instance, command, trigger, outcome).Inc()
+	m.cmdTime.WithLabelValues(instance, command, trigger).Observe(d.Seconds())
 }
 
 // observe logs and counts every request once its status is known. It logs
@@ -91,7 +92,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			ev = s.log.Warn()
 		}
 		ev = ev.Str("method", c.Request().Method).Str("route", route).Int("status", status).
-			Dur("duration", d).Str("remote", c.RealIP())
+			Dur("duration_ms", d).Str("remote", c.RealIP())
 		if k := keyName(c); k != "" {
 			ev = ev.Str("apikey", k)
 		}

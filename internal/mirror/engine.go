@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -143,7 +144,7 @@ func (e *Engine) Start(ctx context.Context) {
 		e.wg.Add(1)
 		go func() { defer e.wg.Done(); loop(ctx) }()
 	}
-	e.log.Info().Bool("mirror_job", e.opts.MirrorEnabled).Dur("mirror_interval", e.opts.MirrorInterval).Msg("mirroring engine started")
+	e.log.Info().Bool("mirror_job", e.opts.MirrorEnabled).Dur("mirror_interval_ms", e.opts.MirrorInterval).Msg("mirroring engine started")
 }
 
 // Stop ends the loops and waits for them; work in progress finishes or is
@@ -185,11 +186,12 @@ func (e *Engine) fetchLoop(ctx context.Context) {
 	for sleep(ctx, e.opts.FetchTick) {
 		now := e.now()
 		for _, t := range e.ins.Targets(ctx) {
-			if !t.Manifest.IsFetch || !t.Instance.Settings.FetchEnabled {
+			cfg := ConfigOf(t.Instance, t.Manifest)
+			if !t.Manifest.IsFetch || !cfg.Fetch {
 				continue
 			}
 			name := t.Instance.Name
-			interval := time.Duration(max(t.Instance.Settings.FetchIntervalMinutes, 1)) * time.Minute
+			interval := cfg.FetchInterval
 			e.mu.Lock()
 			due := !e.fetching[name] && !now.Before(e.lastFetch[name].Add(interval))
 			if due {
@@ -239,11 +241,19 @@ func (e *Engine) outboxLoop(ctx context.Context) {
 }
 
 func mirrorsIn(t Target) bool {
-	d := t.Instance.Settings.MirrorDirection
-	return t.Manifest.IsRemoteSyncIn && (d == abi.MirrorIn || d == abi.MirrorBoth)
+	ok, _ := ConfigOf(t.Instance, t.Manifest).MirrorsIn(t.Manifest)
+	return ok
 }
 
-func mirrorsOut(t Target) bool {
-	d := t.Instance.Settings.MirrorDirection
-	return t.Manifest.IsRemoteSyncOut && (d == abi.MirrorOut || d == abi.MirrorBoth)
+// notMirroringIn is ErrNotMirroring for an instance that is not enabled or
+// does not mirror in, saying what to change.
+func (e *Engine) notMirroringIn(ctx context.Context, instance string) (Target, error) {
+	t, ok := e.ins.Target(ctx, instance)
+	if !ok {
+		return t, fmt.Errorf("instance %q is not enabled: %w", instance, ErrNotMirroring)
+	}
+	if ok, why := ConfigOf(t.Instance, t.Manifest).MirrorsIn(t.Manifest); !ok {
+		return t, fmt.Errorf("instance %q: %w: %s", instance, ErrNotMirroring, why)
+	}
+	return t, nil
 }

@@ -35,9 +35,10 @@ type scripted struct {
 	modified    bool           // get-modified-remote-data implemented
 	modifiedErr abi.ErrorKind  // error kind get-modified-remote-data returns
 	rateLimit   map[string]int // remote id → rate-limited answers left
-	failUpdates int            // update-remote-system failures left
-	delay       time.Duration  // per get-remote-data call
-	calls       []string       // "command remote-id"
+	failGet     map[string]bool
+	failUpdates int           // update-remote-system failures left
+	delay       time.Duration // per get-remote-data call
+	calls       []string      // "command remote-id"
 	updates     []abi.UpdateRemoteSystemArgs
 	onUpdate    func(abi.UpdateRemoteSystemArgs)
 	fetches     int
@@ -91,7 +92,7 @@ func (s *scripted) Call(ctx context.Context, _ string, command string, args any)
 			return nil, abi.Errorf(abi.KindFailed, "429: API rate limit exceeded")
 		}
 		r, ok := s.remote[a.RemoteIncidentID]
-		if !ok {
+		if !ok || s.failGet[a.RemoteIncidentID] {
 			return nil, abi.Errorf(abi.KindNotFound, "no remote incident %s", a.RemoteIncidentID)
 		}
 		return json.Marshal(abi.GetRemoteDataResponse{MirroredObject: r.fields, Entries: r.entries})

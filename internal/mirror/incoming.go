@@ -7,8 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,9 +53,9 @@ type CycleReport struct {
 // RunIncoming runs one incoming mirroring cycle of an instance now.
 func (e *Engine) RunIncoming(ctx context.Context, instance string) (CycleReport, error) {
 	rep := CycleReport{Instance: instance}
-	t, ok := e.ins.Target(ctx, instance)
-	if !ok || !mirrorsIn(t) {
-		return rep, fmt.Errorf("instance %q: %w", instance, ErrNotMirroring)
+	t, err := e.notMirroringIn(ctx, instance)
+	if err != nil {
+		return rep, err
 	}
 	e.mu.Lock()
 	if e.cycling[instance] {
@@ -64,7 +67,7 @@ func (e *Engine) RunIncoming(ctx context.Context, instance string) (CycleReport,
 	defer func() { e.mu.Lock(); delete(e.cycling, instance); e.mu.Unlock() }()
 
 	start := e.now()
-	rep, err := e.cycle(ctx, t, start)
+	rep, err = e.cycle(ctx, t, start)
 	rep.Duration = e.now().Sub(start)
 	e.record(instance, rep, err)
 	return rep, err
@@ -223,6 +226,9 @@ func (e *Engine) syncMany(ctx context.Context, t Target, ids []string, rep *Cycl
 					mu.Unlock()
 				default:
 					failed.Add(1)
+					mu.Lock()
+					notDone[i] = true
+					mu.Unlock()
 					e.m.errors.WithLabelValues(t.Instance.Name, "in").Inc()
 					e.log.Warn().Err(err).Str("instance", t.Instance.Name).Str("remote_id", ids[i]).Str("command", abi.CommandGetRemoteData).Msg("get-remote-data failed")
 				}
@@ -238,10 +244,12 @@ func (e *Engine) syncMany(ctx context.Context, t Target, ids []string, rep *Cycl
 			batch = batch[:0]
 			return
 		}
-		n, err := e.apply(ctx, t, batch)
+		n, _, err := e.apply(ctx, t, batch)
 		if err != nil {
 			applyErr = err
 			stop.Store(true)
+			batch = batch[:0]
+			return
 		}
 		rep.Synced += len(batch)
 		rep.Entries += n
@@ -310,7 +318,7 @@ func (e *Engine) fetchOne(ctx context.Context, t Target, remoteID string, trace 
 	}
 	started := e.now()
 	args := abi.GetRemoteDataArgs{RemoteIncidentID: remoteID, LastUpdate: last.UTC().Format(time.RFC3339Nano)}
-	tr("incident %s: get-remote-data remote_incident_id=%q last_update=%s", inc.ID, remoteID, args.LastUpdate)
+	tr("incident %s: get-remote-data remote_incident_id=%q last_update=%s (changes the remote made before it are not asked for)", inc.ID, remoteID, args.LastUpdate)
 	raw, err := e.ins.Call(ctx, t.Instance.Name, abi.CommandGetRemoteData, args)
 	if err != nil {
 		tr("incident %s: get-remote-data failed: %v", inc.ID, err)
@@ -336,122 +344,223 @@ var protectedFields = map[string]bool{
 	"mirrorOut": true, "mirrorPurged": true,
 }
 
-// apply writes a batch of get-remote-data results: ordinary entries of
-// active incidents first (idempotently), then fields, close and reopen, and
-// the sync time. It returns the number of entries added.
-func (e *Engine) apply(ctx context.Context, t Target, batch []fetched) (int, error) {
+// applied is what applying one get-remote-data result did, and why each
+// entry or field it did not apply was left out.
+type applied struct {
+	Reopened, Closed bool
+	// Entries counts the entries added.
+	Entries int
+	// Fields are the fields set, by the name the connector sent.
+	Fields []string
+	// NotApplied gives a reason per entry or field left out.
+	NotApplied []string
+}
+
+// apply writes a batch of get-remote-data results in one transaction: per
+// incident a reopen first, then the update's entries (idempotently), its
+// fields and a close, and the sync time. An update is applied whole or,
+// when the write fails, not at all, sync time included. It returns the
+// number of entries added and what happened per incident id.
+func (e *Engine) apply(ctx context.Context, t Target, batch []fetched) (int, map[string]*applied, error) {
 	origin := store.OriginMirrorPrefix + t.Instance.Name
-	var entries []store.Entry
-	for _, f := range batch {
-		if f.inc.Status != abi.StatusActive {
-			continue
-		}
-		for _, en := range f.res.Entries {
-			if isClose(en) || isReopen(en) {
-				continue
-			}
-			se := store.EntryFromABI(f.inc.ID, origin, en)
-			se.ExternalID = externalID(en)
-			entries = append(entries, se)
-		}
-	}
-	added := 0
-	if len(entries) > 0 {
-		out, err := e.st.AddEntries(ctx, entries)
-		if err != nil {
-			return 0, fmt.Errorf("instance %q: storing mirrored entries: %w", t.Instance.Name, err)
-		}
-		for _, en := range out {
-			if en.New {
-				added++
-			}
-		}
-	}
+	cfg := ConfigOf(t.Instance, t.Manifest)
 	byID := make(map[string]fetched, len(batch))
 	ids := make([]string, 0, len(batch))
 	for _, f := range batch {
+		if _, dup := byID[f.inc.ID]; !dup {
+			ids = append(ids, f.inc.ID)
+		}
 		byID[f.inc.ID] = f
-		ids = append(ids, f.inc.ID)
 	}
-	err := e.st.UpdateIncidents(ctx, ids, func(inc *store.Incident) error {
-		f := byID[inc.ID]
-		applyFetched(inc, f, t.Instance.Settings.CloseIncident, e.now())
-		return nil
+	outcomes := make(map[string]*applied, len(ids))
+	now := e.now()
+	stored, err := e.st.ApplyMirrorUpdates(ctx, ids, func(inc *store.Incident) ([]store.Entry, error) {
+		a := &applied{} // a conflict retry starts over
+		outcomes[inc.ID] = a
+		return applyFetched(inc, byID[inc.ID], origin, cfg, now, a), nil
 	})
 	if err != nil {
-		return added, fmt.Errorf("instance %q: applying mirrored incidents: %w", t.Instance.Name, err)
+		return 0, nil, fmt.Errorf("instance %q: applying mirrored updates: %w", t.Instance.Name, err)
 	}
-	return added, nil
+	added := 0
+	for id, entries := range stored {
+		a := outcomes[id]
+		for _, en := range entries {
+			if en.New {
+				a.Entries++
+				continue
+			}
+			a.NotApplied = append(a.NotApplied, fmt.Sprintf("entry %s: duplicate: already mirrored in as entry %s", entryName(en), en.ID))
+		}
+		added += a.Entries
+	}
+	return added, outcomes, nil
 }
 
-// applyFetched changes inc as one get-remote-data result says. A closed
-// incident takes only a reopen; fields apply to active and pending
-// incidents, except those dirty locally.
-func applyFetched(inc *store.Incident, f fetched, closeIncident bool, now time.Time) {
-	inc.DbotMirrorLastSync = f.started.UTC()
-	closed := inc.Status == abi.StatusDone || inc.Status == abi.StatusArchive
-	reopen := slices.ContainsFunc(f.res.Entries, isReopen)
-	if closed {
-		if reopen {
-			inc.Status, inc.Closed = abi.StatusActive, time.Time{}
-		}
-		return
+// entryName names a mirrored entry in a reason: its remote id, or its
+// idempotency key.
+func entryName(en store.Entry) string {
+	if id, ok := strings.CutPrefix(en.ExternalID, "id:"); ok {
+		return strconv.Quote(id)
 	}
-	for k, v := range f.res.MirroredObject {
-		if protectedFields[k] || slices.Contains(inc.DbotDirtyFields, k) {
+	return en.ExternalID
+}
+
+// applyFetched changes inc as one get-remote-data result says and returns
+// the entries to add, recording in a why anything was left out. A reopen
+// entry reopens a closed incident first, so the rest of the same update
+// applies too; a closed incident takes nothing else. Entries go to active
+// incidents only, fields to active and pending ones except those dirty
+// locally, and a close entry closes the incident last, with close_incident
+// on.
+func applyFetched(inc *store.Incident, f fetched, origin string, cfg Config, now time.Time, a *applied) []store.Entry {
+	inc.DbotMirrorLastSync = f.started.UTC()
+	if slices.ContainsFunc(f.res.Entries, isReopen) {
+		if isClosed(inc.Status) {
+			inc.Status, inc.Closed = abi.StatusActive, time.Time{}
+			a.Reopened = true
+		} else {
+			a.NotApplied = append(a.NotApplied, "reopen entry: the incident is not closed")
+		}
+	}
+	if isClosed(inc.Status) {
+		if n := len(f.res.Entries); n > 0 {
+			a.NotApplied = append(a.NotApplied, fmt.Sprintf("%d entries: the incident is closed and the update does not reopen it", n))
+		}
+		if n := len(f.res.MirroredObject); n > 0 {
+			a.NotApplied = append(a.NotApplied, fmt.Sprintf("fields %v: the incident is closed and the update does not reopen it", slices.Sorted(maps.Keys(f.res.MirroredObject))))
+		}
+		return nil
+	}
+	var entries []store.Entry
+	for i, en := range f.res.Entries {
+		if isClose(en) || isReopen(en) {
 			continue
 		}
-		setField(inc, k, v)
+		if inc.Status != abi.StatusActive {
+			a.NotApplied = append(a.NotApplied, fmt.Sprintf("entry %d: the incident is pending; entries mirror into active incidents only", i))
+			continue
+		}
+		se := store.EntryFromABI(inc.ID, origin, en)
+		se.ExternalID = externalID(en)
+		entries = append(entries, se)
 	}
-	if i := slices.IndexFunc(f.res.Entries, isClose); i >= 0 && closeIncident {
-		c, _ := f.res.Entries[i].Contents.(map[string]any)
-		inc.Status, inc.Closed = abi.StatusDone, now.UTC()
-		inc.CloseReason, _ = c[abi.KeyCloseReason].(string)
-		inc.CloseNotes, _ = c[abi.KeyCloseNotes].(string)
+	for _, k := range slices.Sorted(maps.Keys(f.res.MirroredObject)) {
+		switch {
+		case protectedFields[k]:
+			a.NotApplied = append(a.NotApplied, fmt.Sprintf("field %s: set by the host, never by the remote", k))
+		case slices.Contains(inc.DbotDirtyFields, k):
+			a.NotApplied = append(a.NotApplied, fmt.Sprintf("field %s: dirty: changed locally and not yet delivered out", k))
+		default:
+			if why := setField(inc, k, f.res.MirroredObject[k]); why != "" {
+				a.NotApplied = append(a.NotApplied, fmt.Sprintf("field %s: %s", k, why))
+			} else {
+				a.Fields = append(a.Fields, k)
+			}
+		}
 	}
+	if i := slices.IndexFunc(f.res.Entries, isClose); i >= 0 {
+		if cfg.CloseIncident {
+			c, _ := f.res.Entries[i].Contents.(map[string]any)
+			inc.Status, inc.Closed = abi.StatusDone, now.UTC()
+			inc.CloseReason, _ = c[abi.KeyCloseReason].(string)
+			inc.CloseNotes, _ = c[abi.KeyCloseNotes].(string)
+			a.Closed = true
+		} else {
+			a.NotApplied = append(a.NotApplied, fmt.Sprintf("close entry: %s is off", cfg.Source[ParamCloseIncident]))
+		}
+	}
+	return entries
 }
 
+func isClosed(s abi.IncidentStatus) bool { return s == abi.StatusDone || s == abi.StatusArchive }
+
 // setField sets one incident field by its XSOAR name; names that are not
-// incident fields, and the members of CustomFields, are custom fields.
-func setField(inc *store.Incident, k string, v any) {
+// incident fields, and the members of CustomFields, are custom fields. It
+// returns why a value was not set, or "".
+func setField(inc *store.Incident, k string, v any) string {
+	bad := func(want string) string { return fmt.Sprintf("want %s, got %s", want, jsonType(v)) }
 	switch k {
 	case "name":
-		if s, ok := v.(string); ok && s != "" {
-			inc.Name = s
+		s, ok := v.(string)
+		if !ok || s == "" {
+			return bad("a non-empty string")
 		}
-	case "type":
-		inc.Type, _ = v.(string)
+		inc.Name = s
+	case "type", "owner", "details", "rawJSON":
+		s, ok := v.(string)
+		if !ok && v != nil {
+			return bad("a string")
+		}
+		switch k {
+		case "type":
+			inc.Type = s
+		case "owner":
+			inc.Owner = s
+		case "details":
+			inc.Details = s
+		default:
+			inc.RawJSON = s
+		}
 	case "severity":
-		if f, ok := v.(float64); ok {
-			inc.Severity = f
+		f, ok := v.(float64)
+		if !ok {
+			return bad("a number")
 		}
-	case "owner":
-		inc.Owner, _ = v.(string)
-	case "details":
-		inc.Details, _ = v.(string)
-	case "rawJSON":
-		inc.RawJSON, _ = v.(string)
+		inc.Severity = f
 	case "occurred":
-		if s, ok := v.(string); ok {
-			if ts, err := time.Parse(time.RFC3339Nano, s); err == nil {
-				inc.Occurred = ts.UTC()
-			}
+		s, _ := v.(string)
+		ts, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return bad("an RFC 3339 time")
 		}
+		inc.Occurred = ts.UTC()
 	case "labels":
 		var labels []abi.Label
-		if b, err := json.Marshal(v); err == nil && json.Unmarshal(b, &labels) == nil {
-			inc.Labels = labels
+		b, err := json.Marshal(v)
+		if err != nil || json.Unmarshal(b, &labels) != nil {
+			return bad("a list of {type, value}")
 		}
+		inc.Labels = labels
 	case "CustomFields":
-		m, _ := v.(map[string]any)
+		m, ok := v.(map[string]any)
+		if !ok && v != nil {
+			return bad("an object")
+		}
+		var dirty []string
 		for ck, cv := range m {
-			if !slices.Contains(inc.DbotDirtyFields, ck) {
-				setCustom(inc, ck, cv)
+			if slices.Contains(inc.DbotDirtyFields, ck) {
+				dirty = append(dirty, ck)
+				continue
 			}
+			setCustom(inc, ck, cv)
+		}
+		if len(dirty) > 0 {
+			slices.Sort(dirty)
+			return fmt.Sprintf("members %v dirty: changed locally and not yet delivered out; the others applied", dirty)
 		}
 	default:
 		setCustom(inc, k, v)
 	}
+	return ""
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "a string"
+	case float64:
+		return "a number"
+	case bool:
+		return "a bool"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
 }
 
 func setCustom(inc *store.Incident, k string, v any) {

@@ -161,7 +161,7 @@ func (e *Engine) PurgeClosed(ctx context.Context, instance string, olderThan tim
 			return start, err
 		}
 	}
-	e.log.Info().Str("instance", instance).Int("purged", len(ids)).Dur("older_than", olderThan).Msg("purged closed mirror records")
+	e.log.Info().Str("instance", instance).Int("purged", len(ids)).Dur("older_than_ms", olderThan).Msg("purged closed mirror records")
 	return len(ids), nil
 }
 
@@ -179,28 +179,33 @@ func (e *Engine) Debug(ctx context.Context, incidentID string) ([]string, error)
 	if inc.DbotMirrorID == "" {
 		return nil, fmt.Errorf("incident %q is not mirrored: %w", incidentID, store.ErrNotFound)
 	}
-	trace("incident %s: mirrored by %q as remote id %q, direction %q, last sync %s, dirty fields %v",
-		inc.ID, inc.DbotMirrorInstance, inc.DbotMirrorID, inc.DbotMirrorDirection, inc.DbotMirrorLastSync.Format(time.RFC3339Nano), inc.DbotDirtyFields)
-	t, ok := e.ins.Target(ctx, inc.DbotMirrorInstance)
-	if !ok {
-		trace("instance %q is not enabled: stop", inc.DbotMirrorInstance)
-		return steps, nil
+	lastSync := "never"
+	if !inc.DbotMirrorLastSync.IsZero() {
+		lastSync = inc.DbotMirrorLastSync.Format(time.RFC3339Nano)
 	}
-	if !mirrorsIn(t) {
-		trace("instance %q does not mirror incoming (direction %q, isremotesyncin %v): stop", t.Instance.Name, t.Instance.Settings.MirrorDirection, t.Manifest.IsRemoteSyncIn)
+	trace("incident %s: mirrored by %q as remote id %q, direction %q, last sync %s, dirty fields %v",
+		inc.ID, inc.DbotMirrorInstance, inc.DbotMirrorID, inc.DbotMirrorDirection, lastSync, inc.DbotDirtyFields)
+	t, err := e.notMirroringIn(ctx, inc.DbotMirrorInstance)
+	if err != nil {
+		trace("%v: stop", err)
 		return steps, nil
 	}
 	f, skip, err := e.fetchOne(ctx, t, inc.DbotMirrorID, trace)
 	if err != nil || skip {
 		return steps, nil
 	}
-	n, err := e.apply(ctx, t, []fetched{f})
+	n, outcomes, err := e.apply(ctx, t, []fetched{f})
 	if err != nil {
-		trace("apply failed: %v", err)
+		trace("apply failed, nothing stored, dbotMirrorLastSync not advanced: %v", err)
 		return steps, nil
 	}
+	a := outcomes[inc.ID]
 	after, _ := e.st.GetIncident(ctx, incidentID)
-	trace("applied: %d new entries; status %d; dirty fields kept local: %v", n, after.Status, after.DbotDirtyFields)
+	trace("applied: %d new entries, fields %v, reopened %v, closed %v; status %d; dbotMirrorLastSync %s",
+		n, a.Fields, a.Reopened, a.Closed, after.Status, after.DbotMirrorLastSync.Format(time.RFC3339Nano))
+	for _, why := range a.NotApplied {
+		trace("not applied: %s", why)
+	}
 	if inc.OutboxPending() || after.OutboxPending() {
 		trace("an outgoing update is pending (attempts %d)", attemptsOf(after))
 	}
@@ -222,9 +227,8 @@ var ErrPushQueueFull = errors.New("mirror push queue is full")
 // the remote, say): get-remote-data runs for it at once, without waiting
 // for the next cycle. It returns once the push is queued.
 func (e *Engine) Push(ctx context.Context, instance, remoteID string) error {
-	t, ok := e.ins.Target(ctx, instance)
-	if !ok || !mirrorsIn(t) {
-		return fmt.Errorf("instance %q: %w", instance, ErrNotMirroring)
+	if _, err := e.notMirroringIn(ctx, instance); err != nil {
+		return err
 	}
 	if remoteID == "" {
 		return fmt.Errorf("instance %q: remote incident id is required: %w", instance, store.ErrInvalid)
@@ -251,16 +255,16 @@ func (e *Engine) pushLoop(ctx context.Context) {
 }
 
 func (e *Engine) pushOne(ctx context.Context, p pushReq) error {
-	t, ok := e.ins.Target(ctx, p.instance)
-	if !ok || !mirrorsIn(t) {
-		return fmt.Errorf("instance %q: %w", p.instance, ErrNotMirroring)
+	t, err := e.notMirroringIn(ctx, p.instance)
+	if err != nil {
+		return err
 	}
 	start := e.now()
 	f, skip, err := e.fetchOne(ctx, t, p.remoteID, nil)
 	if err != nil || skip {
 		return err
 	}
-	if _, err := e.apply(ctx, t, []fetched{f}); err != nil {
+	if _, _, err := e.apply(ctx, t, []fetched{f}); err != nil {
 		return err
 	}
 	e.m.pushLatency.Observe(e.now().Sub(start).Seconds())

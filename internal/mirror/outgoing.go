@@ -63,8 +63,15 @@ func (e *Engine) DeliverOutbox(ctx context.Context) (int, error) {
 func (e *Engine) deliver(ctx context.Context, inc store.Incident) bool {
 	name := inc.DbotMirrorInstance
 	t, ok := e.ins.Target(ctx, name)
-	if !ok || !mirrorsOut(t) {
-		e.retry(ctx, inc.ID, fmt.Errorf("instance %q is not enabled for outgoing mirroring", name))
+	if !ok {
+		e.retry(ctx, inc.ID, fmt.Errorf("instance %q is not enabled", name))
+		return false
+	}
+	if ok, why := ConfigOf(t.Instance, t.Manifest).MirrorsOut(t.Manifest); !ok {
+		// Kept for when it does again; said, since nothing else will.
+		err := fmt.Errorf("instance %q does not mirror outgoing: %s", name, why)
+		e.log.Warn().Err(err).Str("instance", name).Str("incident", inc.ID).Msg("outgoing mirror update held")
+		e.retry(ctx, inc.ID, err)
 		return false
 	}
 	args, fields, cursor, err := e.outgoingArgs(ctx, t, inc)
@@ -100,7 +107,7 @@ func (e *Engine) outgoingArgs(ctx context.Context, t Target, inc store.Incident)
 	}
 	status := inc.Status
 	closing := status == abi.StatusDone || status == abi.StatusArchive
-	if closing && !t.Instance.Settings.CloseOut {
+	if closing && !ConfigOf(t.Instance, t.Manifest).CloseOut {
 		// A local close stays local without close_out; other changes go.
 		status = abi.StatusActive
 		delete(delta, "closeReason")
@@ -144,7 +151,8 @@ func (e *Engine) outgoingArgs(ctx context.Context, t Target, inc store.Incident)
 // tags.
 func mirrorTags(t Target, inc store.Incident) []string {
 	tags := slices.Clone(inc.DbotMirrorTags)
-	for _, tag := range []string{t.Instance.Settings.CommentTag, t.Instance.Settings.WorkNotesTag, t.Instance.Settings.FileTag} {
+	cfg := ConfigOf(t.Instance, t.Manifest)
+	for _, tag := range []string{cfg.CommentTag, cfg.WorkNotesTag, cfg.FileTag} {
 		if tag != "" {
 			tags = append(tags, tag)
 		}

@@ -185,7 +185,7 @@ func (h hostServices) dmNewIncident(ctx context.Context, inst abi.InstanceInfo, 
 	if err != nil {
 		return "", typed(err)
 	}
-	incs, err := incidentsFromABI(rec, []abi.Incident{a})
+	incs, err := incidentsFromABI(rec, h.c.manifestFor(ctx, rec), []abi.Incident{a})
 	if err != nil {
 		return "", abi.Errorf(abi.KindBadRequest, "direct_message: %v", err)
 	}
@@ -353,8 +353,11 @@ func (lr *LongRunning) notify(ctx context.Context, li *liveInstance, args map[st
 	if err != nil {
 		return fmt.Errorf("instance %q: encode send-notification: %w", li.rec.Name, err)
 	}
-	if _, err := li.inst.Execute(ctx, abi.CommandSendNotification, raw); err != nil {
-		lr.c.log.Warn().Str("instance", li.rec.Name).Str("plugin", li.rec.Plugin).Err(err).Msg("chat delivery failed; retrying next pass")
+	start := time.Now()
+	_, err = li.inst.Execute(ctx, abi.CommandSendNotification, raw)
+	lr.c.observe(li.rec.Name, abi.CommandSendNotification, TriggerMirrorOut, start, err)
+	if err != nil {
+		lr.c.log.Warn().Str("instance", li.rec.Name).Str("plugin", li.plugin.Label()).Err(err).Msg("chat delivery failed; retrying next pass")
 		return err
 	}
 	return nil

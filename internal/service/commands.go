@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
+	"github.com/connhost/connhost/internal/mirror"
 	"github.com/connhost/connhost/internal/store"
 )
 
@@ -88,7 +90,8 @@ func checkCommand(m *abi.Manifest, command string, args map[string]any) error {
 // runtime reports it (abi.KindOf names its kind). With an incident, the
 // result (or the failure) is also written as an entry, whose id is
 // returned with either.
-func (cs *Commands) Execute(ctx context.Context, instance string, req ExecuteRequest) (ExecuteResult, error) {
+func (cs *Commands) Execute(ctx context.Context, instance string, req ExecuteRequest) (_ ExecuteResult, err error) {
+	defer func(start time.Time) { cs.c.observe(instance, req.Command, TriggerAPI, start, err) }(time.Now())
 	c := cs.c
 	done, err := c.enter()
 	if err != nil {
@@ -161,7 +164,8 @@ func resultEntry(req ExecuteRequest, res json.RawMessage, callErr error) store.E
 
 // Test runs test-module. A disabled instance is tested in a temporary
 // sandbox, so an operator can check a configuration before enabling it.
-func (cs *Commands) Test(ctx context.Context, name string) error {
+func (cs *Commands) Test(ctx context.Context, name string) (err error) {
+	defer func(start time.Time) { cs.c.observe(name, abi.CommandTestModule, TriggerAPI, start, err) }(time.Now())
 	c := cs.c
 	done, err := c.enter()
 	if err != nil {
@@ -192,7 +196,8 @@ func (cs *Commands) Test(ctx context.Context, name string) error {
 // Fetch runs fetch-incidents on an enabled instance now and stores the
 // incidents it returns together with its new last run, atomically. A
 // plugin without fetch-incidents is ErrInvalid.
-func (cs *Commands) Fetch(ctx context.Context, name string) (FetchSummary, error) {
+func (cs *Commands) Fetch(ctx context.Context, name string) (_ FetchSummary, err error) {
+	defer func(start time.Time) { cs.c.observe(name, abi.CommandFetchIncidents, TriggerAPI, start, err) }(time.Now())
 	done, err := cs.c.enter()
 	if err != nil {
 		return FetchSummary{}, err
@@ -227,7 +232,7 @@ func (cs *Commands) fetch(ctx context.Context, li *liveInstance) (FetchSummary, 
 		return FetchSummary{}, &host.CallError{Instance: li.rec.Name, Plugin: pluginRef(li.plugin), Command: abi.CommandFetchIncidents,
 			Err: abi.Errorf(abi.KindABIViolation, "fetch-incidents result: %v", err)}
 	}
-	incs, err := incidentsFromABI(li.rec, res.Incidents)
+	incs, err := incidentsFromABI(li.rec, li.plugin.Manifest, res.Incidents)
 	if err != nil {
 		return FetchSummary{}, fmt.Errorf("instance %q plugin %s command fetch-incidents: %w", li.rec.Name, pluginRef(li.plugin), err)
 	}
@@ -244,14 +249,20 @@ func (cs *Commands) fetch(ctx context.Context, li *liveInstance) (FetchSummary, 
 			ids = append(ids, c.ID)
 		}
 	}
-	cs.c.log.Info().Str("instance", li.rec.Name).Str("plugin", li.rec.Plugin).Int("fetched", len(incs)).Int("new", len(ids)).Msg("fetch-incidents")
+	cs.c.log.Info().Str("instance", li.rec.Name).Str("plugin", pluginRef(li.plugin)).Int("fetched", len(incs)).Int("new", len(ids)).Msg("fetch-incidents")
 	return FetchSummary{Created: ids, Fetched: len(incs)}, nil
 }
 
 // incidentsFromABI converts incidents a connector returned. Mirrored ones
-// get the instance as dbotMirrorInstance and the instance's mirror
-// direction, as XSOAR's incoming mapper would set them.
-func incidentsFromABI(rec store.Instance, in []abi.Incident) ([]store.Incident, error) {
+// get the instance as dbotMirrorInstance and, when the instance's plugin
+// declares mirror_direction or its settings set one, the instance's mirror
+// direction, as XSOAR's incoming mapper would set them. m may be nil.
+func incidentsFromABI(rec store.Instance, m *abi.Manifest, in []abi.Incident) ([]store.Incident, error) {
+	cfg := mirror.ConfigOf(rec, m)
+	direction := ""
+	if mirror.Declares(m, mirror.ParamMirrorDirection) || rec.Settings.MirrorDirection != "" {
+		direction = cfg.Direction
+	}
 	out := make([]store.Incident, 0, len(in))
 	for i, a := range in {
 		if strings.TrimSpace(a.Name) == "" {
@@ -263,8 +274,8 @@ func incidentsFromABI(rec store.Instance, in []abi.Incident) ([]store.Incident, 
 		}
 		if inc.DbotMirrorID != "" {
 			inc.DbotMirrorInstance = rec.Name
-			if d := rec.Settings.MirrorDirection; d != "" {
-				inc.DbotMirrorDirection = d
+			if direction != "" {
+				inc.DbotMirrorDirection = direction
 			}
 		}
 		inc.Status = abi.StatusActive

@@ -41,6 +41,8 @@ type core struct {
 	sup *supervisor.Supervisor
 	// engine is the mirroring engine, once attached (Mirroring.SetEngine).
 	engine atomic.Pointer[mirror.Engine]
+	// observer is told of every command call (SetCommandObserver).
+	observer atomic.Pointer[CommandObserver]
 
 	mu      sync.Mutex
 	plugins map[string]*host.Plugin  // compiled, by SHA-256

@@ -90,7 +90,7 @@ func (h hostServices) CreateIncidents(ctx context.Context, inst abi.InstanceInfo
 	if err != nil {
 		return nil, typed(err)
 	}
-	incs, err := incidentsFromABI(rec, req.Incidents)
+	incs, err := incidentsFromABI(rec, h.c.manifestFor(ctx, rec), req.Incidents)
 	if err != nil {
 		return nil, abi.Errorf(abi.KindBadRequest, "create_incidents: %v", err)
 	}

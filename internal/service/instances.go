@@ -122,6 +122,9 @@ func (is *Instances) Create(ctx context.Context, in InstanceInput) (InstanceView
 	if err := validateSettings(settings); err != nil {
 		return InstanceView{}, fmt.Errorf("instance %q: %w", in.Name, err)
 	}
+	if err := checkSettings(m, in.Name, params, &settings); err != nil {
+		return InstanceView{}, err
+	}
 	if err := c.sealParams(m, in.Name, params); err != nil {
 		return InstanceView{}, err
 	}
@@ -132,7 +135,7 @@ func (is *Instances) Create(ctx context.Context, in InstanceInput) (InstanceView
 	if err != nil {
 		return InstanceView{}, fromStore(err)
 	}
-	c.log.Info().Str("instance", rec.Name).Str("plugin", rec.Plugin).Msg("instance created")
+	c.log.Info().Str("instance", rec.Name).Str("plugin", m.Name+"@"+m.Version).Msg("instance created")
 	if rec.Enabled {
 		if err := c.startOrRecord(ctx, rec); err != nil {
 			return InstanceView{}, fromStore(err)
@@ -181,16 +184,23 @@ func (is *Instances) Update(ctx context.Context, name string, in InstanceInput) 
 			merged[k] = v
 		}
 	}
+	settings := old.Settings
+	if in.Settings != nil {
+		settings = *in.Settings
+	} else {
+		// Settings kept from before the conventional params took over
+		// move into them, unless this update sets the param.
+		migrateSettings(m, merged, &settings, in.Params)
+	}
 	params, err := m.ValidateParams(merged)
 	if err != nil {
 		return InstanceView{}, fmt.Errorf("%w: instance %q of plugin %s: %w", ErrInvalid, name, m.Name, err)
 	}
-	settings := old.Settings
-	if in.Settings != nil {
-		settings = *in.Settings
-	}
 	if err := validateSettings(settings); err != nil {
 		return InstanceView{}, fmt.Errorf("instance %q: %w", name, err)
+	}
+	if err := checkSettings(m, name, params, &settings); err != nil {
+		return InstanceView{}, err
 	}
 	if err := c.sealParams(m, name, params); err != nil {
 		return InstanceView{}, err
@@ -211,7 +221,7 @@ func (is *Instances) Update(ctx context.Context, name string, in InstanceInput) 
 			return InstanceView{}, fromStore(err)
 		}
 	}
-	c.log.Info().Str("instance", rec.Name).Str("plugin", rec.Plugin).Bool("enabled", rec.Enabled).Msg("instance updated")
+	c.log.Info().Str("instance", rec.Name).Str("plugin", m.Name+"@"+m.Version).Bool("enabled", rec.Enabled).Msg("instance updated")
 	return c.view(ctx, rec)
 }
 
@@ -231,6 +241,7 @@ func (is *Instances) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("instance %q: %w", name, fromStore(err))
 	}
+	label := c.pluginLabel(ctx, rec)
 	c.stop(ctx, rec.ID)
 	if err := c.st.DeleteInstance(ctx, rec.ID); err != nil {
 		return fromStore(err)
@@ -238,7 +249,7 @@ func (is *Instances) Delete(ctx context.Context, name string) error {
 	if err := c.st.DeleteChatMirrors(ctx, rec.ID); err != nil {
 		c.log.Warn().Err(err).Str("instance", rec.Name).Msg("chat mirrors of deleted instance not removed")
 	}
-	c.log.Info().Str("instance", rec.Name).Str("plugin", rec.Plugin).Msg("instance deleted")
+	c.log.Info().Str("instance", rec.Name).Str("plugin", label).Msg("instance deleted")
 	return nil
 }
 

@@ -184,7 +184,10 @@ func (lr *LongRunning) HandleHTTP(ctx context.Context, name string, req abi.HTTP
 	defer lr.release(rec.ID)
 	ctx, cancel := context.WithTimeout(ctx, lr.opts.HTTPTimeout)
 	defer cancel()
-	return li.inst.HandleHTTP(ctx, req)
+	start := time.Now()
+	resp, err := li.inst.HandleHTTP(ctx, req)
+	c.observe(name, abi.ExportHTTP, TriggerHTTP, start, err)
+	return resp, err
 }
 
 // checkCredentials verifies a request against the instance's credential

@@ -58,9 +58,19 @@ func (ms *Mirroring) Target(_ context.Context, name string) (mirror.Target, bool
 	return mirror.Target{}, false
 }
 
-// Call runs a server command (fetch, mirroring) on an enabled instance,
-// without the argument checks of Commands.Execute.
+// Call runs a mirroring command on an enabled instance for the engine,
+// without the argument checks of Commands.Execute. update-remote-system
+// counts as outgoing mirroring, anything else as incoming.
 func (ms *Mirroring) Call(ctx context.Context, instance, command string, args any) (json.RawMessage, error) {
+	trigger := TriggerMirrorIn
+	if command == abi.CommandUpdateRemoteSystem {
+		trigger = TriggerMirrorOut
+	}
+	return ms.call(ctx, instance, command, trigger, args)
+}
+
+func (ms *Mirroring) call(ctx context.Context, instance, command, trigger string, args any) (_ json.RawMessage, err error) {
+	defer func(start time.Time) { ms.c.observe(instance, command, trigger, start, err) }(time.Now())
 	done, err := ms.c.enter()
 	if err != nil {
 		return nil, err
@@ -80,7 +90,8 @@ func (ms *Mirroring) Call(ctx context.Context, instance, command string, args an
 
 // RunFetch runs fetch-incidents on an enabled instance for the scheduler,
 // as Commands.Fetch does.
-func (ms *Mirroring) RunFetch(ctx context.Context, instance string) error {
+func (ms *Mirroring) RunFetch(ctx context.Context, instance string) (err error) {
+	defer func(start time.Time) { ms.c.observe(instance, abi.CommandFetchIncidents, TriggerFetch, start, err) }(time.Now())
 	done, err := ms.c.enter()
 	if err != nil {
 		return err
@@ -195,7 +206,7 @@ func (ms *Mirroring) RunCycle(ctx context.Context, instance string) (mirror.Cycl
 // RemoteSchema runs get-mapping-fields: the remote system's incident types
 // and their fields.
 func (ms *Mirroring) RemoteSchema(ctx context.Context, instance string) (abi.GetMappingFieldsResponse, error) {
-	raw, err := ms.Call(ctx, instance, abi.CommandGetMappingFields, map[string]any{})
+	raw, err := ms.call(ctx, instance, abi.CommandGetMappingFields, TriggerAPI, map[string]any{})
 	if err != nil {
 		return nil, err
 	}

@@ -148,7 +148,7 @@ func (ps *Plugins) install(ctx context.Context, req InstallRequest) (InstallResu
 	}
 	info.Current = true
 	if created {
-		c.log.Info().Str("plugin", m.Name).Str("version", m.Version).Str("sha256", p.SHA256).Str("by", req.By).Msg("plugin installed")
+		c.log.Info().Str("plugin", m.Name+"@"+m.Version).Str("sha256", p.SHA256).Str("by", req.By).Msg("plugin installed")
 	}
 	return InstallResult{PluginInfo: info, Created: created, Switched: switched}, nil
 }

@@ -126,7 +126,7 @@ func (c *core) start(ctx context.Context, rec store.Instance) error {
 	if old != nil {
 		c.retire(old)
 	}
-	c.log.Info().Str("instance", rec.Name).Str("plugin", p.Manifest.Name).Str("version", p.Manifest.Version).Msg("instance started")
+	c.log.Info().Str("instance", rec.Name).Str("plugin", p.Label()).Msg("instance started")
 	return c.startLongRunning(ctx, rec, p)
 }
 
@@ -156,7 +156,7 @@ func (c *core) stop(ctx context.Context, id string) {
 	if err := li.inst.Close(ctx); err != nil {
 		c.log.Warn().Err(err).Str("instance", li.rec.Name).Msg("instance did not drain cleanly")
 	}
-	c.log.Info().Str("instance", li.rec.Name).Str("plugin", li.rec.Plugin).Msg("instance stopped")
+	c.log.Info().Str("instance", li.rec.Name).Str("plugin", li.plugin.Label()).Msg("instance stopped")
 }
 
 // wantsLongRun reports whether an instance runs long-running-execution: its
@@ -172,7 +172,7 @@ func (c *core) startLongRunning(ctx context.Context, rec store.Instance, p *host
 		return nil
 	}
 	info := abi.InstanceInfo{ID: rec.ID, Name: rec.Name, Brand: rec.Plugin}
-	if err := c.sup.Start(ctx, info, c.longRunSandbox(rec)); err != nil {
+	if err := c.sup.Start(ctx, info, p.Label(), c.longRunSandbox(rec)); err != nil {
 		return fmt.Errorf("instance %q plugin %s: start long-running execution: %w", rec.Name, p.Label(), err)
 	}
 	return nil
@@ -182,7 +182,7 @@ func (c *core) startLongRunning(ctx context.Context, rec store.Instance, p *host
 // supervisor's stop deadline.
 func (c *core) stopLongRunning(ctx context.Context, rec store.Instance) {
 	if c.sup.Stop(ctx, rec.ID) {
-		c.log.Info().Str("instance", rec.Name).Str("plugin", rec.Plugin).Msg("long-running execution stopped")
+		c.log.Info().Str("instance", rec.Name).Str("plugin", c.pluginLabel(ctx, rec)).Msg("long-running execution stopped")
 	}
 }
 

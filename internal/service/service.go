@@ -18,6 +18,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
 	"github.com/connhost/connhost/internal/secrets"
 	"github.com/connhost/connhost/internal/signing"
@@ -87,6 +88,9 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	lro := opts.LongRunning.withDefaults()
 	sup := lro.Supervisor
 	sup.Logger = c.log
+	sup.Observe = func(instance string, err error, ran time.Duration) {
+		c.observe(instance, abi.CommandLongRunningExecution, TriggerLongRunning, time.Now().Add(-ran), err)
+	}
 	c.sup = supervisor.New(sup, c.st)
 	cmds := &Commands{c: c}
 	s := &Service{
@@ -105,11 +109,17 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		return nil, errors.Join(fromStore(err), s.Close(ctx))
 	}
 	for _, rec := range insts {
-		if !rec.Enabled || opts.Idle {
+		if opts.Idle {
+			continue
+		}
+		if rec, err = c.migrateInstance(ctx, rec); err != nil {
+			c.log.Error().Err(err).Str("instance", rec.Name).Str("plugin", c.pluginLabel(ctx, rec)).Msg("instance settings not migrated; they still apply")
+		}
+		if !rec.Enabled {
 			continue
 		}
 		if err := c.startOrRecord(ctx, rec); err != nil {
-			c.log.Error().Err(err).Str("instance", rec.Name).Str("plugin", rec.Plugin).Msg("instance did not start")
+			c.log.Error().Err(err).Str("instance", rec.Name).Str("plugin", c.pluginLabel(ctx, rec)).Msg("instance did not start")
 		}
 	}
 	if opts.WatchDir != "" && !opts.Idle {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
@@ -70,7 +71,7 @@ func (ps *Plugins) activate(ctx context.Context, pv store.PluginVersion, p *host
 		return nil, err
 	}
 	switched := ps.switchLive(ctx, targets, p)
-	ps.c.log.Info().Str("plugin", pv.Name).Str("version", pv.Version).Str("by", a.by).Strs("instances", switched).Msg("plugin version is current")
+	ps.c.log.Info().Str("plugin", pv.Name+"@"+pv.Version).Str("by", a.by).Strs("instances", switched).Msg("plugin version is current")
 	return switched, nil
 }
 
@@ -95,7 +96,9 @@ func (ps *Plugins) prepare(ctx context.Context, targets []switchTarget, p *host.
 			err = inst.Warm(ctx, 1)
 		}
 		if err == nil && verify {
+			start := time.Now()
 			_, err = inst.Execute(ctx, abi.CommandTestModule, json.RawMessage(`{}`))
+			ps.c.observe(t.rec.Name, abi.CommandTestModule, TriggerAPI, start, err)
 		}
 		if err != nil {
 			closeTargets(ctx, targets)

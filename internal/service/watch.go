@@ -156,6 +156,6 @@ func (ps *Plugins) installWatched(ctx context.Context, file string, seen map[str
 		log.Error().Err(err).Msg("watched plugin file not installed")
 		return
 	}
-	log.Info().Str("plugin", res.Name).Str("version", res.Version).Bool("signed", res.Signed).
+	log.Info().Str("plugin", res.Name+"@"+res.Version).Bool("signed", res.Signed).
 		Strs("switched", res.Switched).Msg("watched plugin file installed")
 }

@@ -90,34 +90,14 @@ func (s *Store) AddEntries(ctx context.Context, entries []Entry) ([]Entry, error
 				p = &pair{old: &old, cur: &cur}
 				incs[e.IncidentID] = p
 			}
-			if e.ExternalID != "" {
-				id, err := getString(txn, entExtKey(e.IncidentID, e.ExternalID))
-				if err == nil {
-					var ex Entry
-					if err := getJSON(txn, entKey(e.IncidentID, id), &ex); err != nil {
-						return fmt.Errorf("entry %s of incident %s: %w", id, e.IncidentID, err)
-					}
-					out[i] = ex
-					continue
-				}
-				if !errors.Is(err, ErrNotFound) {
-					return err
-				}
-			}
-			e.ID = s.ids.next(now)
-			e.New = true
-			if e.Created.IsZero() {
-				e.Created = now
-			}
-			if e.ExternalID != "" {
-				if err := txn.Set(entExtKey(e.IncidentID, e.ExternalID), []byte(e.ID)); err != nil {
-					return err
-				}
-			}
-			if err := setJSON(txn, entKey(e.IncidentID, e.ID), e); err != nil {
+			e, err := s.putEntry(txn, e, now)
+			if err != nil {
 				return err
 			}
 			out[i] = e
+			if !e.New {
+				continue
+			}
 			p.changed = true
 			if p.cur.mirrorsOut() && e.Origin != OriginMirrorPrefix+p.cur.DbotMirrorInstance {
 				if p.cur.MirrorOut == nil {
@@ -144,6 +124,36 @@ func (s *Store) AddEntries(ctx context.Context, entries []Entry) ([]Entry, error
 		return nil, fmt.Errorf("add entries: %w", err)
 	}
 	return out, nil
+}
+
+// putEntry stores e in txn with a new id, unless an entry with its
+// (IncidentID, ExternalID) is already stored (in the store or earlier in
+// txn): then it returns that entry, New false.
+func (s *Store) putEntry(txn *badger.Txn, e Entry, now time.Time) (Entry, error) {
+	if e.ExternalID != "" {
+		id, err := getString(txn, entExtKey(e.IncidentID, e.ExternalID))
+		if err == nil {
+			var ex Entry
+			if err := getJSON(txn, entKey(e.IncidentID, id), &ex); err != nil {
+				return Entry{}, fmt.Errorf("entry %s of incident %s: %w", id, e.IncidentID, err)
+			}
+			return ex, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return Entry{}, err
+		}
+	}
+	e.ID = s.ids.next(now)
+	e.New = true
+	if e.Created.IsZero() {
+		e.Created = now
+	}
+	if e.ExternalID != "" {
+		if err := txn.Set(entExtKey(e.IncidentID, e.ExternalID), []byte(e.ID)); err != nil {
+			return Entry{}, err
+		}
+	}
+	return e, setJSON(txn, entKey(e.IncidentID, e.ID), e)
 }
 
 // ListEntries returns a page of the incident's entries in the order they

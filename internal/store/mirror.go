@@ -173,3 +173,65 @@ func (s *Store) UpdateIncidents(ctx context.Context, ids []string, fn func(*Inci
 	}
 	return nil
 }
+
+// ApplyMirrorUpdates applies incoming mirror updates to the incidents of
+// ids in one transaction, so an update is stored whole or not at all: fn
+// changes each incident as read in the transaction and returns the entries
+// to add to it, which are stored idempotently by ExternalID as AddEntries
+// does. fn is called again on fresh data when a concurrent write conflicts.
+// It returns the entries per incident id as stored, New false for those
+// already there. Modified moves only when an entry was added or more than
+// the mirroring bookkeeping changed.
+func (s *Store) ApplyMirrorUpdates(ctx context.Context, ids []string, fn func(*Incident) ([]Entry, error)) (map[string][]Entry, error) {
+	var out map[string][]Entry
+	err := s.update(ctx, func(txn *badger.Txn) error {
+		out = make(map[string][]Entry, len(ids))
+		now := s.now().UTC()
+		for _, id := range ids {
+			var old, inc Incident
+			if err := getJSON(txn, incKey(id), &old); err != nil {
+				return fmt.Errorf("incident %s: %w", id, err)
+			}
+			_ = getJSON(txn, incKey(id), &inc)
+			entries, err := fn(&inc)
+			if err != nil {
+				return fmt.Errorf("incident %s: %w", id, err)
+			}
+			added := false
+			for _, e := range entries {
+				e.IncidentID = id
+				e, err := s.putEntry(txn, e, now)
+				if err != nil {
+					return err
+				}
+				out[id] = append(out[id], e)
+				if !e.New {
+					continue
+				}
+				added = true
+				if inc.mirrorsOut() && e.Origin != OriginMirrorPrefix+inc.DbotMirrorInstance {
+					if inc.MirrorOut == nil {
+						inc.MirrorOut = &MirrorOut{}
+					}
+					inc.MirrorOut.Pending = true
+				}
+			}
+			inc.ID, inc.Created, inc.Version = old.ID, old.Created, old.Version+1
+			if added || !sameBesidesSync(&old, &inc) {
+				inc.Modified = now
+			}
+			inc.normalize()
+			if err := inc.validate(); err != nil {
+				return err
+			}
+			if err := writeIncident(txn, &old, &inc); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("apply mirror updates: %w", err)
+	}
+	return out, nil
+}

@@ -46,6 +46,10 @@ type Config struct {
 	// sandbox is closed. It is kept well under a second.
 	StopGrace time.Duration
 	Logger    zerolog.Logger
+	// Observe, when set, is told of each run of long-running-execution
+	// once it returns: the instance name, the run's error and how long it
+	// ran.
+	Observe func(instance string, err error, ran time.Duration)
 }
 
 // Defaults of Config.
@@ -113,8 +117,9 @@ type execution struct {
 }
 
 // Start supervises the long-running execution of an instance, replacing (and
-// first stopping) one already running for the same id.
-func (s *Supervisor) Start(ctx context.Context, info abi.InstanceInfo, factory Factory) error {
+// first stopping) one already running for the same id. plugin
+// (name@version) labels its log lines.
+func (s *Supervisor) Start(ctx context.Context, info abi.InstanceInfo, plugin string, factory Factory) error {
 	if info.ID == "" || factory == nil {
 		return fmt.Errorf("supervisor: instance %q: id and factory are required", info.Name)
 	}
@@ -126,7 +131,7 @@ func (s *Supervisor) Start(ctx context.Context, info abi.InstanceInfo, factory F
 	old := s.execs[info.ID]
 	e := &execution{
 		info: info, factory: factory,
-		log:      s.cfg.Logger.With().Str("instance", info.Name).Str("plugin", info.Brand).Str("command", abi.CommandLongRunningExecution).Logger(),
+		log:      s.cfg.Logger.With().Str("instance", info.Name).Str("plugin", plugin).Str("command", abi.CommandLongRunningExecution).Logger(),
 		stopping: make(chan struct{}), done: make(chan struct{}),
 	}
 	s.execs[info.ID] = e
@@ -206,7 +211,7 @@ func (s *Supervisor) halt(ctx context.Context, e *execution) {
 		e.cancel()
 	}
 	e.mu.Unlock()
-	e.log.Warn().Dur("grace", s.cfg.StopGrace).Msg("long-running execution ignored the stop request; sandbox closed")
+	e.log.Warn().Dur("grace_ms", s.cfg.StopGrace).Msg("long-running execution ignored the stop request; sandbox closed")
 	select {
 	case <-e.done:
 	case <-ctx.Done():
@@ -239,7 +244,7 @@ func (s *Supervisor) loop(ctx context.Context, e *execution) {
 		restarts := e.status.Restarts
 		e.mu.Unlock()
 		msg := fmt.Sprintf("long-running execution failed, restart %d in %s: %v", restarts, wait.Round(time.Millisecond), err)
-		e.log.Error().Str("kind", string(abi.KindOf(err))).Int("restarts", restarts).Dur("backoff", wait).Err(err).
+		e.log.Error().Str("kind", string(abi.KindOf(err))).Int("restarts", restarts).Dur("backoff_ms", wait).Err(err).
 			Msg("long-running execution ended; restarting")
 		if herr := s.health.SetHealth(ctx, e.info.ID, msg, true); herr != nil {
 			e.log.Warn().Err(herr).Msg("could not record module health")
@@ -290,7 +295,11 @@ func (s *Supervisor) runOnce(ctx context.Context, e *execution, started time.Tim
 		return nil
 	}
 	e.log.Info().Msg("long-running execution started")
+	start := time.Now()
 	_, err = inst.Execute(runCtx, abi.CommandLongRunningExecution, json.RawMessage(`{}`))
+	if s.cfg.Observe != nil {
+		s.cfg.Observe(e.info.Name, err, time.Since(start))
+	}
 	return err
 }
 

@@ -107,7 +107,7 @@ func TestRestartWithBackoff(t *testing.T) {
 	const minBackoff = 40 * time.Millisecond
 	s := New(Config{MinBackoff: minBackoff, MaxBackoff: time.Second, Logger: zerolog.Nop()}, health)
 	defer s.Close(ctx)
-	if err := s.Start(ctx, abi.InstanceInfo{ID: "p", Name: "panicky", Brand: "lrguest"}, f.factory(t, "panic3", nil)); err != nil {
+	if err := s.Start(ctx, abi.InstanceInfo{ID: "p", Name: "panicky", Brand: "lrguest"}, "lrguest@1.0.0", f.factory(t, "panic3", nil)); err != nil {
 		t.Fatal(err)
 	}
 	other, err := f.factory(t, "cooperative", nil)(ctx)
@@ -157,7 +157,7 @@ func TestStop(t *testing.T) {
 			s := New(Config{Logger: zerolog.Nop()}, &healthLog{})
 			defer s.Close(ctx)
 			last := &lastInstance{}
-			if err := s.Start(ctx, abi.InstanceInfo{ID: mode, Name: mode}, f.factory(t, mode, last)); err != nil {
+			if err := s.Start(ctx, abi.InstanceInfo{ID: mode, Name: mode}, "lrguest@1.0.0", f.factory(t, mode, last)); err != nil {
 				t.Fatal(err)
 			}
 			wait.For(t, 20*time.Second, "the execution to run", func() bool {
@@ -191,7 +191,7 @@ func TestReturnIsRestarted(t *testing.T) {
 	ctx := context.Background()
 	health := &healthLog{}
 	s := New(Config{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Logger: zerolog.Nop()}, health)
-	if err := s.Start(ctx, abi.InstanceInfo{ID: "r", Name: "r"}, f.factory(t, "return", nil)); err != nil {
+	if err := s.Start(ctx, abi.InstanceInfo{ID: "r", Name: "r"}, "lrguest@1.0.0", f.factory(t, "return", nil)); err != nil {
 		t.Fatal(err)
 	}
 	wait.For(t, 20*time.Second, "2 restarts", func() bool { st, _ := s.Status("r"); return st.Restarts >= 2 })
@@ -199,7 +199,7 @@ func TestReturnIsRestarted(t *testing.T) {
 	if ups := health.all(); !strings.Contains(ups[0].message, "returned") {
 		t.Errorf("health = %q, want it to say the execution returned", ups[0].message)
 	}
-	if err := s.Start(ctx, abi.InstanceInfo{ID: "r", Name: "r"}, f.factory(t, "return", nil)); err == nil {
+	if err := s.Start(ctx, abi.InstanceInfo{ID: "r", Name: "r"}, "lrguest@1.0.0", f.factory(t, "return", nil)); err == nil {
 		t.Error("Start after Close succeeded")
 	}
 }

@@ -6,19 +6,47 @@ import (
 )
 
 // Settings are an instance's operator settings: XSOAR's instance fields
-// (fetching, mirroring) and connhost's sandbox limits.
+// (fetching, mirroring) and connhost's sandbox limits. Where the plugin's
+// manifest declares one of XSOAR's conventional params (isFetch,
+// incidentFetchInterval, mirror_direction, close_incident, close_out,
+// comment_tag, work_notes_tag, file_tag), that param drives the host and
+// the setting of the same name must be left out or say the same (it is then
+// dropped); a different value is a 400 naming both. The settings below
+// marked "unless the plugin declares the param" apply only to plugins that
+// do not.
 type Settings struct {
-	// FetchEnabled runs fetch-incidents every incidentFetchInterval.
+	// FetchEnabled runs fetch-incidents on schedule, every
+	// incidentFetchInterval, when the plugin sets isfetch. Unless the
+	// plugin declares the param isFetch.
 	FetchEnabled bool `json:"isFetch" jsonschema:"default=false"`
-	// FetchIntervalMinutes is the fetch interval; 0 is the server default.
+	// FetchIntervalMinutes is the scheduled fetch's interval in minutes; 0
+	// means 1. Unless the plugin declares the param incidentFetchInterval.
 	FetchIntervalMinutes int `json:"incidentFetchInterval,omitempty" jsonschema:"minimum=0"`
-	// MirrorDirection is None, In, Out or Both.
-	MirrorDirection     string `json:"mirror_direction,omitempty" jsonschema:"enum=None,enum=In,enum=Out,enum=Both"`
-	CloseIncident       bool   `json:"close_incident,omitempty"`
-	CloseOut            bool   `json:"close_out,omitempty"`
-	CommentTag          string `json:"comment_tag,omitempty"`
-	WorkNotesTag        string `json:"work_notes_tag,omitempty"`
-	FileTag             string `json:"file_tag,omitempty"`
+	// MirrorDirection is how the instance mirrors: None, In, Out or Both
+	// (XSOAR's None, Incoming, Outgoing, Incoming And Outgoing). Fetched
+	// incidents with a dbotMirrorId get it as dbotMirrorDirection. Unless
+	// the plugin declares the param mirror_direction.
+	MirrorDirection string `json:"mirror_direction,omitempty" jsonschema:"enum=None,enum=In,enum=Out,enum=Both"`
+	// CloseIncident lets a dbotIncidentClose entry from the remote close
+	// the incident. Unless the plugin declares the param close_incident.
+	CloseIncident bool `json:"close_incident,omitempty"`
+	// CloseOut sends a local close to the remote (inc_status 2 in
+	// update-remote-system). Unless the plugin declares the param
+	// close_out.
+	CloseOut bool `json:"close_out,omitempty"`
+	// CommentTag is an entry tag that selects entries to mirror out, beside
+	// each incident's dbotMirrorTags. Unless the plugin declares the param
+	// comment_tag.
+	CommentTag string `json:"comment_tag,omitempty"`
+	// WorkNotesTag is another entry tag that selects entries to mirror
+	// out. Unless the plugin declares the param work_notes_tag.
+	WorkNotesTag string `json:"work_notes_tag,omitempty"`
+	// FileTag is another entry tag that selects entries to mirror out.
+	// Unless the plugin declares the param file_tag.
+	FileTag string `json:"file_tag,omitempty"`
+	// IncidentsFetchQuery is stored and shown for XSOAR compatibility; the
+	// host does not read it (a connector that filters its fetch declares
+	// its own param).
 	IncidentsFetchQuery string `json:"incidents_fetch_query,omitempty"`
 	// Egress adds hosts the instance may reach: host, host:port or
 	// *.domain.
@@ -53,8 +81,12 @@ type InstanceInput struct {
 	// says true.
 	Enabled *bool `json:"enabled,omitempty" jsonschema:"default=false"`
 	// Params are parameter values by name, checked against the manifest.
-	Params   map[string]any `json:"params,omitempty"`
-	Settings *Settings      `json:"settings,omitempty"`
+	// XSOAR's conventional params, where the manifest declares them, drive
+	// fetching and mirroring (docs/mirroring.md).
+	Params map[string]any `json:"params,omitempty"`
+	// Settings are what no declared param covers; a setting that
+	// conflicts with a declared param is a 400.
+	Settings *Settings `json:"settings,omitempty"`
 }
 
 // InstancePatch is the body of PATCH /instances/{name}: only the fields
@@ -71,7 +103,10 @@ type InstancePatch struct {
 	// Params are merged into the stored ones: a param set to null is
 	// removed, a secret left out keeps its value.
 	Params map[string]any `json:"params,omitempty"`
-	// Settings replace the stored settings.
+	// Settings replace the stored settings; a setting that conflicts with
+	// a param the plugin declares is a 400. Left out, settings stored
+	// before the conventional params took over move into them (unless
+	// this patch sets that param).
 	Settings *Settings `json:"settings,omitempty"`
 }
 

@@ -830,11 +830,11 @@ type InstanceInput struct {
 	Enabled *bool  `json:"enabled,omitempty"`
 	Name    string `json:"name"`
 
-	// Params Params are parameter values by name, checked against the manifest.
+	// Params Params are parameter values by name, checked against the manifest. XSOAR's conventional params, where the manifest declares them, drive fetching and mirroring (docs/mirroring.md).
 	Params *map[string]interface{} `json:"params,omitempty"`
 	Plugin string                  `json:"plugin"`
 
-	// Settings Settings are an instance's operator settings: XSOAR's instance fields (fetching, mirroring) and connhost's sandbox limits.
+	// Settings Settings are what no declared param covers; a setting that conflicts with a declared param is a 400.
 	Settings *Settings `json:"settings,omitempty"`
 
 	// Version Version pins a plugin version; absent or "" follows the current one.
@@ -860,7 +860,7 @@ type InstancePatch struct {
 	// Plugin Plugin, if given, must be the instance's plugin.
 	Plugin *string `json:"plugin,omitempty"`
 
-	// Settings Settings replace the stored settings.
+	// Settings Settings replace the stored settings; a setting that conflicts with a param the plugin declares is a 400. Left out, settings stored before the conventional params took over move into them (unless this patch sets that param).
 	Settings *Settings `json:"settings,omitempty"`
 
 	// Version Version pins a plugin version; "" follows the current one.
@@ -1002,23 +1002,33 @@ type RemoteSchema map[string]map[string]string
 // Settings Settings are an instance's operator settings: XSOAR's instance fields (fetching, mirroring) and connhost's sandbox limits.
 type Settings struct {
 	// CallTimeoutSeconds CallTimeoutSeconds caps one command; 0 is the server default.
-	CallTimeoutSeconds *int    `json:"callTimeoutSeconds,omitempty"`
-	CloseIncident      *bool   `json:"close_incident,omitempty"`
-	CloseOut           *bool   `json:"close_out,omitempty"`
-	CommentTag         *string `json:"comment_tag,omitempty"`
+	CallTimeoutSeconds *int `json:"callTimeoutSeconds,omitempty"`
+
+	// CloseIncident CloseIncident lets a dbotIncidentClose entry from the remote close the incident. Unless the plugin declares the param close_incident.
+	CloseIncident *bool `json:"close_incident,omitempty"`
+
+	// CloseOut CloseOut sends a local close to the remote (inc_status 2 in update-remote-system). Unless the plugin declares the param close_out.
+	CloseOut *bool `json:"close_out,omitempty"`
+
+	// CommentTag CommentTag is an entry tag that selects entries to mirror out, beside each incident's dbotMirrorTags. Unless the plugin declares the param comment_tag.
+	CommentTag *string `json:"comment_tag,omitempty"`
 
 	// Egress Egress adds hosts the instance may reach: host, host:port or *.domain.
 	Egress *[]string `json:"egress,omitempty"`
 
 	// ExternalHTTP ExternalHTTP exposes the instance at /instance/execute/{name}.
-	ExternalHTTP *bool   `json:"externalHTTP,omitempty"`
-	FileTag      *string `json:"file_tag,omitempty"`
+	ExternalHTTP *bool `json:"externalHTTP,omitempty"`
 
-	// IncidentFetchInterval FetchIntervalMinutes is the fetch interval; 0 is the server default.
-	IncidentFetchInterval *int    `json:"incidentFetchInterval,omitempty"`
-	IncidentsFetchQuery   *string `json:"incidents_fetch_query,omitempty"`
+	// FileTag FileTag is another entry tag that selects entries to mirror out. Unless the plugin declares the param file_tag.
+	FileTag *string `json:"file_tag,omitempty"`
 
-	// IsFetch FetchEnabled runs fetch-incidents every incidentFetchInterval.
+	// IncidentFetchInterval FetchIntervalMinutes is the scheduled fetch's interval in minutes; 0 means 1. Unless the plugin declares the param incidentFetchInterval.
+	IncidentFetchInterval *int `json:"incidentFetchInterval,omitempty"`
+
+	// IncidentsFetchQuery IncidentsFetchQuery is stored and shown for XSOAR compatibility; the host does not read it (a connector that filters its fetch declares its own param).
+	IncidentsFetchQuery *string `json:"incidents_fetch_query,omitempty"`
+
+	// IsFetch FetchEnabled runs fetch-incidents on schedule, every incidentFetchInterval, when the plugin sets isfetch. Unless the plugin declares the param isFetch.
 	IsFetch *bool `json:"isFetch,omitempty"`
 
 	// LongRunning LongRunning runs the plugin's long-running-execution under supervision.
@@ -1027,12 +1037,14 @@ type Settings struct {
 	// MemoryMiB MemoryMiB caps a sandbox's memory; 0 is the server default.
 	MemoryMiB *int `json:"memoryMiB,omitempty"`
 
-	// MirrorDirection MirrorDirection is None, In, Out or Both.
+	// MirrorDirection MirrorDirection is how the instance mirrors: None, In, Out or Both (XSOAR's None, Incoming, Outgoing, Incoming And Outgoing). Fetched incidents with a dbotMirrorId get it as dbotMirrorDirection. Unless the plugin declares the param mirror_direction.
 	MirrorDirection *SettingsMirrorDirection `json:"mirror_direction,omitempty"`
-	WorkNotesTag    *string                  `json:"work_notes_tag,omitempty"`
+
+	// WorkNotesTag WorkNotesTag is another entry tag that selects entries to mirror out. Unless the plugin declares the param work_notes_tag.
+	WorkNotesTag *string `json:"work_notes_tag,omitempty"`
 }
 
-// SettingsMirrorDirection MirrorDirection is None, In, Out or Both.
+// SettingsMirrorDirection MirrorDirection is how the instance mirrors: None, In, Out or Both (XSOAR's None, Incoming, Outgoing, Incoming And Outgoing). Fetched incidents with a dbotMirrorId get it as dbotMirrorDirection. Unless the plugin declares the param mirror_direction.
 type SettingsMirrorDirection string
 
 // Status Status is the body of the health endpoints and of accepted requests.
@@ -1441,7 +1453,7 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/incidents/{id}/mirror (the `IncidentMirror` operationId).
 	IncidentMirror(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// IncidentMirrorDebug Mirror one incident now and return a log of every step (XSOAR triggerDebugMirroringRun)
+	// IncidentMirrorDebug Mirror one incident now and return a log of every step, with a reason for every entry or field not applied (XSOAR triggerDebugMirroringRun)
 	//
 	// Corresponds with POST /api/v1/incidents/{id}/mirror/debug (the `IncidentMirrorDebug` operationId).
 	IncidentMirrorDebug(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2127,7 +2139,7 @@ func (c *Client) IncidentMirror(ctx context.Context, id string, reqEditors ...Re
 	return c.Client.Do(req)
 }
 
-// IncidentMirrorDebug Mirror one incident now and return a log of every step (XSOAR triggerDebugMirroringRun)
+// IncidentMirrorDebug Mirror one incident now and return a log of every step, with a reason for every entry or field not applied (XSOAR triggerDebugMirroringRun)
 //
 // Corresponds with POST /api/v1/incidents/{id}/mirror/debug (the `IncidentMirrorDebug` operationId).
 func (c *Client) IncidentMirrorDebug(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6013,7 +6025,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/incidents/{id}/mirror (the `IncidentMirror` operationId).
 	IncidentMirrorWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*IncidentMirrorResponse, error)
 
-	// IncidentMirrorDebugWithResponse Mirror one incident now and return a log of every step (XSOAR triggerDebugMirroringRun)
+	// IncidentMirrorDebugWithResponse Mirror one incident now and return a log of every step, with a reason for every entry or field not applied (XSOAR triggerDebugMirroringRun)
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -11909,7 +11921,7 @@ func (c *ClientWithResponses) IncidentMirrorWithResponse(ctx context.Context, id
 	return ParseIncidentMirrorResponse(rsp)
 }
 
-// IncidentMirrorDebugWithResponse Mirror one incident now and return a log of every step (XSOAR triggerDebugMirroringRun)
+// IncidentMirrorDebugWithResponse Mirror one incident now and return a log of every step, with a reason for every entry or field not applied (XSOAR triggerDebugMirroringRun)
 //
 // Returns a wrapper object for the known response body format(s).
 //
