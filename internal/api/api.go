@@ -52,6 +52,9 @@ type Server struct {
 	log      zerolog.Logger
 	echo     *echo.Echo
 	metrics  *metrics
+	// routeSet holds every registered route template: the only route
+	// labels metrics use.
+	routeSet map[string]bool
 	draining atomic.Bool
 }
 
@@ -73,6 +76,10 @@ func New(svc *service.Service, opts Options) *Server {
 	e.Use(s.observe, s.recoverPanic)
 	s.echo = e
 	s.routes()
+	s.routeSet = map[string]bool{}
+	for _, r := range e.Routes() {
+		s.routeSet[r.Path] = true
+	}
 	return s
 }
 

@@ -118,7 +118,7 @@ func (s *Server) testInstance(c echo.Context) error {
 	name := c.Param("name")
 	start := time.Now()
 	err := s.svc.Commands.Test(ctx(c), name)
-	s.metrics.command(name, abi.CommandTestModule, err, time.Since(start))
+	s.metrics.command(name, abi.CommandTestModule, !errors.Is(err, service.ErrNotFound), err, time.Since(start))
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func (s *Server) execute(c echo.Context) error {
 	}
 	start := time.Now()
 	res, err := s.svc.Commands.Execute(ctx(c), c.Param("name"), service.ExecuteRequest{Command: req.Command, Args: req.Args, IncidentID: req.IncidentID})
-	s.metrics.command(c.Param("name"), req.Command, err, time.Since(start))
+	s.metrics.command(c.Param("name"), req.Command, res.Served, err, time.Since(start))
 	if err != nil {
 		// The entry that recorded the failure, if any, goes with the error.
 		status, body := classify(err)
@@ -148,7 +148,7 @@ func (s *Server) execute(c echo.Context) error {
 func (s *Server) fetch(c echo.Context) error {
 	start := time.Now()
 	sum, err := s.svc.Commands.Fetch(ctx(c), c.Param("name"))
-	s.metrics.command(c.Param("name"), abi.CommandFetchIncidents, err, time.Since(start))
+	s.metrics.command(c.Param("name"), abi.CommandFetchIncidents, !errors.Is(err, service.ErrNotFound), err, time.Since(start))
 	if err != nil {
 		return err
 	}

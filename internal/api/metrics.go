@@ -48,9 +48,19 @@ func newMetrics(r *prometheus.Registry) *metrics {
 	return m
 }
 
+// unknownLabel stands for an instance or command name a client made up:
+// label values come only from bounded sets (routes, running instances and
+// the commands their plugins serve), so requests cannot grow /metrics.
+const unknownLabel = "unknown"
+
 // command counts one command run. Errors that are not the plugin's (an
-// unknown instance, bad arguments) count as outcome "rejected".
-func (m *metrics) command(instance, command string, err error, d time.Duration) {
+// unknown instance, bad arguments) count as outcome "rejected". served says
+// whether instance is running and its plugin serves command; if not, both
+// are counted as unknownLabel.
+func (m *metrics) command(instance, command string, served bool, err error, d time.Duration) {
+	if !served {
+		instance, command = unknownLabel, unknownLabel
+	}
 	outcome := "ok"
 	if err != nil {
 		outcome = "rejected"
@@ -79,18 +89,19 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		d := time.Since(start)
 		route := c.Path()
-		if route == "" {
+		if !s.routeSet[route] {
 			route = "unmatched"
 		}
+		method := normMethod(c.Request().Method)
 		status := c.Response().Status
-		code := strconv.Itoa(status)
-		s.metrics.requests.WithLabelValues(c.Request().Method, route, code).Inc()
-		s.metrics.duration.WithLabelValues(c.Request().Method, route, code).Observe(d.Seconds())
+		code := statusLabel(status)
+		s.metrics.requests.WithLabelValues(method, route, code).Inc()
+		s.metrics.duration.WithLabelValues(method, route, code).Observe(d.Seconds())
 		ev := s.log.Info()
 		if status >= http.StatusInternalServerError {
 			ev = s.log.Warn()
 		}
-		ev = ev.Str("method", c.Request().Method).Str("route", route).Int("status", status).
+		ev = ev.Str("method", method).Str("route", route).Int("status", status).
 			Dur("duration", d).Str("remote", c.RealIP())
 		if k := keyName(c); k != "" {
 			ev = ev.Str("apikey", k)
@@ -98,4 +109,25 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		ev.Msg("request")
 		return nil
 	}
+}
+
+// normMethod returns m if it is a standard HTTP method, else "other": any
+// token is a valid method, and each would otherwise be a new series.
+func normMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+// statusLabel is the status code as text if net/http knows it, else its
+// class ("5xx"): a plugin behind /instance/execute picks any status from 100
+// to 999.
+func statusLabel(status int) string {
+	if http.StatusText(status) != "" {
+		return strconv.Itoa(status)
+	}
+	return strconv.Itoa(status/100) + "xx"
 }

@@ -30,6 +30,11 @@ type ExecuteRequest struct {
 type ExecuteResult struct {
 	Result  json.RawMessage `json:"result"`
 	EntryID string          `json:"entryId,omitempty"`
+	// Served reports, with or without an error, that the instance exists,
+	// is running and its plugin serves the command: only then are the
+	// instance and command names from a bounded set a client cannot grow
+	// (metrics label by them).
+	Served bool `json:"-"`
 }
 
 // FetchSummary is what a fetch-incidents run stored: the ids of the
@@ -100,21 +105,22 @@ func (cs *Commands) Execute(ctx context.Context, instance string, req ExecuteReq
 		return ExecuteResult{}, err
 	}
 	defer release()
+	served := !serverCommands[req.Command] && li.plugin.Manifest.Supports(req.Command)
 	if err := checkCommand(li.plugin.Manifest, req.Command, req.Args); err != nil {
-		return ExecuteResult{}, fmt.Errorf("instance %q: %w", instance, err)
+		return ExecuteResult{Served: served}, fmt.Errorf("instance %q: %w", instance, err)
 	}
 	if req.IncidentID != "" {
 		if _, err := c.st.GetIncident(ctx, req.IncidentID); err != nil {
-			return ExecuteResult{}, fmt.Errorf("incident %q: %w", req.IncidentID, fromStore(err))
+			return ExecuteResult{Served: served}, fmt.Errorf("incident %q: %w", req.IncidentID, fromStore(err))
 		}
 	}
 	if req.Command == abi.CommandFetchIncidents {
 		sum, err := cs.fetch(ctx, li)
 		if err != nil {
-			return ExecuteResult{}, fromStore(err)
+			return ExecuteResult{Served: served}, fromStore(err)
 		}
 		raw, err := json.Marshal(sum)
-		return ExecuteResult{Result: raw}, err
+		return ExecuteResult{Result: raw, Served: served}, err
 	}
 	args := req.Args
 	if args == nil {
@@ -122,10 +128,10 @@ func (cs *Commands) Execute(ctx context.Context, instance string, req ExecuteReq
 	}
 	raw, err := json.Marshal(args)
 	if err != nil {
-		return ExecuteResult{}, fmt.Errorf("%w: args: %w", ErrInvalid, err)
+		return ExecuteResult{Served: served}, fmt.Errorf("%w: args: %w", ErrInvalid, err)
 	}
 	res, callErr := li.inst.Execute(ctx, req.Command, raw)
-	out := ExecuteResult{Result: res}
+	out := ExecuteResult{Result: res, Served: served}
 	if req.IncidentID == "" {
 		return out, callErr
 	}
