@@ -47,11 +47,11 @@ type Options struct {
 
 // Server is the HTTP API of one service.
 type Server struct {
-	svc      *service.Service
-	opts     Options
-	log      zerolog.Logger
-	echo     *echo.Echo
-	metrics  *metrics
+	svc     *service.Service
+	opts    Options
+	log     zerolog.Logger
+	echo    *echo.Echo
+	metrics *metrics
 	// routeSet holds every registered route template: the only route
 	// labels metrics use.
 	routeSet map[string]bool
