@@ -8,8 +8,10 @@ package api
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +45,17 @@ type Options struct {
 	// Registry receives the server's metrics and is served on /metrics;
 	// nil means a new registry with the Go and process collectors.
 	Registry *prometheus.Registry
+	// ReadHeaderTimeout, ReadTimeout and IdleTimeout configure HTTPServer;
+	// 0 means DefaultReadHeaderTimeout, DefaultReadTimeout and
+	// DefaultIdleTimeout.
+	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration
+	// MaxInFlightPerClient bounds the requests one client address may have
+	// in progress; 0 means DefaultMaxInFlightPerClient.
+	MaxInFlightPerClient int
+	// TrustedProxies are the peers whose X-Forwarded-For or X-Real-IP
+	// header names the client (for logs and per-client limits); from any
+	// other peer the headers are ignored.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the HTTP API of one service.
@@ -55,6 +68,7 @@ type Server struct {
 	// routeSet holds every registered route template: the only route
 	// labels metrics use.
 	routeSet map[string]bool
+	inFlight *inFlight
 	draining atomic.Bool
 }
 
@@ -69,11 +83,24 @@ func New(svc *service.Service, opts Options) *Server {
 	if opts.Registry == nil {
 		opts.Registry = NewRegistry()
 	}
-	s := &Server{svc: svc, opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry)}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&opts.ReadHeaderTimeout, DefaultReadHeaderTimeout}, {&opts.ReadTimeout, DefaultReadTimeout}, {&opts.IdleTimeout, DefaultIdleTimeout}} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
+	if opts.MaxInFlightPerClient <= 0 {
+		opts.MaxInFlightPerClient = DefaultMaxInFlightPerClient
+	}
+	s := &Server{svc: svc, opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry),
+		inFlight: &inFlight{max: opts.MaxInFlightPerClient, n: map[string]int{}}}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.observe, s.recoverPanic)
+	e.IPExtractor = ipExtractor(opts.TrustedProxies)
+	e.Use(s.observe, s.recoverPanic, s.limitInFlight)
 	s.echo = e
 	s.routes()
 	s.routeSet = map[string]bool{}
@@ -183,10 +210,12 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		h := c.Request().Header.Get(echo.HeaderAuthorization)
 		token, ok := bearer(h)
 		if !ok {
+			closeUnreadBody(c)
 			return apiErr(http.StatusUnauthorized, apitypes.CodeUnauthorized, "missing API key: send Authorization: Bearer <key>")
 		}
 		k, err := s.svc.APIKeys.Authenticate(c.Request().Context(), token)
 		if err != nil {
+			closeUnreadBody(c)
 			return err
 		}
 		c.Set(keyCtx, k.Name)

@@ -1,12 +1,19 @@
 package api_test
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/connhost/connhost/internal/api"
 
 	"github.com/connhost/connhost/internal/store"
 	"github.com/connhost/connhost/internal/testenv"
@@ -97,5 +104,209 @@ func TestMetricsBounded(t *testing.T) {
 	}
 	if strings.Contains(after, "zq") || strings.Contains(after, "PROPFIND") {
 		t.Errorf("a made-up name became a label value")
+	}
+}
+
+// realServer serves e's API through api.Server.HTTPServer (the server
+// `connhost serve` runs, with its timeouts) on a loopback listener, and
+// returns its address.
+func realServer(t *testing.T, e *env) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := e.srv.HTTPServer()
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() { _ = hs.Close() })
+	return ln.Addr().String()
+}
+
+// rawRequest opens a connection to addr and writes head (request line and
+// headers, ending in an empty line) without any body.
+func rawRequest(t *testing.T, addr, head string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	if _, err := io.WriteString(conn, head); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// readResponse reads one response from conn within d.
+func readResponse(t *testing.T, conn net.Conn, d time.Duration) (*http.Response, error) {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(d))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err == nil {
+		_, _ = io.ReadAll(res.Body)
+		res.Body.Close()
+	}
+	return res, err
+}
+
+// TestSlowClients: a client sending its headers or its body a byte at a
+// time is cut off after server.read_header_timeout or server.read_timeout
+// while it keeps sending.
+func TestSlowClients(t *testing.T) {
+	e := newEnv(t, func(o *api.Options) {
+		o.ReadHeaderTimeout, o.ReadTimeout = 300*time.Millisecond, 600*time.Millisecond
+	})
+	addr := realServer(t, e)
+	tests := []struct {
+		name, head string
+	}{
+		{"headers", "GET /livez HTTP/1.1\r\nHost: x\r\nX-Slow: "},
+		{"body", "POST /api/v1/incidents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + e.key +
+			"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn := rawRequest(t, addr, tt.head)
+			start := time.Now()
+			closed := make(chan error, 1)
+			go func() {
+				// Reads until the server closes the connection; a
+				// response (the 400 of an unfinished body) may come first.
+				_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, err := io.Copy(io.Discard, conn)
+				closed <- err
+			}()
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case err := <-closed:
+					if ne, ok := err.(net.Error); ok && ne.Timeout() {
+						t.Fatalf("connection still open after %v of trickling", time.Since(start))
+					}
+					t.Logf("closed after %v", time.Since(start).Round(time.Millisecond))
+					return
+				case <-tick.C:
+					// A write may fail once the server has closed; the
+					// reader reports that.
+					_, _ = conn.Write([]byte("a"))
+				}
+			}
+		})
+	}
+}
+
+// TestInstanceHTTPChecksBeforeBody: /instance/execute answers an unknown
+// instance, and wrong credentials, without waiting for a body the client
+// announced but does not send.
+func TestInstanceHTTPChecksBeforeBody(t *testing.T) {
+	e := newEnv(t, nil)
+	e.install("webhook")
+	e.s.CreateInstance("hook", "webhook", map[string]any{"credentials_identifier": "alice", "credentials_password": "s3cret"},
+		store.Settings{ExternalHTTP: true, LongRunning: true})
+	addr := realServer(t, e)
+	tests := []struct {
+		name, path, auth string
+		want             int
+	}{
+		{"unknown instance", "/instance/execute/nope", "", http.StatusNotFound},
+		{"no credentials", "/instance/execute/hook", "", http.StatusUnauthorized},
+		{"wrong password", "/instance/execute/hook", "Authorization: Basic YWxpY2U6d3Jvbmc=\r\n", http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn := rawRequest(t, addr, "POST "+tt.path+" HTTP/1.1\r\nHost: x\r\n"+tt.auth+"Content-Length: 100000\r\n\r\n")
+			res, err := readResponse(t, conn, 5*time.Second)
+			if err != nil {
+				t.Fatalf("no answer before the body: %v", err)
+			}
+			if res.StatusCode != tt.want {
+				t.Fatalf("status %d, want %d", res.StatusCode, tt.want)
+			}
+		})
+	}
+}
+
+// TestInFlightPerClient: a client address with
+// server.max_in_flight_per_client requests in progress gets 503 with
+// Retry-After until one finishes; the address is the peer's, or the one a
+// trusted proxy forwards.
+func TestInFlightPerClient(t *testing.T) {
+	e := newEnv(t, func(o *api.Options) {
+		o.MaxInFlightPerClient = 2
+		o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	})
+	addr := realServer(t, e)
+	// Requests held in progress: the server waits for bodies that do not come.
+	hold := func(forwardedFor string) net.Conn {
+		return rawRequest(t, addr, "POST /api/v1/incidents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+e.key+
+			"\r\nX-Forwarded-For: "+forwardedFor+"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n")
+	}
+	get := func(forwardedFor string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/livez", nil)
+		req.Header.Set("X-Forwarded-For", forwardedFor)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.ReadAll(res.Body)
+		res.Body.Close()
+		return res
+	}
+	a1, a2 := hold("203.0.113.1"), hold("203.0.113.1")
+	var res *http.Response
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if res = get("203.0.113.1"); res.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+	}
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") != "1" {
+		t.Fatalf("third request of a client: %d, Retry-After %q; want 503 and 1", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	if res := get("203.0.113.2"); res.StatusCode != http.StatusOK {
+		t.Fatalf("another client behind the proxy: %d", res.StatusCode)
+	}
+	_ = a1.Close()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if res = get("203.0.113.1"); res.StatusCode == http.StatusOK {
+			break
+		}
+	}
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("after one request ended: %d", res.StatusCode)
+	}
+	_ = a2.Close()
+	if !strings.Contains(e.logs.String(), `"remote":"203.0.113.2"`) {
+		t.Errorf("the log does not name the forwarded client")
+	}
+}
+
+// TestForwardedFor: X-Forwarded-For and X-Real-IP name the client only
+// when the peer is a trusted proxy.
+func TestForwardedFor(t *testing.T) {
+	tests := []struct {
+		name    string
+		trusted []netip.Prefix
+		header  string
+		want    string
+	}{
+		{"no proxies", nil, "X-Forwarded-For: 203.0.113.7", "127.0.0.1"},
+		{"no proxies, X-Real-IP", nil, "X-Real-IP: 203.0.113.7", "127.0.0.1"},
+		{"peer not a proxy", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, "X-Forwarded-For: 203.0.113.7", "127.0.0.1"},
+		{"trusted proxy", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "X-Forwarded-For: 198.51.100.1, 203.0.113.7", "203.0.113.7"},
+		{"trusted proxy, X-Real-IP", []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, "X-Real-IP: 203.0.113.7", "203.0.113.7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, func(o *api.Options) { o.TrustedProxies = tt.trusted })
+			name, value, _ := strings.Cut(tt.header, ": ")
+			if r := e.s.Do(http.MethodGet, "/livez", nil, http.Header{name: {value}}); r.Status != http.StatusOK {
+				t.Fatal(r)
+			}
+			if logs := e.logs.String(); !strings.Contains(logs, `"remote":"`+tt.want+`"`) {
+				t.Fatalf("log does not name %s as the remote:\n%s", tt.want, logs)
+			}
+		})
 	}
 }

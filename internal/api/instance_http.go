@@ -35,20 +35,31 @@ func (s *Server) mountInstanceHTTP() {
 func (s *Server) instanceHTTP(c echo.Context) error {
 	name := c.Param("instance")
 	r := c.Request()
-	body, err := readBody(c, s.svc.LongRunning.MaxBodyBytes())
-	if err != nil {
-		return err
-	}
 	headers := map[string][]string(r.Header.Clone())
 	for _, h := range hopHeaders {
 		delete(headers, h)
 	}
 	headers["Host"] = []string{r.Host}
 	req := abi.HTTPRequest{
-		Method: r.Method, Path: "/" + c.Param("*"), Query: r.URL.RawQuery, Headers: headers, Body: body,
+		Method: r.Method, Path: "/" + c.Param("*"), Query: r.URL.RawQuery, Headers: headers,
 	}
-	resp, err := s.svc.LongRunning.HandleHTTP(ctx(c), name, req)
+	// The body is read only after the instance and its credentials are
+	// checked: a client cannot hold a handler with a slow body to an
+	// instance that does not exist, or without the password.
+	var bodyErr error
+	bodyRead := false
+	resp, err := s.svc.LongRunning.HandleHTTP(ctx(c), name, req, func() ([]byte, error) {
+		bodyRead = true
+		b, err := readBody(c, s.svc.LongRunning.MaxBodyBytes())
+		bodyErr = err
+		return b, err
+	})
+	if !bodyRead {
+		closeUnreadBody(c)
+	}
 	switch {
+	case bodyErr != nil:
+		return bodyErr
 	case errors.Is(err, service.ErrUnauthenticated):
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="connhost instance `+name+`"`)
 		return apiErr(http.StatusUnauthorized, apitypes.CodeUnauthorized, "missing or wrong credentials for instance %q", name)
