@@ -8,11 +8,13 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/internal/api"
 
 	"github.com/connhost/connhost/internal/store"
@@ -308,5 +310,31 @@ func TestForwardedFor(t *testing.T) {
 				t.Fatalf("log does not name %s as the remote:\n%s", tt.want, logs)
 			}
 		})
+	}
+}
+
+// TestEgressSettingsNarrow: settings.egress may only narrow the plugin's
+// allow-list; an entry the manifest does not allow is a 400 naming it, on
+// create and on update, and nothing is stored.
+func TestEgressSettingsNarrow(t *testing.T) {
+	e := newEnv(t, nil)
+	e.install("ticketdesk")
+	params := map[string]any{"url": "https://tickets.example.com", "api_key": "k"}
+	r := e.must(http.StatusBadRequest, "POST", "/api/v1/instances", map[string]any{"name": "td", "plugin": "ticketdesk", "params": params,
+		"settings": map[string]any{"egress": []string{"tickets.example.com", "evil.example"}}})
+	if msg := r.errBody(t).Detail; !strings.Contains(msg, `settings.egress "evil.example": not allowed by the plugin's manifest`) {
+		t.Fatalf("message %q does not name the entry", msg)
+	}
+	e.must(http.StatusNotFound, "GET", "/api/v1/instances/td", nil)
+	e.must(http.StatusCreated, "POST", "/api/v1/instances", map[string]any{"name": "td", "plugin": "ticketdesk", "params": params,
+		"settings": map[string]any{"egress": []string{"Tickets.Example.com"}}})
+	r = e.must(http.StatusBadRequest, "PATCH", "/api/v1/instances/td", map[string]any{"settings": map[string]any{"egress": []string{"tickets.example.com:8443"}}})
+	if msg := r.errBody(t).Detail; !strings.Contains(msg, `"tickets.example.com:8443"`) {
+		t.Fatalf("message %q does not name the entry", msg)
+	}
+	var v apitypes.Instance
+	e.must(http.StatusOK, "GET", "/api/v1/instances/td", nil).decode(t, &v)
+	if !slices.Equal(v.Settings.Egress, []string{"Tickets.Example.com"}) {
+		t.Fatalf("stored egress %q", v.Settings.Egress)
 	}
 }
