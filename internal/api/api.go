@@ -100,7 +100,7 @@ func New(svc *service.Service, opts Options) *Server {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = ipExtractor(opts.TrustedProxies)
-	e.Use(s.observe, s.recoverPanic, s.limitInFlight)
+	e.Use(s.observe, s.recoverPanic, s.limitInFlight, s.checkQuery)
 	s.echo = e
 	s.routes()
 	s.routeSet = map[string]bool{}

@@ -8,17 +8,24 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/internal/api"
+	"github.com/connhost/connhost/internal/mirror"
+	"github.com/connhost/connhost/internal/service"
 
 	"github.com/connhost/connhost/internal/store"
 	"github.com/connhost/connhost/internal/testenv"
+	"github.com/connhost/connhost/internal/testenv/wait"
 )
 
 // TestMetricsBounded sends 10,000 odd requests, unauthenticated and with a
@@ -336,5 +343,80 @@ func TestEgressSettingsNarrow(t *testing.T) {
 	e.must(http.StatusOK, "GET", "/api/v1/instances/td", nil).decode(t, &v)
 	if !slices.Equal(v.Settings.Egress, []string{"Tickets.Example.com"}) {
 		t.Fatalf("stored egress %q", v.Settings.Egress)
+	}
+}
+
+// TestUnknownQueryParameters: a query parameter the route does not declare
+// in openapi.json is a 400 naming it; declared ones pass, and requests into
+// plugins keep any query.
+func TestUnknownQueryParameters(t *testing.T) {
+	e := newEnv(t, nil)
+	tests := []struct {
+		path string
+		want int
+		name string
+	}{
+		{"/api/v1/incidents?stauts=closed", http.StatusBadRequest, "stauts"},
+		{"/api/v1/incidents?status=closed&limit=5&b=1&a=2", http.StatusBadRequest, "a"},
+		{"/api/v1/users?limit=1", http.StatusBadRequest, "limit"},
+		{"/livez?x=1", http.StatusBadRequest, "x"},
+		{"/api/v1/incidents?status=closed&limit=5", http.StatusOK, ""},
+		{"/api/v1/incidents/nope/entries?limit=5", http.StatusNotFound, ""},
+		{"/instance/execute/nope/x?anything=1", http.StatusNotFound, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			method := http.MethodGet
+			if strings.HasPrefix(tt.path, "/instance/") {
+				method = http.MethodPost
+			}
+			r := e.call(method, tt.path, nil)
+			if r.status != tt.want {
+				t.Fatalf("%s", r)
+			}
+			if tt.name != "" && !strings.Contains(r.errBody(t).Detail, fmt.Sprintf("unknown query parameter %q", tt.name)) {
+				t.Fatalf("detail does not name %q: %s", tt.name, r)
+			}
+		})
+	}
+}
+
+// TestMirrorRunUnknownInstance: running a mirroring cycle of an instance
+// that does not exist is a 404, not a 409.
+func TestMirrorRunUnknownInstance(t *testing.T) {
+	e := newEnv(t, nil)
+	e.svc.Mirroring.SetEngine(mirror.New(mirror.Options{Store: e.s.Store, Instances: e.svc.Mirroring, Logger: zerolog.Nop()}))
+	r := e.must(http.StatusNotFound, http.MethodPost, "/api/v1/instances/nope/mirror/run", nil)
+	if d := r.errBody(t).Detail; !strings.Contains(d, `instance "nope"`) {
+		t.Fatalf("detail %q does not name the instance", d)
+	}
+}
+
+// TestWatchDirSymlinks: the watched directory does not follow symlinks,
+// present at start or created later; the log names each refused file.
+func TestWatchDirSymlinks(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	target := filepath.Join(outside, "goecho.wasm")
+	if err := os.WriteFile(target, plugin(t, "goecho"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(dir, "at-start.wasm")); err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(t, testenv.ServerOptions{Service: func(o *service.Options) { o.WatchDir = dir }})
+	if err := os.Symlink(target, filepath.Join(dir, "later.wasm")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "webhook.wasm"), plugin(t, "webhook"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 20*time.Second, "the regular file installed and both links refused", func() bool {
+		logs := srv.Logs.String()
+		return srv.Call(http.MethodGet, "/api/v1/plugins/webhook", nil).Status == http.StatusOK &&
+			strings.Contains(logs, "at-start.wasm: not a regular file; symlinks are not followed") &&
+			strings.Contains(logs, "later.wasm: not a regular file; symlinks are not followed")
+	})
+	if r := srv.Call(http.MethodGet, "/api/v1/plugins/goecho", nil); r.Status != http.StatusNotFound {
+		t.Fatalf("the linked plugin was installed: %s", r)
 	}
 }

@@ -178,12 +178,15 @@ func (ms *Mirroring) Push(ctx context.Context, instance, remoteID string) error 
 }
 
 // RunCycle runs one incoming mirroring cycle of an instance now. An
-// instance that does not mirror incoming, or one with a cycle running, is
-// ErrConflict.
+// unknown instance is ErrNotFound; one that does not mirror incoming, or
+// one with a cycle running, is ErrConflict.
 func (ms *Mirroring) RunCycle(ctx context.Context, instance string) (mirror.CycleReport, error) {
 	e, err := ms.engine()
 	if err != nil {
 		return mirror.CycleReport{}, err
+	}
+	if _, err := ms.c.st.GetInstanceByName(ctx, instance); err != nil {
+		return mirror.CycleReport{}, fmt.Errorf("instance %q: %w", instance, fromStore(err))
 	}
 	rep, err := e.RunIncoming(ctx, instance)
 	if err != nil {
