@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -258,6 +259,17 @@ func TestEgressAddresses(t *testing.T) {
 			wantRelayed(t, err, abi.KindDenied, tt.want)
 		})
 	}
+	t.Run("private with AllowPrivateEgress", func(t *testing.T) {
+		// Nothing listens on 10.1.2.3: the request is dialled and times
+		// out, rather than being denied.
+		e := newEnvConfig(t, Config{Resolver: res, AllowPrivateEgress: true})
+		inst := e.instance(t, "probe", NewMemServices(), InstanceSpec{Params: map[string]any{"url": "http://private.test:" + p}})
+		_, err := rpcCall(t, inst, abi.ImportHTTPRequest, abi.HTTPRequest{URL: "http://private.test:" + p, TimeoutMS: 200})
+		var ce *CallError
+		if !errors.As(err, &ce) || strings.Contains(ce.Err.Message, "denied") {
+			t.Fatalf("want a dial that fails, got %v", err)
+		}
+	})
 	t.Run("rebinding", func(t *testing.T) {
 		// The name is allowed and its first answer is public (nothing
 		// listens there: the dial fails); the next answer is loopback and
