@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,9 +20,24 @@ import (
 // egressRule is one allow-list entry: a host name (or "*." suffix) and an
 // optional port.
 type egressRule struct {
-	host     string // lower case; for wildcards the suffix with its leading dot
+	host     string // lower case; an IP address in its canonical form; for wildcards the suffix with its leading dot
 	wildcard bool
 	port     string // "" matches any port
+}
+
+// String is the rule in the allow-list grammar.
+func (r egressRule) String() string {
+	h := r.host
+	switch {
+	case r.wildcard:
+		h = "*" + h
+	case strings.Contains(h, ":"):
+		h = "[" + h + "]"
+	}
+	if r.port != "" {
+		h += ":" + r.port
+	}
+	return h
 }
 
 // parseEgress parses allow-list entries with abi.ParseEgress, the grammar
@@ -28,21 +46,126 @@ type egressRule struct {
 func parseEgress(entries []string) ([]egressRule, error) {
 	rules := make([]egressRule, 0, len(entries))
 	for _, e := range entries {
-		r, err := abi.ParseEgress(strings.ToLower(e))
+		r, err := parseEgressEntry(e)
 		if err != nil {
-			return nil, fmt.Errorf("egress %q: %w", e, err)
+			return nil, err
 		}
-		rule := egressRule{host: r.Host, wildcard: r.Wildcard, port: r.Port}
-		if r.Wildcard {
-			rule.host = "." + r.Host
-		}
-		rules = append(rules, rule)
+		rules = append(rules, r)
 	}
 	return rules, nil
 }
 
+func parseEgressEntry(e string) (egressRule, error) {
+	r, err := abi.ParseEgress(strings.ToLower(e))
+	if err != nil {
+		return egressRule{}, fmt.Errorf("egress %q: %w", e, err)
+	}
+	rule := egressRule{host: r.Host, wildcard: r.Wildcard, port: r.Port}
+	if r.Wildcard {
+		rule.host = "." + r.Host
+	} else if ip, err := netip.ParseAddr(r.Host); err == nil {
+		// One spelling per address, so "[0::1]" and "[::1]" are the same
+		// rule when rules are intersected.
+		rule.host = ip.String()
+	}
+	return rule, nil
+}
+
+// ErrEgressOutsideManifest marks an operator's egress entry that the
+// plugin's manifest does not allow: an operator can only narrow the
+// manifest's allow-list.
+var ErrEgressOutsideManifest = errors.New("not allowed by the plugin's manifest")
+
+// NarrowEgress returns the egress allow-list of an instance of m with
+// params (already validated): the manifest's egress with "param:NAME"
+// resolved, narrowed by the operator's entries when operator is not nil.
+// The result is the intersection of the two lists: an operator entry
+// allows only what some manifest entry also allows ("api.example.com" under
+// a manifest "api.example.com:443" allows port 443 only). An operator entry
+// that does not parse is an error naming it, and so is one that shares
+// nothing with the manifest's list (ErrEgressOutsideManifest).
+func NarrowEgress(m *abi.Manifest, params map[string]any, operator []string) ([]string, error) {
+	rules, outside, err := narrowEgress(m, params, operator)
+	if err != nil {
+		return nil, err
+	}
+	if len(outside) > 0 {
+		return nil, fmt.Errorf("egress %q: %w (it allows %s)", outside[0], ErrEgressOutsideManifest, manifestEgress(m, params))
+	}
+	out := make([]string, len(rules))
+	for i, r := range rules {
+		out[i] = r.String()
+	}
+	return out, nil
+}
+
+// manifestEgress lists the manifest's resolved entries for messages.
+func manifestEgress(m *abi.Manifest, params map[string]any) string {
+	entries, _ := deriveEgress(m, params)
+	if len(entries) == 0 {
+		return "nothing"
+	}
+	return strings.Join(entries, ", ")
+}
+
+// narrowEgress is NarrowEgress on parsed rules, returning the operator's
+// entries that share nothing with the manifest's list instead of failing
+// on them: they allow nothing.
+func narrowEgress(m *abi.Manifest, params map[string]any, operator []string) (rules []egressRule, outside []string, err error) {
+	entries, err := deriveEgress(m, params)
+	if err != nil {
+		return nil, nil, err
+	}
+	manifest, err := parseEgress(entries)
+	if err != nil || operator == nil {
+		return manifest, nil, err
+	}
+	out := []egressRule{}
+	for _, e := range operator {
+		op, err := parseEgressEntry(e)
+		if err != nil {
+			return nil, nil, err
+		}
+		shared := false
+		for _, mr := range manifest {
+			r, ok := intersect(op, mr)
+			shared = shared || ok
+			if ok && !slices.Contains(out, r) {
+				out = append(out, r)
+			}
+		}
+		if !shared {
+			outside = append(outside, e)
+		}
+	}
+	return out, outside, nil
+}
+
+// intersect returns the rule allowing exactly what both a and b allow, if
+// anything.
+func intersect(a, b egressRule) (egressRule, bool) {
+	port := a.port
+	switch {
+	case a.port == "":
+		port = b.port
+	case b.port != "" && b.port != a.port:
+		return egressRule{}, false
+	}
+	switch {
+	case !a.wildcard && !b.wildcard && a.host == b.host,
+		!a.wildcard && b.wildcard && strings.HasSuffix(a.host, b.host),
+		a.wildcard && b.wildcard && strings.HasSuffix(a.host, b.host):
+		return egressRule{host: a.host, wildcard: a.wildcard, port: port}, true
+	case a.wildcard && !b.wildcard && strings.HasSuffix(b.host, a.host),
+		a.wildcard && b.wildcard && strings.HasSuffix(b.host, a.host):
+		return egressRule{host: b.host, wildcard: b.wildcard, port: port}, true
+	}
+	return egressRule{}, false
+}
+
 // deriveEgress resolves the manifest's egress entries, "param:NAME" becoming
-// the host (and port, if given) of the URL in params[NAME]. An unset
+// the host and port of the URL in params[NAME]; a URL without a port allows
+// only its scheme's default port (https when it has no scheme). An unset
 // parameter allows nothing.
 func deriveEgress(m *abi.Manifest, params map[string]any) ([]string, error) {
 	var out []string
@@ -63,22 +186,31 @@ func deriveEgress(m *abi.Manifest, params map[string]any) ([]string, error) {
 		if err != nil || u.Hostname() == "" {
 			return nil, fmt.Errorf("egress %q: param %q is not a URL", e, name)
 		}
-		out = append(out, u.Host)
+		host := u.Host
+		if u.Port() == "" {
+			port, ok := defaultPorts[strings.ToLower(u.Scheme)]
+			if !ok {
+				return nil, fmt.Errorf("egress %q: param %q: scheme %q without a port: want http or https, or a port", e, name, u.Scheme)
+			}
+			host = net.JoinHostPort(u.Hostname(), port)
+		}
+		out = append(out, host)
 	}
 	return out, nil
 }
 
+// defaultPorts are the ports of URLs that name none.
+var defaultPorts = map[string]string{"http": "80", "https": "443"}
+
 // allowed reports whether u may be requested under rules.
 func allowed(rules []egressRule, u *url.URL) bool {
 	host := strings.ToLower(u.Hostname())
+	if ip, err := netip.ParseAddr(host); err == nil {
+		host = ip.String()
+	}
 	port := u.Port()
 	if port == "" {
-		switch u.Scheme {
-		case "http":
-			port = "80"
-		case "https":
-			port = "443"
-		}
+		port = defaultPorts[u.Scheme]
 	}
 	for _, r := range rules {
 		if r.port != "" && r.port != port {
@@ -164,6 +296,8 @@ func (i *Instance) doHTTP(ctx context.Context, cs *callState, r abi.HTTPRequest)
 				}
 			}
 			return abi.HTTPResponse{}, abi.Errorf(abi.KindDenied, "%s: %s %s: redirect to host %q is not on the egress allow-list", name, r.Method, redact(u), target)
+		case errors.Is(err, errAddressDenied):
+			return abi.HTTPResponse{}, abi.Errorf(abi.KindDenied, "%s: %s %s: %v", name, r.Method, redact(u), unwrapURLError(err))
 		case errors.Is(err, context.DeadlineExceeded):
 			return abi.HTTPResponse{}, abi.Errorf(abi.KindTimeout, "%s: %s %s: timed out", name, r.Method, redact(u))
 		case errors.Is(err, context.Canceled):

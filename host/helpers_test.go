@@ -133,8 +133,15 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	return newEnvConfig(t, Config{})
+}
+
+// newEnvConfig is newEnv with cfg (its cache and logger are the test's).
+func newEnvConfig(t testing.TB, cfg Config) *env {
+	t.Helper()
 	log := &syncBuffer{}
-	rt, err := NewRuntime(context.Background(), Config{CacheDir: testCache, Logger: zerolog.New(log).Level(zerolog.DebugLevel)})
+	cfg.CacheDir, cfg.Logger = testCache, zerolog.New(log).Level(zerolog.DebugLevel)
+	rt, err := NewRuntime(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

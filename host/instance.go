@@ -22,9 +22,13 @@ type Instance struct {
 	spec   InstanceSpec
 	lim    Limits
 	egress []egressRule
-	client *http.Client
-	log    zerolog.Logger
-	logw   *logWindow // log budget per minute
+	// transport is the instance's own: its dialer checks addresses against
+	// this instance's allow-list, so connections are not shared with
+	// instances allowed other addresses.
+	transport *http.Transport
+	client    *http.Client
+	log       zerolog.Logger
+	logw      *logWindow // log budget per minute
 	// configure is the ConfigureRequest JSON. It holds secrets in clear and
 	// is never logged.
 	configure []byte
@@ -48,14 +52,7 @@ type Instance struct {
 // NewInstance creates a connector instance of p. Module instances are
 // created on demand (or by Warm), each configured with spec.Params.
 func (r *Runtime) NewInstance(_ context.Context, p *Plugin, spec InstanceSpec) (*Instance, error) {
-	egress := spec.Egress
-	if egress == nil {
-		var err error
-		if egress, err = deriveEgress(p.Manifest, spec.Params); err != nil {
-			return nil, abi.Errorf(abi.KindBadRequest, "instance %q plugin %q: %v", spec.Info.Name, p.Label(), err)
-		}
-	}
-	rules, err := parseEgress(egress)
+	rules, outside, err := narrowEgress(p.Manifest, spec.Params, spec.Egress)
 	if err != nil {
 		return nil, abi.Errorf(abi.KindBadRequest, "instance %q plugin %q: %v", spec.Info.Name, p.Label(), err)
 	}
@@ -75,9 +72,14 @@ func (r *Runtime) NewInstance(_ context.Context, p *Plugin, spec InstanceSpec) (
 		return nil, abi.Errorf(abi.KindBadRequest, "instance %q plugin %q: encode params: %v", spec.Info.Name, p.Label(), err)
 	}
 	log := r.cfg.Logger.With().Str("instance", spec.Info.Name).Str("plugin", p.Label()).Logger()
+	for _, e := range outside {
+		log.Warn().Str("egress", e).Msg("operator egress entry allows nothing: the plugin's manifest does not allow it")
+	}
+	tr := r.transport.Clone()
+	tr.DialContext = (&egressDialer{dialer: r.dialer, resolver: r.cfg.Resolver, rules: rules, allowPrivate: r.cfg.AllowPrivateEgress}).DialContext
 	i := &Instance{
-		rt: r, p: p, spec: spec, lim: lim, egress: rules,
-		client:    newHTTPClient(r.transport, rules),
+		rt: r, p: p, spec: spec, lim: lim, egress: rules, transport: tr,
+		client:    newHTTPClient(tr, rules),
 		log:       log,
 		logw:      newLogWindow(lim, log),
 		configure: conf,
@@ -144,6 +146,7 @@ func (i *Instance) Close(ctx context.Context) error {
 	for _, mi := range idle {
 		i.discard(ctx, mi)
 	}
+	i.transport.CloseIdleConnections()
 	i.logw.close()
 	return err
 }

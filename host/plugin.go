@@ -32,6 +32,7 @@ type Runtime struct {
 	// instrumentation's cost set it.
 	unchecked bool
 	transport *http.Transport
+	dialer    *net.Dialer
 	// hostFuncs are the signatures of the functions a plugin may import,
 	// by module and name.
 	hostFuncs map[string]map[string]funcSig
@@ -67,10 +68,14 @@ func newRuntime(ctx context.Context, cfg Config, unchecked bool) (*Runtime, erro
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = net.DefaultResolver
+	}
 	// No proxy from the environment: the egress allow-list names the hosts
-	// actually dialled.
+	// actually dialled. Each Instance clones the transport with a dialer
+	// that checks addresses against its allow-list.
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          100,
 		MaxIdleConnsPerHost:   8,
@@ -79,7 +84,7 @@ func newRuntime(ctx context.Context, cfg Config, unchecked bool) (*Runtime, erro
 		ExpectContinueTimeout: time.Second,
 	}
 	return &Runtime{
-		cfg: cfg, unchecked: unchecked, transport: tr, hostFuncs: hostFuncs,
+		cfg: cfg, unchecked: unchecked, transport: tr, dialer: dialer, hostFuncs: hostFuncs,
 		compiling: make(chan struct{}, CompileConcurrency), plugins: map[*Plugin]struct{}{},
 	}, nil
 }
@@ -131,7 +136,6 @@ func (r *Runtime) Close(ctx context.Context) error {
 	for _, p := range ps {
 		errs = append(errs, p.Close(ctx))
 	}
-	r.transport.CloseIdleConnections()
 	return errors.Join(errs...)
 }
 

@@ -41,6 +41,14 @@ type Config struct {
 	// once; an abandoned compilation holds its slot until it stops, after
 	// the function it is compiling.
 	CompileTimeout time.Duration
+	// Resolver resolves the host names plugins request; nil means
+	// net.DefaultResolver.
+	Resolver Resolver
+	// AllowPrivateEgress lets allowed host names resolve to private
+	// addresses (RFC 1918, 100.64.0.0/10, fc00::/7). Loopback, link-local,
+	// unspecified and other special addresses stay refused unless an
+	// allow-list names the address itself.
+	AllowPrivateEgress bool
 }
 
 // ModuleLimits bound what a plugin module may declare (see the load-time
@@ -134,9 +142,11 @@ type InstanceSpec struct {
 	Info     abi.InstanceInfo
 	Params   map[string]any // already validated by the caller (Manifest.ValidateParams)
 	Services Services       // host functions act on this
-	// Egress lists the hosts http_request may reach: "host", "host:port" or
-	// "*.domain". nil derives it from the manifest's egress, resolving
-	// "param:NAME" to the host of the URL in Params[NAME].
+	// Egress narrows the allow-list of http_request, derived from the
+	// manifest's egress ("param:NAME" resolved to the host and port of the
+	// URL in Params[NAME]): entries "host", "host:port" or "*.domain", of
+	// which only what the manifest also allows counts (NarrowEgress). nil
+	// keeps the manifest's list.
 	Egress []string
 	Limits Limits
 }

@@ -143,19 +143,24 @@ func runBundleInstall(ctx context.Context, a *app, fs *pflag.FlagSet, file strin
 		}
 	}
 	by := "bundle " + filepath.Base(file)
-	for _, p := range b.Plugins {
+	// The bundle is read again, one plugin in memory at a time.
+	err = b.Each(func(p bundle.Plugin) error {
 		pi, err := d.svc.Plugins.InstallVerified(ctx, p.Wasm, by)
 		switch {
 		case errors.Is(err, service.ErrInvalid):
-			return withCode(exitIncompatible, fmt.Errorf("bundle install: plugin %s@%s: %w", p.Name, p.Version, err))
+			return withCode(exitIncompatible, fmt.Errorf("plugin %s@%s: %w", p.Name, p.Version, err))
 		case err != nil:
-			return fmt.Errorf("bundle install: plugin %s@%s: %w", p.Name, p.Version, err)
+			return fmt.Errorf("plugin %s@%s: %w", p.Name, p.Version, err)
 		}
 		how := "unsigned"
 		if p.Verified.Signed {
 			how = "signed by key ID " + p.Verified.KeyID.String()
 		}
 		fmt.Fprintf(a.stdout, "installed %s@%s sha256 %s (%s)\n", pi.Name, pi.Version, pi.SHA256, how)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("bundle install: %w", err)
 	}
 	return nil
 }

@@ -56,6 +56,7 @@ func runtimeConfig(cfg *config.Config, log zerolog.Logger) host.Config {
 	return host.Config{
 		CacheDir: cfg.CacheDir, Logger: log, Limits: hostLimits(cfg.Limits),
 		StackBytes: uint32(cfg.Limits.StackKiB) << 10, CompileTimeout: cfg.Limits.CompileTimeout,
+		AllowPrivateEgress: cfg.Egress.AllowPrivate,
 		Module: host.ModuleLimits{
 			ModuleBytes: m.Bytes, Types: m.Types, Imports: m.Imports, Functions: m.Functions,
 			FunctionBodyBytes: m.FunctionBodyBytes, CodeBytes: m.CodeBytes, Locals: m.Locals,

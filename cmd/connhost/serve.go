@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -218,8 +216,10 @@ func runServe(ctx context.Context, a *app, fs *pflag.FlagSet) error {
 		Logger: log, MaxBodyBytes: int64(cfg.Server.MaxBodyBytes), MaxPluginBytes: int64(cfg.Server.MaxPluginBytes),
 		MetricsAuth: cfg.MetricsNeedAuth(), Registry: reg,
 		RateLimit: float64(cfg.API.RateLimit), RateBurst: cfg.API.RateBurst,
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout, ReadTimeout: cfg.Server.ReadTimeout, IdleTimeout: cfg.Server.IdleTimeout,
+		MaxInFlightPerClient: cfg.Server.MaxInFlightPerClient, TrustedProxies: cfg.TrustedProxyPrefixes(),
 	})
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	hs := srv.HTTPServer()
 	url := "http://" + ln.Addr().String()
 	printBanner(a, url, key)
 	log.Info().Str("url", url).Str("data_dir", cfg.DataDir).Bool("metrics_auth", cfg.MetricsNeedAuth()).Msg("serving")

@@ -11,8 +11,10 @@ import (
 	"context"
 	"maps"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,15 +54,30 @@ type Options struct {
 	// RateBurst is how many requests a key may make at once before
 	// RateLimit applies; below 1 it is one second's worth.
 	RateBurst int
+	// ReadHeaderTimeout, ReadTimeout and IdleTimeout configure HTTPServer;
+	// 0 means DefaultReadHeaderTimeout, DefaultReadTimeout and
+	// DefaultIdleTimeout.
+	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration
+	// MaxInFlightPerClient bounds the requests one client address may have
+	// in progress; 0 means DefaultMaxInFlightPerClient.
+	MaxInFlightPerClient int
+	// TrustedProxies are the peers whose X-Forwarded-For or X-Real-IP
+	// header names the client (for logs and per-client limits); from any
+	// other peer the headers are ignored.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the HTTP API of one service.
 type Server struct {
-	svc      *service.Service
-	opts     Options
-	log      zerolog.Logger
-	echo     *echo.Echo
-	metrics  *metrics
+	svc     *service.Service
+	opts    Options
+	log     zerolog.Logger
+	echo    *echo.Echo
+	metrics *metrics
+	// routeSet holds every registered route template: the only route
+	// labels metrics use.
+	routeSet map[string]bool
+	inFlight *inFlight
 	draining atomic.Bool
 	// access is routeAccess as this server applies it (/metrics open or
 	// not); registered holds every registered "METHOD path".
@@ -80,8 +97,20 @@ func New(svc *service.Service, opts Options) *Server {
 	if opts.Registry == nil {
 		opts.Registry = NewRegistry()
 	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&opts.ReadHeaderTimeout, DefaultReadHeaderTimeout}, {&opts.ReadTimeout, DefaultReadTimeout}, {&opts.IdleTimeout, DefaultIdleTimeout}} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
+	if opts.MaxInFlightPerClient <= 0 {
+		opts.MaxInFlightPerClient = DefaultMaxInFlightPerClient
+	}
 	s := &Server{svc: svc, opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry),
-		access: maps.Clone(routeAccess), registered: map[string]bool{}, limits: newKeyLimits(opts.RateLimit, opts.RateBurst)}
+		inFlight: &inFlight{max: opts.MaxInFlightPerClient, n: map[string]int{}},
+		access:   maps.Clone(routeAccess), registered: map[string]bool{}, limits: newKeyLimits(opts.RateLimit, opts.RateBurst)}
 	svc.SetCommandObserver(s.metrics.command)
 	if !opts.MetricsAuth {
 		s.access["GET /metrics"] = public
@@ -89,10 +118,15 @@ func New(svc *service.Service, opts Options) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.observe, s.recoverPanic, s.guard)
+	e.IPExtractor = ipExtractor(opts.TrustedProxies)
+	// Credentials before query checks: an unauthenticated client learns
+	// nothing of an operation's parameters.
+	e.Use(s.observe, s.recoverPanic, s.limitInFlight, s.guard, s.checkQuery)
 	s.echo = e
 	s.routes()
+	s.routeSet = map[string]bool{}
 	for _, r := range e.Routes() {
+		s.routeSet[r.Path] = true
 		s.registered[r.Method+" "+r.Path] = true
 	}
 	return s

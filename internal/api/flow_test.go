@@ -235,7 +235,8 @@ func TestHealthAndMetrics(t *testing.T) {
 	m := string(open.callAs("", "GET", "/metrics", nil, "").body)
 	for _, want := range []string{
 		`connhost_command_executions_total{command="echo",instance="echo",outcome="ok",trigger="api"} 1`,
-		`connhost_command_executions_total{command="nope",instance="echo",outcome="rejected",trigger="api"} 1`,
+		// A command the plugin does not serve is not a label value.
+		`connhost_command_executions_total{command="unknown",instance="unknown",outcome="rejected",trigger="api"} 1`,
 		`connhost_http_requests_total{method="POST",route="/api/v1/instances/:name/execute",status="200"} 1`,
 		`connhost_http_request_duration_seconds_count{method="POST",route="/api/v1/plugins",status="201"} 1`,
 		"go_goroutines",

@@ -35,26 +35,37 @@ func (s *Server) mountInstanceHTTP() {
 func (s *Server) instanceHTTP(c echo.Context) error {
 	name := c.Param("instance")
 	r := c.Request()
-	limit := s.svc.LongRunning.MaxBodyBytes()
-	body, err := readBody(c, limit)
-	if err != nil {
-		if ae, ok := err.(*apiError); ok && ae.status == http.StatusRequestEntityTooLarge {
-			// The sender loses data: the operator must see it and may raise the limit.
-			s.log.Warn().Str("instance", name).Int64("limit_bytes", limit).Int64("content_length", r.ContentLength).
-				Msg("instance HTTP request body over long_running.http_max_body_bytes; refused with 413")
-		}
-		return err
-	}
 	headers := map[string][]string(r.Header.Clone())
 	for _, h := range hopHeaders {
 		delete(headers, h)
 	}
 	headers["Host"] = []string{r.Host}
 	req := abi.HTTPRequest{
-		Method: r.Method, Path: "/" + c.Param("*"), Query: r.URL.RawQuery, Headers: headers, Body: body,
+		Method: r.Method, Path: "/" + c.Param("*"), Query: r.URL.RawQuery, Headers: headers,
 	}
-	resp, err := s.svc.LongRunning.HandleHTTP(ctx(c), name, req)
+	// The body is read only after the instance and its credentials are
+	// checked: a client cannot hold a handler with a slow body to an
+	// instance that does not exist, or without the password.
+	var bodyErr error
+	bodyRead := false
+	resp, err := s.svc.LongRunning.HandleHTTP(ctx(c), name, req, func() ([]byte, error) {
+		bodyRead = true
+		limit := s.svc.LongRunning.MaxBodyBytes()
+		b, err := readBody(c, limit)
+		if ae, ok := err.(*apiError); ok && ae.status == http.StatusRequestEntityTooLarge {
+			// The sender loses data: the operator must see it and may raise the limit.
+			s.log.Warn().Str("instance", name).Int64("limit_bytes", limit).Int64("content_length", r.ContentLength).
+				Msg("instance HTTP request body over long_running.http_max_body_bytes; refused with 413")
+		}
+		bodyErr = err
+		return b, err
+	})
+	if !bodyRead {
+		closeUnreadBody(c)
+	}
 	switch {
+	case bodyErr != nil:
+		return bodyErr
 	case errors.Is(err, service.ErrUnauthenticated):
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="connhost instance `+name+`"`)
 		return apiErr(http.StatusUnauthorized, apitypes.CodeUnauthorized, "missing or wrong credentials for instance %q", name)

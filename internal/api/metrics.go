@@ -48,9 +48,10 @@ func newMetrics(r *prometheus.Registry) *metrics {
 	return m
 }
 
-// command counts one command call (a service.CommandObserver). Errors that
-// are not the plugin's (an unknown instance, bad arguments) count as
-// outcome "rejected".
+// command counts one command call (a service.CommandObserver, which
+// reports names a client made up as service.UnknownLabel, so requests
+// cannot grow /metrics). Errors that are not the plugin's (an unknown
+// instance, bad arguments) count as outcome "rejected".
 func (m *metrics) command(instance, command, trigger string, err error, d time.Duration) {
 	outcome := "ok"
 	if err != nil {
@@ -80,13 +81,14 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		d := time.Since(start)
 		route := c.Path()
-		if route == "" {
+		if !s.routeSet[route] {
 			route = "unmatched"
 		}
+		method := normMethod(c.Request().Method)
 		status := c.Response().Status
-		code := strconv.Itoa(status)
-		s.metrics.requests.WithLabelValues(c.Request().Method, route, code).Inc()
-		s.metrics.duration.WithLabelValues(c.Request().Method, route, code).Observe(d.Seconds())
+		code := statusLabel(status)
+		s.metrics.requests.WithLabelValues(method, route, code).Inc()
+		s.metrics.duration.WithLabelValues(method, route, code).Observe(d.Seconds())
 		ev := s.log.Info()
 		if status >= http.StatusInternalServerError {
 			ev = s.log.Warn()
@@ -99,4 +101,25 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		ev.Msg("request")
 		return nil
 	}
+}
+
+// normMethod returns m if it is a standard HTTP method, else "other": any
+// token is a valid method, and each would otherwise be a new series.
+func normMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+// statusLabel is the status code as text if net/http knows it, else its
+// class ("5xx"): a plugin behind /instance/execute picks any status from 100
+// to 999.
+func statusLabel(status int) string {
+	if http.StatusText(status) != "" {
+		return strconv.Itoa(status)
+	}
+	return strconv.Itoa(status/100) + "xx"
 }

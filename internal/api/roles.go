@@ -117,39 +117,48 @@ func (s *Server) accessFor(method, path string) (access, bool) {
 // OPTIONS answer; a registered route without a rule is refused.
 func (s *Server) guard(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		method, path := c.Request().Method, c.Path()
-		a, ok := s.accessFor(method, path)
-		if !ok {
-			if s.registered[method+" "+path] {
-				s.log.Error().Str("method", method).Str("route", path).Msg("route has no access rule in routeAccess; refused")
-				return apiErr(http.StatusInternalServerError, apitypes.CodeInternal, "route %s %s has no access rule", method, path)
-			}
-			return next(c)
-		}
-		if a.open {
-			return next(c)
-		}
-		token, ok := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
-		if !ok {
-			return apiErr(http.StatusUnauthorized, apitypes.CodeUnauthorized, "missing API key: send Authorization: Bearer <key>")
-		}
-		k, err := s.svc.APIKeys.Authenticate(ctx(c), token)
-		if err != nil {
+		if err := s.admit(c); err != nil {
+			closeUnreadBody(c)
 			return err
-		}
-		c.Set(keyCtx, k.Name)
-		if wait, ok := s.limits.allow(k.ID, time.Now()); !ok {
-			secs := int(math.Ceil(wait.Seconds()))
-			c.Response().Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-			return apiErr(http.StatusTooManyRequests, apitypes.CodeRateLimited,
-				"API key %q is over its rate limit of %g requests/s (burst %d); retry in %d s", k.Name, s.limits.rate, s.limits.burst, max(secs, 1))
-		}
-		if !k.Role.Allows(a.role) {
-			return apiErr(http.StatusForbidden, apitypes.CodeForbidden,
-				"%s %s needs an API key with role %s or higher; key %q has role %s", method, path, a.role, k.Name, k.Role)
 		}
 		return next(c)
 	}
+}
+
+// admit applies routeAccess to one request: nil lets it through.
+func (s *Server) admit(c echo.Context) error {
+	method, path := c.Request().Method, c.Path()
+	a, ok := s.accessFor(method, path)
+	if !ok {
+		if s.registered[method+" "+path] {
+			s.log.Error().Str("method", method).Str("route", path).Msg("route has no access rule in routeAccess; refused")
+			return apiErr(http.StatusInternalServerError, apitypes.CodeInternal, "route %s %s has no access rule", method, path)
+		}
+		return nil
+	}
+	if a.open {
+		return nil
+	}
+	token, ok := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
+	if !ok {
+		return apiErr(http.StatusUnauthorized, apitypes.CodeUnauthorized, "missing API key: send Authorization: Bearer <key>")
+	}
+	k, err := s.svc.APIKeys.Authenticate(ctx(c), token)
+	if err != nil {
+		return err
+	}
+	c.Set(keyCtx, k.Name)
+	if wait, ok := s.limits.allow(k.ID, time.Now()); !ok {
+		secs := int(math.Ceil(wait.Seconds()))
+		c.Response().Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		return apiErr(http.StatusTooManyRequests, apitypes.CodeRateLimited,
+			"API key %q is over its rate limit of %g requests/s (burst %d); retry in %d s", k.Name, s.limits.rate, s.limits.burst, max(secs, 1))
+	}
+	if !k.Role.Allows(a.role) {
+		return apiErr(http.StatusForbidden, apitypes.CodeForbidden,
+			"%s %s needs an API key with role %s or higher; key %q has role %s", method, path, a.role, k.Name, k.Role)
+	}
+	return nil
 }
 
 // keyLimits holds one token bucket per API key: each request takes a

@@ -175,15 +175,18 @@ func checkClaim(sig []byte, want signing.PluginClaim) error {
 // Plugin is a verified plugin from a bundle.
 type Plugin struct {
 	Entry
-	Wasm []byte
-	// SignatureBytes is the plugin's .minisig, nil when unsigned.
+	// Wasm is the plugin's module and SignatureBytes its .minisig (nil
+	// when unsigned); both are set only inside Bundle.Each.
+	Wasm           []byte
 	SignatureBytes []byte
 	// Verified is the trust policy's verdict (Warning set for an unsigned
 	// plugin admitted because require_signed is off).
 	Verified *signing.Verified
 }
 
-// Bundle is an opened, verified bundle.
+// Bundle is an opened, verified bundle. It keeps no plugin bytes: Each
+// reads them again, one plugin at a time, so reading a bundle takes memory
+// for its largest member, not for all of them.
 type Bundle struct {
 	Index Index
 	// IndexSigned is true when a trusted key signed the index; IndexKeyID
@@ -193,103 +196,246 @@ type Bundle struct {
 	Plugins     []Plugin
 	// Warnings are for the operator's log (unsigned plugins, unsigned index).
 	Warnings []string
+
+	open   func() (io.ReadCloser, error) // the bundle from its start
+	policy *signing.Policy
+	// indexSHA256 is the hash of the index Open verified; Each refuses a
+	// bundle whose index has changed since.
+	indexSHA256 string
+	indexRaw    []byte // while reading
 }
 
 // Open reads and verifies the bundle at path with policy: the index
 // signature when there is one (it must be by a trusted key), every member's
-// hash against the index, no member outside the index, and every plugin
-// with policy.Verify. It returns the plugin bytes ready for
-// service.Plugins.InstallVerified; the downgrade check needs the installed versions
-// and is the installer's (signing.CheckDowngrade).
+// hash against the index, no member outside the index (refused from its
+// header, before it is decompressed), and every plugin with policy.Verify.
+// Bundle.Each then hands the plugins' bytes over for
+// service.Plugins.InstallVerified; the downgrade check needs the installed
+// versions and is the installer's (signing.CheckDowngrade).
 func Open(path string, policy *signing.Policy) (*Bundle, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("bundle: %w", err)
-	}
-	defer f.Close()
-	b, err := Read(f, policy)
+	b, err := read(func() (io.ReadCloser, error) { return os.Open(path) }, policy)
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", path, err)
 	}
 	return b, nil
 }
 
-// Read is Open on a stream.
-func Read(r io.Reader, policy *signing.Policy) (*Bundle, error) {
-	index, members, err := readMembers(io.LimitReader(r, MaxBundleBytes))
+// Read is Open on a stream, which Each reads again from its start.
+func Read(r io.ReadSeeker, policy *signing.Policy) (*Bundle, error) {
+	return read(func() (io.ReadCloser, error) {
+		if _, err := r.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		return io.NopCloser(r), nil
+	}, policy)
+}
+
+func read(open func() (io.ReadCloser, error), policy *signing.Policy) (*Bundle, error) {
+	b := &Bundle{open: open, policy: policy}
+	err := b.walk(func(p Plugin) error {
+		v, err := policy.Verify(p.Wasm, p.SignatureBytes)
+		if err != nil {
+			return err
+		}
+		if m := v.Manifest; m == nil || m.Name != p.Name || m.Version != p.Version {
+			return fmt.Errorf("%w: plugin %s@%s: the index entry does not match the module's manifest", ErrCorrupt, p.Name, p.Version)
+		}
+		if v.Warning != "" {
+			b.Warnings = append(b.Warnings, v.Warning)
+		}
+		p.Wasm, p.SignatureBytes, p.Verified = nil, nil, v
+		b.Plugins = append(b.Plugins, p)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	b := &Bundle{}
-	if err := decodeIndex(index, &b.Index); err != nil {
-		return nil, err
-	}
-	if sig, ok := members[IndexSignatureName]; ok {
-		delete(members, IndexSignatureName)
-		s, err := policy.VerifyDetached(index, sig)
-		if err != nil {
-			return nil, fmt.Errorf("index signature: %w", err)
-		}
-		if want := IndexCommentTag + " sha256=" + signing.SHA256Hex(index); s.TrustedComment != want {
-			return nil, fmt.Errorf("index signature: %w: trusted comment %q, want %q", signing.ErrClaimMismatch, s.TrustedComment, want)
-		}
-		b.IndexSigned, b.IndexKeyID = true, s.KeyID
-	} else {
-		b.Warnings = append(b.Warnings, "bundle index is unsigned: only the plugins' own signatures vouch for them")
-	}
-	for _, e := range b.Index.Plugins {
-		p, err := openEntry(e, members, policy)
-		if err != nil {
-			return nil, err
-		}
-		if p.Verified.Warning != "" {
-			b.Warnings = append(b.Warnings, p.Verified.Warning)
-		}
-		b.Plugins = append(b.Plugins, p)
-	}
-	if len(members) > 0 {
-		extra := make([]string, 0, len(members))
-		for name := range members {
-			extra = append(extra, name)
-		}
-		slices.Sort(extra)
-		return nil, fmt.Errorf("%w: members not in the index: %s", ErrCorrupt, strings.Join(extra, ", "))
-	}
+	b.indexSHA256 = signing.SHA256Hex(b.indexRaw)
+	b.indexRaw = nil
 	return b, nil
 }
 
-// openEntry takes an entry's members out of members, checks their hashes
-// and applies the policy.
-func openEntry(e Entry, members map[string][]byte, policy *signing.Policy) (Plugin, error) {
-	label := e.Name + "@" + e.Version
-	take := func(name, sha string) ([]byte, error) {
-		data, ok := members[name]
-		if !ok {
-			return nil, fmt.Errorf("%w: plugin %s: member %s is missing", ErrCorrupt, label, name)
+// Each reads the bundle again and calls fn with each plugin, its bytes set,
+// in index order; it stops at fn's first error. Every member is checked
+// against the index's hashes again, so the bytes are those Open verified
+// even if the file changed since.
+func (b *Bundle) Each(fn func(Plugin) error) error {
+	verified := map[string]*signing.Verified{}
+	for _, p := range b.Plugins {
+		verified[p.File] = p.Verified
+	}
+	again := &Bundle{open: b.open, policy: b.policy, indexSHA256: b.indexSHA256}
+	return again.walk(func(p Plugin) error {
+		p.Verified = verified[p.File]
+		return fn(p)
+	})
+}
+
+// walk reads the archive, checks the index (and its signature), and calls
+// fn with each plugin's entry and bytes once they are read and match the
+// index's hashes. A member the index does not name, or names twice, is
+// refused from its header, before any of it is decompressed; at most one
+// plugin's bytes are held at a time.
+func (b *Bundle) walk(fn func(Plugin) error) error {
+	rc, err := b.open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	gz, err := gzip.NewReader(io.LimitReader(rc, MaxBundleBytes))
+	if err != nil {
+		return fmt.Errorf("%w: not gzip: %v", ErrCorrupt, err)
+	}
+	tr := tar.NewReader(gz)
+	next := func(n int) (*tar.Header, error) {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil, err
 		}
-		delete(members, name)
-		if got := signing.SHA256Hex(data); got != sha {
-			return nil, fmt.Errorf("%w: plugin %s: member %s has sha256 %s, the index says %s", ErrCorrupt, label, name, got, sha)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			return nil, fmt.Errorf("%w: member %q is not a regular file", ErrCorrupt, hdr.Name)
+		}
+		if n == 0 && hdr.Name != IndexName {
+			return nil, fmt.Errorf("%w: first member is %q, want %s", ErrCorrupt, hdr.Name, IndexName)
+		}
+		return hdr, nil
+	}
+	readMember := func(hdr *tar.Header, limit int64) ([]byte, error) {
+		if hdr.Size > limit {
+			return nil, fmt.Errorf("%w: member %q: %d bytes, limit %d", ErrCorrupt, hdr.Name, hdr.Size, limit)
+		}
+		data := make([]byte, hdr.Size)
+		if _, err := io.ReadFull(tr, data); err != nil {
+			return nil, fmt.Errorf("%w: member %q: %v", ErrCorrupt, hdr.Name, err)
 		}
 		return data, nil
 	}
-	p := Plugin{Entry: e}
-	var err error
-	if p.Wasm, err = take(e.File, e.SHA256); err != nil {
-		return Plugin{}, err
+
+	hdr, err := next(0)
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: empty archive", ErrCorrupt)
 	}
-	if e.Signature != "" {
-		if p.SignatureBytes, err = take(e.Signature, e.SignatureSHA256); err != nil {
-			return Plugin{}, err
+	if err != nil {
+		return err
+	}
+	index, err := readMember(hdr, maxIndexBytes)
+	if err != nil {
+		return err
+	}
+	if b.indexSHA256 != "" && signing.SHA256Hex(index) != b.indexSHA256 {
+		return fmt.Errorf("%w: %s changed since the bundle was verified", ErrCorrupt, IndexName)
+	}
+	b.indexRaw = index
+	if err := decodeIndex(index, &b.Index); err != nil {
+		return err
+	}
+	// want maps each member the index names to its entry.
+	want := map[string]*Entry{}
+	for i := range b.Index.Plugins {
+		e := &b.Index.Plugins[i]
+		for _, name := range []string{e.File, e.Signature} {
+			if name == "" {
+				continue
+			}
+			if _, dup := want[name]; dup || name == IndexName || name == IndexSignatureName {
+				return fmt.Errorf("%w: %s names member %q twice", ErrCorrupt, IndexName, name)
+			}
+			want[name] = e
 		}
 	}
-	if p.Verified, err = policy.Verify(p.Wasm, p.SignatureBytes); err != nil {
-		return Plugin{}, err
+
+	var pending *Plugin // a plugin read, waiting for its signature
+	indexChecked := false
+	seen := map[string]bool{}
+	for n := 1; ; n++ {
+		hdr, err := next(n)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if n == 1 && hdr.Name == IndexSignatureName {
+			sig, err := readMember(hdr, maxSigFileBytes)
+			if err != nil {
+				return err
+			}
+			s, err := b.policy.VerifyDetached(index, sig)
+			if err != nil {
+				return fmt.Errorf("index signature: %w", err)
+			}
+			if want := IndexCommentTag + " sha256=" + signing.SHA256Hex(index); s.TrustedComment != want {
+				return fmt.Errorf("index signature: %w: trusted comment %q, want %q", signing.ErrClaimMismatch, s.TrustedComment, want)
+			}
+			b.IndexSigned, b.IndexKeyID = true, s.KeyID
+			continue
+		}
+		if !indexChecked {
+			indexChecked = true
+			if !b.IndexSigned {
+				b.Warnings = append(b.Warnings, "bundle index is unsigned: only the plugins' own signatures vouch for them")
+			}
+		}
+		e, ok := want[hdr.Name]
+		switch {
+		case seen[hdr.Name] || hdr.Name == IndexName || hdr.Name == IndexSignatureName:
+			return fmt.Errorf("%w: member %q appears twice", ErrCorrupt, hdr.Name)
+		case !ok:
+			return fmt.Errorf("%w: member %q is not in the index", ErrCorrupt, hdr.Name)
+		}
+		seen[hdr.Name] = true
+		label := e.Name + "@" + e.Version
+		if hdr.Name == e.File {
+			if pending != nil {
+				return fmt.Errorf("%w: plugin %s: member %s is missing (want it right after %s)", ErrCorrupt, pending.Name+"@"+pending.Version, pending.Signature, pending.File)
+			}
+			data, err := readMember(hdr, MaxMemberBytes)
+			if err != nil {
+				return err
+			}
+			if got := signing.SHA256Hex(data); got != e.SHA256 {
+				return fmt.Errorf("%w: plugin %s: member %s has sha256 %s, the index says %s", ErrCorrupt, label, e.File, got, e.SHA256)
+			}
+			p := Plugin{Entry: *e, Wasm: data}
+			if e.Signature != "" {
+				pending = &p
+				continue
+			}
+			if err := fn(p); err != nil {
+				return err
+			}
+			continue
+		}
+		if pending == nil || pending.File != e.File {
+			return fmt.Errorf("%w: plugin %s: member %s comes before its module %s", ErrCorrupt, label, e.Signature, e.File)
+		}
+		sig, err := readMember(hdr, maxSigFileBytes)
+		if err != nil {
+			return err
+		}
+		if got := signing.SHA256Hex(sig); got != e.SignatureSHA256 {
+			return fmt.Errorf("%w: plugin %s: member %s has sha256 %s, the index says %s", ErrCorrupt, label, e.Signature, got, e.SignatureSHA256)
+		}
+		p := *pending
+		pending, p.SignatureBytes = nil, sig
+		if err := fn(p); err != nil {
+			return err
+		}
 	}
-	if m := p.Verified.Manifest; m == nil || m.Name != e.Name || m.Version != e.Version {
-		return Plugin{}, fmt.Errorf("%w: plugin %s: the index entry does not match the module's manifest", ErrCorrupt, label)
+	for _, e := range b.Index.Plugins {
+		for _, name := range []string{e.File, e.Signature} {
+			if name != "" && !seen[name] {
+				return fmt.Errorf("%w: plugin %s@%s: member %s is missing", ErrCorrupt, e.Name, e.Version, name)
+			}
+		}
 	}
-	return p, nil
+	if !indexChecked && !b.IndexSigned {
+		b.Warnings = append(b.Warnings, "bundle index is unsigned: only the plugins' own signatures vouch for them")
+	}
+	return nil
 }
 
 func decodeIndex(raw []byte, idx *Index) error {
@@ -305,60 +451,4 @@ func decodeIndex(raw []byte, idx *Index) error {
 		return fmt.Errorf("%w: %s: %d plugins, want 1 to %d", ErrCorrupt, IndexName, len(idx.Plugins), MaxPlugins)
 	}
 	return nil
-}
-
-// readMembers reads the archive: index.json first, then regular files with
-// unique names, each within its size limit.
-func readMembers(r io.Reader) ([]byte, map[string][]byte, error) {
-	gz, err := gzip.NewReader(r)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: not gzip: %v", ErrCorrupt, err)
-	}
-	tr := tar.NewReader(gz)
-	var index []byte
-	members := map[string][]byte{}
-	for n := 0; ; n++ {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
-		}
-		if hdr.Typeflag != tar.TypeReg {
-			return nil, nil, fmt.Errorf("%w: member %q is not a regular file", ErrCorrupt, hdr.Name)
-		}
-		if n == 0 && hdr.Name != IndexName {
-			return nil, nil, fmt.Errorf("%w: first member is %q, want %s", ErrCorrupt, hdr.Name, IndexName)
-		}
-		if n > 2*MaxPlugins+1 {
-			return nil, nil, fmt.Errorf("%w: more than %d members", ErrCorrupt, 2*MaxPlugins+2)
-		}
-		limit := int64(MaxMemberBytes)
-		switch {
-		case n == 0:
-			limit = maxIndexBytes
-		case strings.HasSuffix(hdr.Name, ".minisig"):
-			limit = maxSigFileBytes
-		}
-		if hdr.Size > limit {
-			return nil, nil, fmt.Errorf("%w: member %q: %d bytes, limit %d", ErrCorrupt, hdr.Name, hdr.Size, limit)
-		}
-		data, err := io.ReadAll(io.LimitReader(tr, hdr.Size))
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: member %q: %v", ErrCorrupt, hdr.Name, err)
-		}
-		if n == 0 {
-			index = data
-			continue
-		}
-		if _, dup := members[hdr.Name]; dup || hdr.Name == IndexName {
-			return nil, nil, fmt.Errorf("%w: member %q appears twice", ErrCorrupt, hdr.Name)
-		}
-		members[hdr.Name] = data
-	}
-	if index == nil {
-		return nil, nil, fmt.Errorf("%w: empty archive", ErrCorrupt)
-	}
-	return index, members, nil
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -171,14 +172,23 @@ func TestRoundTrip(t *testing.T) {
 			if len(got.Plugins) != 2 {
 				t.Fatalf("%d plugins", len(got.Plugins))
 			}
-			for i, want := range [][]byte{a, b} {
-				p := got.Plugins[i]
-				if !bytes.Equal(p.Wasm, want) || p.Verified.SHA256 != signing.SHA256Hex(want) {
+			i := 0
+			err = got.Each(func(p Plugin) error {
+				want := [][]byte{a, b}[i]
+				if p.Name != got.Plugins[i].Name || !bytes.Equal(p.Wasm, want) || p.Verified.SHA256 != signing.SHA256Hex(want) {
 					t.Errorf("plugin %d: bytes changed", i)
 				}
-				if p.Verified.Signed != (tt.in[i].Signature != nil) {
+				if p.Verified.Signed != (tt.in[i].Signature != nil) || !bytes.Equal(p.SignatureBytes, tt.in[i].Signature) {
 					t.Errorf("plugin %s: signed = %v", p.Name, p.Verified.Signed)
 				}
+				i++
+				return nil
+			})
+			if err != nil || i != 2 {
+				t.Fatalf("Each: %d plugins, %v", i, err)
+			}
+			if got.Plugins[0].Wasm != nil {
+				t.Errorf("the opened bundle keeps plugin bytes")
 			}
 		})
 	}
@@ -215,7 +225,7 @@ func TestOpenRefuses(t *testing.T) {
 		{"signature removed", edit(t, unsignedIndex, func(ms []member) []member { return ms[:len(ms)-1] }), true, ErrCorrupt, "is missing"},
 		{"extra member", edit(t, good, func(ms []member) []member {
 			return append(ms, member{"precompiled/alpha.bin", []byte("native code")})
-		}), true, ErrCorrupt, "not in the index: precompiled/alpha.bin"},
+		}), true, ErrCorrupt, `member "precompiled/alpha.bin" is not in the index`},
 		{"index not first", edit(t, good, func(ms []member) []member { ms[0], ms[1] = ms[1], ms[0]; return ms }), true, ErrCorrupt, "first member"},
 		{"duplicate member", edit(t, good, func(ms []member) []member { return append(ms, ms[len(ms)-1]) }), true, ErrCorrupt, "twice"},
 		{"not a bundle", []byte("PK\x03\x04 a zip"), true, ErrCorrupt, "not gzip"},
@@ -273,5 +283,115 @@ func TestOpenFile(t *testing.T) {
 	}
 	if _, err := Open(path+".missing", signing.NewPolicy(nil, false)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// customSection returns a wasm custom section named name holding n zero
+// bytes: it makes a valid module as large as a test needs.
+func customSection(name string, n int) []byte {
+	uleb := func(v int) []byte {
+		var b []byte
+		for {
+			c := byte(v & 0x7f)
+			v >>= 7
+			if v != 0 {
+				c |= 0x80
+			}
+			b = append(b, c)
+			if v == 0 {
+				return b
+			}
+		}
+	}
+	body := append(append(uleb(len(name)), name...), make([]byte, n)...)
+	return append(append([]byte{0}, uleb(len(body))...), body...)
+}
+
+// heapNow returns the live heap after a collection.
+func heapNow() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// TestBoundedMemory: a bundle takes memory for its largest member, not for
+// all of them. Members the index does not name are refused from their
+// headers, before they are decompressed: 128 MiB of zeros behind 0.1 MB of
+// gzip allocate next to nothing. Six 8 MiB plugins are verified and
+// handed over one at a time.
+func TestBoundedMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and reads bundles of hundreds of MiB")
+	}
+	a := plugin(t, "alpha", "1.0.0")
+	good := create(t, []Input{{Wasm: a}}, nil)
+	const bombMember = 32 << 20
+	bomb := edit(t, good, func(ms []member) []member {
+		for i := range 4 {
+			ms = append(ms, member{fmt.Sprintf("plugins/bomb-%d.wasm", i), make([]byte, bombMember)})
+		}
+		return ms
+	})
+	t.Logf("bomb: %d bytes of gzip, %d MiB of members outside the index", len(bomb), 4*bombMember>>20)
+	policy := signing.NewPolicy(nil, false)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := Read(bytes.NewReader(bomb), policy)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `member "plugins/bomb-0.wasm" is not in the index`) {
+		t.Fatalf("bomb: %v", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
+		t.Errorf("refusing the bomb allocated %d MiB", alloc>>20)
+	}
+
+	const size, n = 8 << 20, 6
+	var in []Input
+	for i := range n {
+		in = append(in, Input{Wasm: append(plugin(t, fmt.Sprintf("big%d", i), "1.0.0"), customSection("padding", size)...)})
+	}
+	big := create(t, in, nil)
+	in = nil
+	base := heapNow()
+	b, err := Read(bytes.NewReader(big), policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held := int64(heapNow()) - int64(base); held > size/2 {
+		t.Errorf("the opened bundle holds %d MiB", held>>20)
+	}
+	var peak int64
+	count := 0
+	if err := b.Each(func(p Plugin) error {
+		count++
+		peak = max(peak, int64(heapNow())-int64(base))
+		runtime.KeepAlive(p.Wasm)
+		return nil
+	}); err != nil || count != n {
+		t.Fatalf("Each: %d plugins, %v", count, err)
+	}
+	t.Logf("%d plugins of %d MiB: at most %d MiB live while handing them over", n, size>>20, peak>>20)
+	if peak > 2*size {
+		t.Errorf("%d MiB live while handing over plugins of %d MiB", peak>>20, size>>20)
+	}
+}
+
+// TestEachRechecks: Each refuses a bundle file replaced since Open.
+func TestEachRechecks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "b.chb")
+	if err := os.WriteFile(path, create(t, []Input{{Wasm: plugin(t, "alpha", "1.0.0")}}, nil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(path, signing.NewPolicy(nil, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, create(t, []Input{{Wasm: plugin(t, "alpha", "1.0.1")}}, nil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = b.Each(func(Plugin) error { t.Fatal("a plugin of the replaced file was handed over"); return nil })
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "changed since the bundle was verified") {
+		t.Fatalf("Each on a replaced file: %v", err)
 	}
 }

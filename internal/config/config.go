@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -79,6 +80,16 @@ type Config struct {
 	Signing Signing `koanf:"signing"`
 	// Plugins configures how plugins arrive.
 	Plugins Plugins `koanf:"plugins"`
+	// Egress configures which addresses plugins' HTTP requests may reach.
+	Egress Egress `koanf:"egress"`
+}
+
+// Egress configures the address checks of http_request (abi/SPEC.md §4):
+// an allowed host name must not resolve to a loopback, link-local, private
+// or unspecified address unless the allow-list names that address.
+type Egress struct {
+	// AllowPrivate admits private addresses (RFC 1918, 100.64/10, fc00::/7); default false.
+	AllowPrivate bool `koanf:"allow_private" default:"false" help:"let plugins reach private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7) that allowed host names resolve to; loopback, link-local and unspecified addresses stay refused unless an allow-list names them literally"`
 }
 
 // Signing is the trust policy every plugin install path applies
@@ -125,6 +136,47 @@ type Server struct {
 	MaxPluginBytes int `koanf:"max_plugin_bytes" default:"67108864" help:"maximum size of an uploaded plugin (.wasm), bytes"`
 	// ShutdownTimeout bounds the wait for in-flight requests on SIGTERM; default 30s.
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout" default:"30s" help:"on SIGTERM/SIGINT, how long in-flight requests and commands may take to finish"`
+	// ReadHeaderTimeout bounds reading a request's headers; default 10s.
+	ReadHeaderTimeout time.Duration `koanf:"read_header_timeout" default:"10s" help:"time a client has to send a request's headers (1s-10m); slower connections are closed"`
+	// ReadTimeout bounds reading a whole request, body included; default 2m.
+	ReadTimeout time.Duration `koanf:"read_timeout" default:"2m" help:"time a client has to send a whole request, body included (at least read_header_timeout, at most 1h)"`
+	// IdleTimeout closes idle keep-alive connections; default 2m.
+	IdleTimeout time.Duration `koanf:"idle_timeout" default:"2m" help:"how long an idle keep-alive connection stays open (1s-1h)"`
+	// MaxInFlightPerClient bounds concurrent requests per client address; default 64.
+	MaxInFlightPerClient int `koanf:"max_in_flight_per_client" default:"64" help:"requests one client address may have in progress at once (1-100000); more are answered 503 with Retry-After"`
+	// TrustedProxies are the proxies whose forwarding headers are believed; default none.
+	TrustedProxies []string `koanf:"trusted_proxies" default:"" help:"IP addresses or CIDR ranges of reverse proxies whose X-Forwarded-For / X-Real-IP name the client (comma-separated in env and flag); from other peers the headers are ignored"`
+}
+
+// TrustedProxyPrefixes returns server.trusted_proxies parsed, an address
+// as a one-address prefix. Validate has checked them.
+func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range c.Server.TrustedProxies {
+		if p, err := parsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parsePrefix parses an IP address or a CIDR range.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		if p != p.Masked() {
+			return netip.Prefix{}, fmt.Errorf("host bits set: want %s", p.Masked())
+		}
+		return p, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 // LongRunning bounds HTTP requests into long-running HTTP plugins
@@ -159,7 +211,7 @@ type Secrets struct {
 // Metrics configures the Prometheus endpoint.
 type Metrics struct {
 	// Auth is auto, open or apikey; default auto.
-	Auth string `koanf:"auth" default:"auto" help:"who may read /metrics: auto (open when listen is a loopback address, else API key), open, or apikey"`
+	Auth string `koanf:"auth" default:"auto" help:"who may read /metrics: auto (open when listen is a loopback address and server.trusted_proxies is empty, else API key), open, or apikey"`
 }
 
 // Values of metrics.auth.
@@ -171,12 +223,16 @@ const (
 
 // MetricsNeedAuth reports whether /metrics requires an API key: always for
 // apikey, never for open, and for auto unless the server listens on a
-// loopback address only.
+// loopback address only and no trusted proxies are configured (a reverse
+// proxy on loopback would bring remote clients in as local ones).
 func (c *Config) MetricsNeedAuth() bool {
 	switch c.Metrics.Auth {
 	case MetricsAuthOpen:
 		return false
 	case MetricsAuthAPIKey:
+		return true
+	}
+	if len(c.Server.TrustedProxies) > 0 {
 		return true
 	}
 	host, _, err := net.SplitHostPort(c.Listen)
@@ -418,6 +474,23 @@ func (c *Config) problems() []problem {
 	}
 	if c.API.RateLimit > 0 && (c.API.RateBurst < 1 || c.API.RateBurst > 1_000_000) {
 		bad("api.rate_burst", "%d: want 1-1000000 while api.rate_limit is on", c.API.RateBurst)
+	}
+	if t := c.Server.ReadHeaderTimeout; t < time.Second || t > 10*time.Minute {
+		bad("server.read_header_timeout", "%v: want 1s to 10m", t)
+	}
+	if t := c.Server.ReadTimeout; t < c.Server.ReadHeaderTimeout || t > time.Hour {
+		bad("server.read_timeout", "%v: want server.read_header_timeout (%v) to 1h", t, c.Server.ReadHeaderTimeout)
+	}
+	if t := c.Server.IdleTimeout; t < time.Second || t > time.Hour {
+		bad("server.idle_timeout", "%v: want 1s to 1h", t)
+	}
+	if n := c.Server.MaxInFlightPerClient; n < 1 || n > 100000 {
+		bad("server.max_in_flight_per_client", "%d: want 1-100000", n)
+	}
+	for _, p := range c.Server.TrustedProxies {
+		if _, err := parsePrefix(p); err != nil {
+			bad("server.trusted_proxies", "%q: want an IP address or a CIDR range: %v", p, err)
+		}
 	}
 	if c.Secrets.KeyFile == "" {
 		bad("secrets.key_file", "must not be empty")

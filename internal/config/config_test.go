@@ -52,7 +52,9 @@ func TestDefaults(t *testing.T) {
 				TableElements: 100000, Exports: 1000, ElementSegments: 10000, ElementEntries: 200000,
 				DataSegments: 200000, DataBytes: 24 << 20, CustomSections: 64, CustomBytes: 8 << 20, NameBytes: 1024,
 			}},
-		Server:      Server{MaxBodyBytes: 1 << 20, MaxPluginBytes: 64 << 20, ShutdownTimeout: 30 * time.Second},
+		Server: Server{MaxBodyBytes: 1 << 20, MaxPluginBytes: 64 << 20, ShutdownTimeout: 30 * time.Second,
+			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute,
+			MaxInFlightPerClient: 64, TrustedProxies: []string{}},
 		LongRunning: LongRunning{HTTPMaxBodyBytes: 1 << 20, HTTPTimeout: 30 * time.Second, HTTPConcurrency: 64},
 		API:         API{RateLimit: 50, RateBurst: 100},
 		Secrets:     Secrets{KeyFile: filepath.Join("data", "secret.key")},
@@ -222,6 +224,16 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"api.rate_burst", "flag --api-rate-burst"}},
 		{name: "negative shutdown timeout", file: "server:\n  shutdown_timeout: -1s\n",
 			want: []string{"server.shutdown_timeout", "config file"}},
+		{name: "no header timeout", file: "server:\n  read_header_timeout: 0s\n",
+			want: []string{"server.read_header_timeout", "want 1s to 10m"}},
+		{name: "read timeout below the header timeout", args: []string{"--server-read-header-timeout", "30s", "--server-read-timeout", "20s"},
+			want: []string{"server.read_timeout", "want server.read_header_timeout (30s) to 1h"}},
+		{name: "idle timeout", environ: []string{"CONNHOST_SERVER_IDLE_TIMEOUT=2h"},
+			want: []string{"server.idle_timeout", "want 1s to 1h"}},
+		{name: "no in-flight requests", args: []string{"--server-max-in-flight-per-client", "0"},
+			want: []string{"server.max_in_flight_per_client", "want 1-100000"}},
+		{name: "bad trusted proxy", environ: []string{"CONNHOST_SERVER_TRUSTED_PROXIES=10.0.0.1,proxy.example,10.0.0.1/8"},
+			want: []string{"server.trusted_proxies", `"proxy.example"`, `"10.0.0.1/8"`, "host bits set: want 10.0.0.0/8"}},
 		{name: "unknown file key", file: "log:\n  levle: debug\n",
 			want: []string{"unknown keys", "log.levle"}},
 		{name: "unknown env var", environ: []string{"CONNHOST_LOG_LEVLE=debug"},
@@ -251,20 +263,24 @@ func TestLoadErrors(t *testing.T) {
 func TestMetricsNeedAuth(t *testing.T) {
 	tests := []struct {
 		auth, listen string
+		proxies      []string
 		want         bool
 	}{
-		{MetricsAuthAuto, "127.0.0.1:8080", false},
-		{MetricsAuthAuto, "[::1]:8080", false},
-		{MetricsAuthAuto, "localhost:8080", false},
-		{MetricsAuthAuto, "0.0.0.0:8080", true},
-		{MetricsAuthAuto, ":8080", true},
-		{MetricsAuthAuto, "10.1.2.3:8080", true},
-		{MetricsAuthOpen, "0.0.0.0:8080", false},
-		{MetricsAuthAPIKey, "127.0.0.1:8080", true},
+		// A reverse proxy on loopback brings remote clients in as local.
+		{MetricsAuthAuto, "127.0.0.1:8080", []string{"127.0.0.1"}, true},
+		{MetricsAuthOpen, "127.0.0.1:8080", []string{"127.0.0.1"}, false},
+		{MetricsAuthAuto, "127.0.0.1:8080", nil, false},
+		{MetricsAuthAuto, "[::1]:8080", nil, false},
+		{MetricsAuthAuto, "localhost:8080", nil, false},
+		{MetricsAuthAuto, "0.0.0.0:8080", nil, true},
+		{MetricsAuthAuto, ":8080", nil, true},
+		{MetricsAuthAuto, "10.1.2.3:8080", nil, true},
+		{MetricsAuthOpen, "0.0.0.0:8080", nil, false},
+		{MetricsAuthAPIKey, "127.0.0.1:8080", nil, true},
 	}
 	for _, tt := range tests {
-		t.Run(tt.auth+" "+tt.listen, func(t *testing.T) {
-			c := Config{Listen: tt.listen, Metrics: Metrics{Auth: tt.auth}}
+		t.Run(tt.auth+" "+tt.listen+" "+strings.Join(tt.proxies, ","), func(t *testing.T) {
+			c := Config{Listen: tt.listen, Metrics: Metrics{Auth: tt.auth}, Server: Server{TrustedProxies: tt.proxies}}
 			if got := c.MetricsNeedAuth(); got != tt.want {
 				t.Fatalf("MetricsNeedAuth() = %v, want %v", got, tt.want)
 			}

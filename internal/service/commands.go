@@ -91,7 +91,10 @@ func checkCommand(m *abi.Manifest, command string, args map[string]any) error {
 // result (or the failure) is also written as an entry, whose id is
 // returned with either.
 func (cs *Commands) Execute(ctx context.Context, instance string, req ExecuteRequest) (_ ExecuteResult, err error) {
-	defer func(start time.Time) { cs.c.observe(instance, req.Command, TriggerAPI, start, err) }(time.Now())
+	// Until the instance is found running and serving the command, its
+	// names are the client's to make up: the observer gets UnknownLabel.
+	obsInstance, obsCommand := UnknownLabel, UnknownLabel
+	defer func(start time.Time) { cs.c.observe(obsInstance, obsCommand, TriggerAPI, start, err) }(time.Now())
 	c := cs.c
 	done, err := c.enter()
 	if err != nil {
@@ -103,6 +106,9 @@ func (cs *Commands) Execute(ctx context.Context, instance string, req ExecuteReq
 		return ExecuteResult{}, err
 	}
 	defer release()
+	if !serverCommands[req.Command] && li.plugin.Manifest.Supports(req.Command) {
+		obsInstance, obsCommand = instance, req.Command
+	}
 	if err := checkCommand(li.plugin.Manifest, req.Command, req.Args); err != nil {
 		return ExecuteResult{}, fmt.Errorf("instance %q: %w", instance, err)
 	}
@@ -165,7 +171,9 @@ func resultEntry(req ExecuteRequest, res json.RawMessage, callErr error) store.E
 // Test runs test-module. A disabled instance is tested in a temporary
 // sandbox, so an operator can check a configuration before enabling it.
 func (cs *Commands) Test(ctx context.Context, name string) (err error) {
-	defer func(start time.Time) { cs.c.observe(name, abi.CommandTestModule, TriggerAPI, start, err) }(time.Now())
+	defer func(start time.Time) {
+		cs.c.observe(knownName(name, err), abi.CommandTestModule, TriggerAPI, start, err)
+	}(time.Now())
 	c := cs.c
 	done, err := c.enter()
 	if err != nil {
@@ -197,7 +205,9 @@ func (cs *Commands) Test(ctx context.Context, name string) (err error) {
 // incidents it returns together with its new last run, atomically. A
 // plugin without fetch-incidents is ErrInvalid.
 func (cs *Commands) Fetch(ctx context.Context, name string) (_ FetchSummary, err error) {
-	defer func(start time.Time) { cs.c.observe(name, abi.CommandFetchIncidents, TriggerAPI, start, err) }(time.Now())
+	defer func(start time.Time) {
+		cs.c.observe(knownName(name, err), abi.CommandFetchIncidents, TriggerAPI, start, err)
+	}(time.Now())
 	done, err := cs.c.enter()
 	if err != nil {
 		return FetchSummary{}, err

@@ -189,6 +189,7 @@ func probe(t testing.TB, version string) []byte {
 	t.Helper()
 	m := abi.Manifest{
 		Name: "probe", Version: version, ABIVersion: abi.Version, IsFetch: true, LongRunning: true, LongRunningHTTP: true,
+		Egress: []string{"param:url", "*.example.com"},
 		Params: []abi.Param{paramURL, paramAPIKey,
 			{Name: service.ParamCredentialsIdentifier, Type: abi.ParamString},
 			{Name: service.ParamCredentialsPassword, Type: abi.ParamSecret}},

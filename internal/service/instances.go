@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/host"
 	"github.com/connhost/connhost/internal/store"
 )
 
@@ -50,7 +51,6 @@ type InstanceView struct {
 
 var (
 	instanceNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	badEgressRe    = regexp.MustCompile(`[/\s@]`)
 )
 
 // Limits on operator settings.
@@ -75,13 +75,20 @@ func validateSettings(st store.Settings) error {
 	if st.CallTimeoutSeconds < 0 || st.CallTimeoutSeconds > maxCallTimeoutSeconds {
 		errs = append(errs, fmt.Errorf("settings.callTimeoutSeconds %d: want 0 (default) to %d", st.CallTimeoutSeconds, maxCallTimeoutSeconds))
 	}
-	for _, h := range st.Egress {
-		if h == "" || len(h) > 253 || badEgressRe.MatchString(h) {
-			errs = append(errs, fmt.Errorf("settings.egress %q: want host, host:port or *.domain", h))
-		}
-	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return nil
+}
+
+// checkEgress refuses settings.egress entries that do not parse, or that
+// the manifest's egress (with the URL params resolved) does not allow: the
+// operator can only narrow a plugin's allow-list. Only a save is refused
+// so; a stored entry the manifest of a later version no longer allows
+// just allows nothing (host.NarrowEgress).
+func checkEgress(m *abi.Manifest, instance string, params map[string]any, st store.Settings) error {
+	if _, err := host.NarrowEgress(m, params, st.Egress); err != nil {
+		return fmt.Errorf("%w: instance %q of plugin %s: settings.%w", ErrInvalid, instance, m.Name, err)
 	}
 	return nil
 }
@@ -123,6 +130,9 @@ func (is *Instances) Create(ctx context.Context, in InstanceInput) (InstanceView
 		return InstanceView{}, fmt.Errorf("instance %q: %w", in.Name, err)
 	}
 	if err := checkSettings(m, in.Name, params, &settings); err != nil {
+		return InstanceView{}, err
+	}
+	if err := checkEgress(m, in.Name, params, settings); err != nil {
 		return InstanceView{}, err
 	}
 	if err := c.sealParams(m, in.Name, params); err != nil {
@@ -201,6 +211,11 @@ func (is *Instances) Update(ctx context.Context, name string, in InstanceInput) 
 	}
 	if err := checkSettings(m, name, params, &settings); err != nil {
 		return InstanceView{}, err
+	}
+	if in.Settings != nil || in.Params != nil {
+		if err := checkEgress(m, name, params, settings); err != nil {
+			return InstanceView{}, err
+		}
 	}
 	if err := c.sealParams(m, name, params); err != nil {
 		return InstanceView{}, err

@@ -35,10 +35,15 @@ func TestInstancesCreate(t *testing.T) {
 		{"too much memory", service.InstanceInput{Name: "a", Plugin: "probe", Settings: &store.Settings{MemoryMiB: 1 << 20}}, service.ErrInvalid},
 		{"call timeout too long", service.InstanceInput{Name: "a", Plugin: "probe", Settings: &store.Settings{CallTimeoutSeconds: 86400}}, service.ErrInvalid},
 		{"egress with a path", service.InstanceInput{Name: "a", Plugin: "probe", Settings: &store.Settings{Egress: []string{"example.com/x"}}}, service.ErrInvalid},
+		{"egress in upper case", service.InstanceInput{Name: "upper", Plugin: "probe", Settings: &store.Settings{Egress: []string{"API.example.com"}}}, nil},
+		{"egress beyond the manifest", service.InstanceInput{Name: "b", Plugin: "probe", Settings: &store.Settings{Egress: []string{"api.example.com", "evil.test"}}}, service.ErrInvalid},
+		{"egress on another port than the url param's", service.InstanceInput{Name: "b", Plugin: "probe", Params: map[string]any{"url": "https://x.test"},
+			Settings: &store.Settings{Egress: []string{"x.test:8443"}}}, service.ErrInvalid},
 		{"taken name", service.InstanceInput{Name: "taken", Plugin: "probe"}, service.ErrExists},
 		{"disabled", service.InstanceInput{Name: "off", Plugin: "probe", Params: map[string]any{"url": "https://x.test"}}, nil},
 		{"enabled, pinned", service.InstanceInput{Name: "on", Plugin: "probe", Version: ptr("1.0.0"), Enabled: ptr(true),
-			Settings: &store.Settings{MemoryMiB: 64, Egress: []string{"*.example.com", "api.test:8443"}}}, nil},
+			Params:   map[string]any{"url": "https://api.test:8443"},
+			Settings: &store.Settings{MemoryMiB: 64, Egress: []string{"*.example.com", "api.test"}}}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v, err := e.svc.Instances.Create(ctx, tc.in)
@@ -65,8 +70,8 @@ func TestInstancesCreate(t *testing.T) {
 	for _, v := range vs {
 		names = append(names, v.Name)
 	}
-	if !slices.Equal(names, []string{"off", "on", "taken"}) {
-		t.Errorf("list %v, want off, on, taken by name", names)
+	if !slices.Equal(names, []string{"off", "on", "taken", "upper"}) {
+		t.Errorf("list %v, want off, on, taken, upper by name", names)
 	}
 }
 

@@ -154,9 +154,13 @@ func (lr *LongRunning) Status(ctx context.Context, name string) (LongRunningStat
 // (XSOAR /instance/execute/<name>), from its warm pool. An instance that is
 // unknown, not exposed or not an HTTP plugin is ErrNotFound; a disabled one
 // ErrConflict; wrong credentials ErrUnauthenticated; one with HTTPConcurrency
-// requests in flight ErrBusy. The credential header
-// is removed before the plugin sees the request.
-func (lr *LongRunning) HandleHTTP(ctx context.Context, name string, req abi.HTTPRequest) (abi.HTTPResponse, error) {
+// requests in flight ErrBusy. The credential header is removed before the
+// plugin sees the request. readBody, if not nil, supplies req.Body, and is
+// called only once the instance is found and the credentials in
+// req.Headers check out: an unknown instance or a wrong password is
+// answered without waiting for a (slow) body. Its error is returned as it
+// is.
+func (lr *LongRunning) HandleHTTP(ctx context.Context, name string, req abi.HTTPRequest, readBody func() ([]byte, error)) (abi.HTTPResponse, error) {
 	c := lr.c
 	done, err := c.enter()
 	if err != nil {
@@ -182,6 +186,11 @@ func (lr *LongRunning) HandleHTTP(ctx context.Context, name string, req abi.HTTP
 		return abi.HTTPResponse{}, fmt.Errorf("instance %q: %w (long_running.http_concurrency %d)", name, ErrBusy, lr.opts.HTTPConcurrency)
 	}
 	defer lr.release(rec.ID)
+	if readBody != nil {
+		if req.Body, err = readBody(); err != nil {
+			return abi.HTTPResponse{}, err
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, lr.opts.HTTPTimeout)
 	defer cancel()
 	start := time.Now()

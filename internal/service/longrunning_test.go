@@ -57,7 +57,7 @@ func TestLongRunningHTTP(t *testing.T) {
 			for k, v := range tc.headers {
 				headers[k] = v
 			}
-			resp, err := e.svc.LongRunning.HandleHTTP(ctx, tc.instance, abi.HTTPRequest{Method: "POST", Path: "/hook", Headers: headers, Body: []byte("ping")})
+			resp, err := e.svc.LongRunning.HandleHTTP(ctx, tc.instance, abi.HTTPRequest{Method: "POST", Path: "/hook", Headers: headers, Body: []byte("ping")}, nil)
 			wantErr(t, err, tc.want)
 			if err != nil {
 				return

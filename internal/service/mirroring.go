@@ -70,7 +70,7 @@ func (ms *Mirroring) Call(ctx context.Context, instance, command string, args an
 }
 
 func (ms *Mirroring) call(ctx context.Context, instance, command, trigger string, args any) (_ json.RawMessage, err error) {
-	defer func(start time.Time) { ms.c.observe(instance, command, trigger, start, err) }(time.Now())
+	defer func(start time.Time) { ms.c.observe(knownName(instance, err), command, trigger, start, err) }(time.Now())
 	done, err := ms.c.enter()
 	if err != nil {
 		return nil, err
@@ -189,12 +189,15 @@ func (ms *Mirroring) Push(ctx context.Context, instance, remoteID string) error 
 }
 
 // RunCycle runs one incoming mirroring cycle of an instance now. An
-// instance that does not mirror incoming, or one with a cycle running, is
-// ErrConflict.
+// unknown instance is ErrNotFound; one that does not mirror incoming, or
+// one with a cycle running, is ErrConflict.
 func (ms *Mirroring) RunCycle(ctx context.Context, instance string) (mirror.CycleReport, error) {
 	e, err := ms.engine()
 	if err != nil {
 		return mirror.CycleReport{}, err
+	}
+	if _, err := ms.c.st.GetInstanceByName(ctx, instance); err != nil {
+		return mirror.CycleReport{}, fmt.Errorf("instance %q: %w", instance, fromStore(err))
 	}
 	rep, err := e.RunIncoming(ctx, instance)
 	if err != nil {

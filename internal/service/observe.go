@@ -1,6 +1,24 @@
 package service
 
-import "time"
+import (
+	"errors"
+	"time"
+)
+
+// UnknownLabel stands, in what the observer is told, for an instance or
+// command name a client made up: the names it reports come only from
+// bounded sets (instances that exist, commands their plugins serve), so
+// requests cannot grow the metrics labelled by them.
+const UnknownLabel = "unknown"
+
+// knownName is instance as the observer may see it: UnknownLabel when err
+// says there is no such instance.
+func knownName(instance string, err error) string {
+	if errors.Is(err, ErrNotFound) {
+		return UnknownLabel
+	}
+	return instance
+}
 
 // Triggers of command calls: what made the host run a command, the trigger
 // label of the command metrics.
@@ -16,7 +34,8 @@ const (
 // CommandObserver is told of every command call once it returns: the
 // instance, the command, its trigger, its error (nil on success) and how
 // long it took. Calls the API refuses before running (an unknown instance,
-// bad arguments) are reported too, with their error.
+// bad arguments) are reported too, with their error; names a client made
+// up are reported as UnknownLabel.
 type CommandObserver func(instance, command, trigger string, err error, took time.Duration)
 
 // SetCommandObserver sets the observer of command calls (the server's

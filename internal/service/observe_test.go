@@ -48,7 +48,7 @@ func TestEveryCallIsObserved(t *testing.T) {
 	}
 	_, _ = e.svc.Mirroring.Call(ctx, "p", abi.CommandGetRemoteData, abi.GetRemoteDataArgs{RemoteIncidentID: "R1"})
 	_, _ = e.svc.Mirroring.Call(ctx, "p", abi.CommandUpdateRemoteSystem, abi.UpdateRemoteSystemArgs{RemoteIncidentID: "R1"})
-	if _, err := e.svc.LongRunning.HandleHTTP(ctx, "p", abi.HTTPRequest{Method: "GET", Path: "/"}); err != nil {
+	if _, err := e.svc.LongRunning.HandleHTTP(ctx, "p", abi.HTTPRequest{Method: "GET", Path: "/"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()

@@ -89,7 +89,7 @@ func TestServiceClose(t *testing.T) {
 		"call":      func() error { _, err := s.Mirroring.Call(ctx, "p", "echo", nil); return err },
 		"run fetch": func() error { return s.Mirroring.RunFetch(ctx, "p") },
 		"http": func() error {
-			_, err := s.LongRunning.HandleHTTP(ctx, "p", abi.HTTPRequest{Method: "GET", Path: "/"})
+			_, err := s.LongRunning.HandleHTTP(ctx, "p", abi.HTTPRequest{Method: "GET", Path: "/"}, nil)
 			return err
 		},
 	} {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,7 +126,7 @@ func (ps *Plugins) watchLoop(ctx context.Context, w *watcher, dir string) {
 // (initial) a file whose version is installed with the same content is
 // skipped, so a restart does not undo a rollback.
 func (ps *Plugins) installWatched(ctx context.Context, file string, seen map[string]string, initial bool) {
-	wasm, err := os.ReadFile(file)
+	wasm, err := readWatched(file)
 	if errors.Is(err, os.ErrNotExist) {
 		return // renamed away or deleted before it settled
 	}
@@ -134,7 +135,7 @@ func (ps *Plugins) installWatched(ctx context.Context, file string, seen map[str
 		log.Error().Err(err).Msg("watched plugin file not read")
 		return
 	}
-	sig, err := os.ReadFile(file + sigExt)
+	sig, err := readWatched(file + sigExt)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		log.Error().Err(err).Msg("watched plugin signature not read")
 		return
@@ -158,4 +159,35 @@ func (ps *Plugins) installWatched(ctx context.Context, file string, seen map[str
 	}
 	log.Info().Str("plugin", res.Name+"@"+res.Version).Bool("signed", res.Signed).
 		Strs("switched", res.Switched).Msg("watched plugin file installed")
+}
+
+// errNotRegular marks a watched path that is a symlink, directory or other
+// non-regular file.
+var errNotRegular = errors.New("not a regular file; symlinks are not followed")
+
+// readWatched reads a regular file of the watched directory without
+// following a symlink: a link dropped there must not make the server read
+// a file elsewhere. The file opened is checked to be the one looked at, so
+// swapping in a link between the two fails too.
+func readWatched(path string) ([]byte, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w (%s)", path, errNotRegular, fi.Mode().Type())
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	opened, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !os.SameFile(fi, opened) {
+		return nil, fmt.Errorf("%s: %w (replaced while being opened)", path, errNotRegular)
+	}
+	return io.ReadAll(f)
 }

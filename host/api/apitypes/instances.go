@@ -48,8 +48,10 @@ type Settings struct {
 	// host does not read it (a connector that filters its fetch declares
 	// its own param).
 	IncidentsFetchQuery string `json:"incidents_fetch_query,omitempty"`
-	// Egress adds hosts the instance may reach: host, host:port or
-	// *.domain.
+	// Egress narrows the hosts the plugin's manifest lets the instance
+	// reach: host, host:port or *.domain, each allowing only what the
+	// manifest's list also allows; an entry the manifest does not allow at
+	// all is refused (400). Unset keeps the manifest's list.
 	Egress []string `json:"egress,omitempty"`
 	// MemoryMiB caps a sandbox's memory; 0 is the server default.
 	MemoryMiB int `json:"memoryMiB,omitempty" jsonschema:"minimum=0,maximum=4096"`
