@@ -71,8 +71,9 @@ type Config struct {
 // Signing is the trust policy every plugin install path applies
 // (docs/signing.md).
 type Signing struct {
-	// TrustedKeys are minisign public keys: .pub files or bare base64 keys; default none.
-	TrustedKeys []string `koanf:"trusted_keys" default:"" help:"minisign public keys whose plugin signatures are trusted: .pub file paths or bare base64 keys (comma-separated in env and flag)"`
+	// TrustedKeys are minisign public keys: .pub files or bare base64 keys,
+	// each optionally limited to plugin names (KEY=acme-*|acme2-*); default none.
+	TrustedKeys []string `koanf:"trusted_keys" default:"" help:"minisign public keys whose plugin signatures are trusted: .pub file paths or bare base64 keys, each optionally followed by =PATTERNS to limit the plugin names it may sign (path.Match patterns joined by a vertical bar; docs/signing.md) (comma-separated in env and flag)"`
 	// RequireSigned refuses unsigned plugins; default false.
 	RequireSigned bool `koanf:"require_signed" default:"false" help:"refuse unsigned plugins; when false they install with a warning"`
 }
