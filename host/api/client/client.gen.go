@@ -201,6 +201,7 @@ const (
 	ErrorErrorBadGateway           ErrorError = "bad gateway"
 	ErrorErrorCommandFailed        ErrorError = "command failed"
 	ErrorErrorConflict             ErrorError = "conflict"
+	ErrorErrorInsufficientStorage  ErrorError = "insufficient storage"
 	ErrorErrorInternalError        ErrorError = "internal error"
 	ErrorErrorInvalidArguments     ErrorError = "invalid arguments"
 	ErrorErrorInvalidJSON          ErrorError = "invalid JSON"
@@ -227,6 +228,8 @@ func (e ErrorError) Valid() bool {
 	case ErrorErrorCommandFailed:
 		return true
 	case ErrorErrorConflict:
+		return true
+	case ErrorErrorInsufficientStorage:
 		return true
 	case ErrorErrorInternalError:
 		return true
@@ -1506,7 +1509,7 @@ type ClientInterface interface {
 
 	// InstallPluginWithBody Install a plugin
 	//
-	// Verifies the module against the trust policy (signing.trusted_keys, signing.require_signed) and the downgrade check, compiles it, stores it and makes it the current version: every enabled instance that follows the latest gets a warm sandbox pool of it and is switched atomically (new calls go to the new version, in-flight calls finish on the old one). The signature is the detached .minisig, base64 in header X-Connhost-Signature, or the part minisig of a multipart/form-data body whose part wasm is the module. Versions are immutable: other content under an installed name and version is 409; the same file again makes that version current.
+	// Verifies the module against the trust policy (signing.trusted_keys, signing.require_signed) and the downgrade check, compiles it, stores it and makes it the current version: every enabled instance that follows the latest gets a warm sandbox pool of it and is switched atomically (new calls go to the new version, in-flight calls finish on the old one). The signature is the detached .minisig, base64 in header X-Connhost-Signature, or the part minisig of a multipart/form-data body whose part wasm is the module. Versions are immutable: other content under an installed name and version is 409. The same file again makes that version current, unless it is older than the current version: a downgrade is refused with 409 naming the offered and current versions (also for an older build still installed), and a new version older than any installed one is refused too; only rollback or PUT /plugins/{name}/current makes an older version current (docs/signing.md).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2440,7 +2443,7 @@ func (c *Client) ListPlugins(ctx context.Context, reqEditors ...RequestEditorFn)
 
 // InstallPluginWithBody Install a plugin
 //
-// Verifies the module against the trust policy (signing.trusted_keys, signing.require_signed) and the downgrade check, compiles it, stores it and makes it the current version: every enabled instance that follows the latest gets a warm sandbox pool of it and is switched atomically (new calls go to the new version, in-flight calls finish on the old one). The signature is the detached .minisig, base64 in header X-Connhost-Signature, or the part minisig of a multipart/form-data body whose part wasm is the module. Versions are immutable: other content under an installed name and version is 409; the same file again makes that version current.
+// Verifies the module against the trust policy (signing.trusted_keys, signing.require_signed) and the downgrade check, compiles it, stores it and makes it the current version: every enabled instance that follows the latest gets a warm sandbox pool of it and is switched atomically (new calls go to the new version, in-flight calls finish on the old one). The signature is the detached .minisig, base64 in header X-Connhost-Signature, or the part minisig of a multipart/form-data body whose part wasm is the module. Versions are immutable: other content under an installed name and version is 409. The same file again makes that version current, unless it is older than the current version: a downgrade is refused with 409 naming the offered and current versions (also for an older build still installed), and a new version older than any installed one is refused too; only rollback or PUT /plugins/{name}/current makes an older version current (docs/signing.md).
 //
 // Takes any type of body and a specified content type.
 //
@@ -5905,7 +5908,7 @@ type ClientWithResponsesInterface interface {
 
 	// InstallPluginWithBodyWithResponse Install a plugin
 	//
-	// Verifies the module against the trust policy (signing.trusted_keys, signing.require_signed) and the downgrade check, compiles it, stores it and makes it the current version: every enabled instance that follows the latest gets a warm sandbox pool of it and is switched atomically (new calls go to the new version, in-flight calls finish on the old one). The signature is the detached .minisig, base64 in header X-Connhost-Signature, or the part minisig of a multipart/form-data body whose part wasm is the module. Versions are immutable: other content under an installed name and version is 409; the same file again makes that version current.
+	// Verifies the module against the trust policy (signing.trusted_keys, signing.require_signed) and the downgrade check, compiles it, stores it and makes it the current version: every enabled instance that follows the latest gets a warm sandbox pool of it and is switched atomically (new calls go to the new version, in-flight calls finish on the old one). The signature is the detached .minisig, base64 in header X-Connhost-Signature, or the part minisig of a multipart/form-data body whose part wasm is the module. Versions are immutable: other content under an installed name and version is 409. The same file again makes that version current, unless it is older than the current version: a downgrade is refused with 409 naming the offered and current versions (also for an older build still installed), and a new version older than any installed one is refused too; only rollback or PUT /plugins/{name}/current makes an older version current (docs/signing.md).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6222,6 +6225,8 @@ type CreateIncidentResponse struct {
 	JSON401 *Error
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -6242,6 +6247,11 @@ func (r CreateIncidentResponse) GetJSON401() *Error {
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
 func (r CreateIncidentResponse) GetJSON413() *Error {
 	return r.JSON413
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r CreateIncidentResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -6280,6 +6290,8 @@ type DeleteIncidentResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
@@ -6290,6 +6302,11 @@ func (r DeleteIncidentResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r DeleteIncidentResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r DeleteIncidentResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -6389,6 +6406,8 @@ type UpdateIncidentResponse struct {
 	JSON404 *Error
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6414,6 +6433,11 @@ func (r UpdateIncidentResponse) GetJSON404() *Error {
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
 func (r UpdateIncidentResponse) GetJSON413() *Error {
 	return r.JSON413
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r UpdateIncidentResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -6458,6 +6482,8 @@ type CloseIncidentResponse struct {
 	JSON404 *Error
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6483,6 +6509,11 @@ func (r CloseIncidentResponse) GetJSON404() *Error {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r CloseIncidentResponse) GetJSON409() *Error {
 	return r.JSON409
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r CloseIncidentResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -6589,6 +6620,8 @@ type AddEntryResponse struct {
 	JSON404 *Error
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -6614,6 +6647,11 @@ func (r AddEntryResponse) GetJSON404() *Error {
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
 func (r AddEntryResponse) GetJSON413() *Error {
 	return r.JSON413
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r AddEntryResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -6709,6 +6747,8 @@ type IncidentMirrorDebugResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6724,6 +6764,11 @@ func (r IncidentMirrorDebugResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r IncidentMirrorDebugResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r IncidentMirrorDebugResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -6766,6 +6811,8 @@ type ReopenIncidentResponse struct {
 	JSON404 *Error
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6786,6 +6833,11 @@ func (r ReopenIncidentResponse) GetJSON404() *Error {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r ReopenIncidentResponse) GetJSON409() *Error {
 	return r.JSON409
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r ReopenIncidentResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -6878,6 +6930,8 @@ type CreateInstanceResponse struct {
 	JSON409 *Error
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -6903,6 +6957,11 @@ func (r CreateInstanceResponse) GetJSON409() *Error {
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
 func (r CreateInstanceResponse) GetJSON413() *Error {
 	return r.JSON413
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r CreateInstanceResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -6941,6 +7000,8 @@ type DeleteInstanceResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
@@ -6951,6 +7012,11 @@ func (r DeleteInstanceResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r DeleteInstanceResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r DeleteInstanceResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -7050,6 +7116,8 @@ type UpdateInstanceResponse struct {
 	JSON404 *Error
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7075,6 +7143,11 @@ func (r UpdateInstanceResponse) GetJSON404() *Error {
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
 func (r UpdateInstanceResponse) GetJSON413() *Error {
 	return r.JSON413
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r UpdateInstanceResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -7176,6 +7249,8 @@ type PutContextResponse struct {
 	JSON409 *Error
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7206,6 +7281,11 @@ func (r PutContextResponse) GetJSON409() *Error {
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
 func (r PutContextResponse) GetJSON413() *Error {
 	return r.JSON413
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r PutContextResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -7246,6 +7326,8 @@ type DisableInstanceResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7261,6 +7343,11 @@ func (r DisableInstanceResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r DisableInstanceResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r DisableInstanceResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -7301,6 +7388,8 @@ type EnableInstanceResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7316,6 +7405,11 @@ func (r EnableInstanceResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r EnableInstanceResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r EnableInstanceResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -7370,6 +7464,8 @@ type ExecuteResponse struct {
 	JSON503 *Error
 	// JSON504 the response for an HTTP 504 `application/json` response
 	JSON504 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7422,6 +7518,11 @@ func (r ExecuteResponse) GetJSON504() *Error {
 	return r.JSON504
 }
 
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r ExecuteResponse) GetJSON507() *Error {
+	return r.JSON507
+}
+
 // GetBody returns the raw response body bytes
 func (r ExecuteResponse) GetBody() []byte {
 	return r.Body
@@ -7472,6 +7573,8 @@ type FetchResponse struct {
 	JSON503 *Error
 	// JSON504 the response for an HTTP 504 `application/json` response
 	JSON504 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7517,6 +7620,11 @@ func (r FetchResponse) GetJSON503() *Error {
 // GetJSON504 returns the response for an HTTP 504 `application/json` response
 func (r FetchResponse) GetJSON504() *Error {
 	return r.JSON504
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r FetchResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -7671,6 +7779,8 @@ type MirrorPurgeResponse struct {
 	JSON404 *Error
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7696,6 +7806,11 @@ func (r MirrorPurgeResponse) GetJSON404() *Error {
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
 func (r MirrorPurgeResponse) GetJSON413() *Error {
 	return r.JSON413
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r MirrorPurgeResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -7742,6 +7857,8 @@ type MirrorPushResponse struct {
 	JSON409 *Error
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -7772,6 +7889,11 @@ func (r MirrorPushResponse) GetJSON409() *Error {
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
 func (r MirrorPushResponse) GetJSON413() *Error {
 	return r.JSON413
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r MirrorPushResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -7876,6 +7998,8 @@ type MirrorRunResponse struct {
 	JSON404 *Error
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7896,6 +8020,11 @@ func (r MirrorRunResponse) GetJSON404() *Error {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r MirrorRunResponse) GetJSON409() *Error {
 	return r.JSON409
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r MirrorRunResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -8089,6 +8218,8 @@ type TestInstanceResponse struct {
 	JSON503 *Error
 	// JSON504 the response for an HTTP 504 `application/json` response
 	JSON504 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8124,6 +8255,11 @@ func (r TestInstanceResponse) GetJSON503() *Error {
 // GetJSON504 returns the response for an HTTP 504 `application/json` response
 func (r TestInstanceResponse) GetJSON504() *Error {
 	return r.JSON504
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r TestInstanceResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -8170,6 +8306,8 @@ type PinInstanceResponse struct {
 	JSON409 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8200,6 +8338,11 @@ func (r PinInstanceResponse) GetJSON409() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r PinInstanceResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r PinInstanceResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -8341,6 +8484,8 @@ type InstallPluginResponse struct {
 	JSON415 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8388,6 +8533,11 @@ func (r InstallPluginResponse) GetJSON503() *Error {
 	return r.JSON503
 }
 
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r InstallPluginResponse) GetJSON507() *Error {
+	return r.JSON507
+}
+
 // GetBody returns the raw response body bytes
 func (r InstallPluginResponse) GetBody() []byte {
 	return r.Body
@@ -8426,6 +8576,8 @@ type DeletePluginResponse struct {
 	JSON404 *Error
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
@@ -8441,6 +8593,11 @@ func (r DeletePluginResponse) GetJSON404() *Error {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r DeletePluginResponse) GetJSON409() *Error {
 	return r.JSON409
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r DeletePluginResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -8542,6 +8699,8 @@ type SetCurrentPluginResponse struct {
 	JSON409 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8572,6 +8731,11 @@ func (r SetCurrentPluginResponse) GetJSON409() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r SetCurrentPluginResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r SetCurrentPluginResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -8616,6 +8780,8 @@ type RollbackPluginResponse struct {
 	JSON409 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8641,6 +8807,11 @@ func (r RollbackPluginResponse) GetJSON409() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r RollbackPluginResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r RollbackPluginResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -8731,6 +8902,8 @@ type CreateUserResponse struct {
 	JSON401 *Error
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -8751,6 +8924,11 @@ func (r CreateUserResponse) GetJSON401() *Error {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r CreateUserResponse) GetJSON409() *Error {
 	return r.JSON409
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r CreateUserResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -10718,7 +10896,7 @@ func (c *ClientWithResponses) ListPluginsWithResponse(ctx context.Context, reqEd
 
 // InstallPluginWithBodyWithResponse Install a plugin
 //
-// Verifies the module against the trust policy (signing.trusted_keys, signing.require_signed) and the downgrade check, compiles it, stores it and makes it the current version: every enabled instance that follows the latest gets a warm sandbox pool of it and is switched atomically (new calls go to the new version, in-flight calls finish on the old one). The signature is the detached .minisig, base64 in header X-Connhost-Signature, or the part minisig of a multipart/form-data body whose part wasm is the module. Versions are immutable: other content under an installed name and version is 409; the same file again makes that version current.
+// Verifies the module against the trust policy (signing.trusted_keys, signing.require_signed) and the downgrade check, compiles it, stores it and makes it the current version: every enabled instance that follows the latest gets a warm sandbox pool of it and is switched atomically (new calls go to the new version, in-flight calls finish on the old one). The signature is the detached .minisig, base64 in header X-Connhost-Signature, or the part minisig of a multipart/form-data body whose part wasm is the module. Versions are immutable: other content under an installed name and version is 409. The same file again makes that version current, unless it is older than the current version: a downgrade is refused with 409 naming the offered and current versions (also for an older build still installed), and a new version older than any installed one is refused too; only rollback or PUT /plugins/{name}/current makes an older version current (docs/signing.md).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11230,6 +11408,13 @@ func ParseCreateIncidentResponse(rsp *http.Response) (*CreateIncidentResponse, e
 		}
 		response.JSON413 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	return response, nil
@@ -11265,6 +11450,13 @@ func ParseDeleteIncidentResponse(rsp *http.Response) (*DeleteIncidentResponse, e
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -11360,6 +11552,13 @@ func ParseUpdateIncidentResponse(rsp *http.Response) (*UpdateIncidentResponse, e
 		}
 		response.JSON413 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	return response, nil
@@ -11413,6 +11612,13 @@ func ParseCloseIncidentResponse(rsp *http.Response) (*CloseIncidentResponse, err
 			return nil, err
 		}
 		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -11515,6 +11721,13 @@ func ParseAddEntryResponse(rsp *http.Response) (*AddEntryResponse, error) {
 		}
 		response.JSON413 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	return response, nil
@@ -11595,6 +11808,13 @@ func ParseIncidentMirrorDebugResponse(rsp *http.Response) (*IncidentMirrorDebugR
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	return response, nil
@@ -11641,6 +11861,13 @@ func ParseReopenIncidentResponse(rsp *http.Response) (*ReopenIncidentResponse, e
 			return nil, err
 		}
 		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -11729,6 +11956,13 @@ func ParseCreateInstanceResponse(rsp *http.Response) (*CreateInstanceResponse, e
 		}
 		response.JSON413 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	return response, nil
@@ -11764,6 +11998,13 @@ func ParseDeleteInstanceResponse(rsp *http.Response) (*DeleteInstanceResponse, e
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -11858,6 +12099,13 @@ func ParseUpdateInstanceResponse(rsp *http.Response) (*UpdateInstanceResponse, e
 			return nil, err
 		}
 		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -11960,6 +12208,13 @@ func ParsePutContextResponse(rsp *http.Response) (*PutContextResponse, error) {
 		}
 		response.JSON413 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	return response, nil
@@ -12000,6 +12255,13 @@ func ParseDisableInstanceResponse(rsp *http.Response) (*DisableInstanceResponse,
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	return response, nil
@@ -12039,6 +12301,13 @@ func ParseEnableInstanceResponse(rsp *http.Response) (*EnableInstanceResponse, e
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -12129,6 +12398,13 @@ func ParseExecuteResponse(rsp *http.Response) (*ExecuteResponse, error) {
 		}
 		response.JSON504 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	return response, nil
@@ -12210,6 +12486,13 @@ func ParseFetchResponse(rsp *http.Response) (*FetchResponse, error) {
 			return nil, err
 		}
 		response.JSON504 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -12345,6 +12628,13 @@ func ParseMirrorPurgeResponse(rsp *http.Response) (*MirrorPurgeResponse, error) 
 		}
 		response.JSON413 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	return response, nil
@@ -12405,6 +12695,13 @@ func ParseMirrorPushResponse(rsp *http.Response) (*MirrorPushResponse, error) {
 			return nil, err
 		}
 		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -12499,6 +12796,13 @@ func ParseMirrorRunResponse(rsp *http.Response) (*MirrorRunResponse, error) {
 			return nil, err
 		}
 		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -12683,6 +12987,13 @@ func ParseTestInstanceResponse(rsp *http.Response) (*TestInstanceResponse, error
 		}
 		response.JSON504 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	return response, nil
@@ -12743,6 +13054,13 @@ func ParsePinInstanceResponse(rsp *http.Response) (*PinInstanceResponse, error) 
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -12885,6 +13203,13 @@ func ParseInstallPluginResponse(rsp *http.Response) (*InstallPluginResponse, err
 		}
 		response.JSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	return response, nil
@@ -12927,6 +13252,13 @@ func ParseDeletePluginResponse(rsp *http.Response) (*DeletePluginResponse, error
 			return nil, err
 		}
 		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -13029,6 +13361,13 @@ func ParseSetCurrentPluginResponse(rsp *http.Response) (*SetCurrentPluginRespons
 		}
 		response.JSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	return response, nil
@@ -13082,6 +13421,13 @@ func ParseRollbackPluginResponse(rsp *http.Response) (*RollbackPluginResponse, e
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -13162,6 +13508,13 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 			return nil, err
 		}
 		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
