@@ -9,6 +9,7 @@ import (
 	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/internal/store"
 	"github.com/connhost/connhost/internal/testenv"
+	"github.com/connhost/connhost/internal/testenv/smallfs"
 )
 
 // TestDiskFull serves the API from a store on a 64 MiB tmpfs filled to
@@ -16,9 +17,9 @@ import (
 // (and openapi.json documents it), reads answer 200, the server keeps
 // running, and once space is freed the same writes succeed.
 func TestDiskFull(t *testing.T) {
-	fs := testenv.SmallFS(t, 64<<20)
+	fs := smallfs.Mount(t, 64<<20)
 	srv := newServer(t, testenv.ServerOptions{StoreDir: filepath.Join(fs, "db"),
-		Store: func(o *store.Options) { o.Tune = testenv.TinyTables }})
+		Store: func(o *store.Options) { o.Tune = smallfs.TinyTables }})
 	if r := srv.CallAs(srv.Key, http.MethodPost, "/api/v1/plugins", plugin(t, "goecho"), "application/wasm"); r.Status != http.StatusCreated {
 		t.Fatalf("install: %s", r)
 	}
@@ -52,7 +53,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	reads := []string{"/api/v1/incidents/" + inc.ID, "/api/v1/incidents", "/api/v1/instances", "/api/v1/plugins", "/api/v1/plugins/goecho"}
 
-	release := testenv.FillFS(t, fs, 4<<20) // TinyTables' reserve is 8 MiB
+	release := smallfs.Fill(t, fs, 4<<20) // TinyTables' reserve is 8 MiB
 	for _, w := range writes {
 		r := call(w)
 		if r.Status != http.StatusInsufficientStorage {

@@ -44,6 +44,11 @@ func (s *Store) checkSpace(n int) error {
 // spaceShort reports whether writes are being refused for lack of space.
 func (s *Store) spaceShort() bool { return s.checkSpace(0) != nil }
 
+// Writable returns the ErrNoSpace error a write would meet now, or nil.
+// Background loops check it before calling a plugin whose results they
+// could not store, and pause (without calling anyone) until it is nil.
+func (s *Store) Writable() error { return s.checkSpace(0) }
+
 // noSpace gives an error from badger that says the disk or the quota is
 // full the ErrNoSpace sentinel, so it reaches clients as such.
 func (s *Store) noSpace(err error) error {

@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/connhost/connhost/internal/store"
-	"github.com/connhost/connhost/internal/testenv"
+	"github.com/connhost/connhost/internal/testenv/smallfs"
 )
 
 // TestDiskFull runs a store on a 48 MiB tmpfs filled to below its reserve:
@@ -22,12 +22,12 @@ import (
 // meets a full disk); reads go on; once space is freed writes succeed
 // again; and after a reopen exactly the acknowledged writes are there.
 func TestDiskFull(t *testing.T) {
-	fs := testenv.SmallFS(t, 48<<20)
+	fs := smallfs.Mount(t, 48<<20)
 	dir := filepath.Join(fs, "db")
 	ctx := context.Background()
 	open := func() *store.Store {
 		t.Helper()
-		s, err := store.Open(ctx, dir, store.Options{GCInterval: -1, Tune: testenv.TinyTables})
+		s, err := store.Open(ctx, dir, store.Options{GCInterval: -1, Tune: smallfs.TinyTables})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +64,7 @@ func TestDiskFull(t *testing.T) {
 	first := found[0]
 
 	// 8 MiB is the reserve of TinyTables; leave half of it.
-	release := testenv.FillFS(t, fs, 4<<20)
+	release := smallfs.Fill(t, fs, 4<<20)
 	writes := []struct {
 		name string
 		do   func() error
@@ -106,7 +106,7 @@ func TestDiskFull(t *testing.T) {
 	release()
 	// Above the reserve but not by a blob's size: records go in, the blob
 	// is refused.
-	release = testenv.FillFS(t, fs, 9<<20)
+	release = smallfs.Fill(t, fs, 9<<20)
 	if err := incident("after"); err != nil {
 		t.Fatalf("a record with 1 MiB above the reserve: %v", err)
 	}
@@ -147,10 +147,10 @@ func TestDiskFillsUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: writes until a 48 MiB filesystem is full")
 	}
-	fs := testenv.SmallFS(t, 48<<20)
+	fs := smallfs.Mount(t, 48<<20)
 	dir := filepath.Join(fs, "db")
 	ctx := context.Background()
-	s, err := store.Open(ctx, dir, store.Options{GCInterval: -1, Tune: testenv.TinyTables})
+	s, err := store.Open(ctx, dir, store.Options{GCInterval: -1, Tune: smallfs.TinyTables})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,14 +195,14 @@ func TestDiskFillsUp(t *testing.T) {
 	if len(acked) < 100 {
 		t.Fatalf("only %d incidents before the disk filled up", len(acked))
 	}
-	t.Logf("%d incidents acknowledged before writes were refused with %.1f MiB free", len(acked), float64(testenv.FreeBytes(t, fs))/(1<<20))
+	t.Logf("%d incidents acknowledged before writes were refused with %.1f MiB free", len(acked), float64(smallfs.Free(t, fs))/(1<<20))
 	if _, err := s.GetIncident(ctx, acked[len(acked)-1]); err != nil {
 		t.Fatalf("reading when full: %v", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = store.Open(ctx, dir, store.Options{GCInterval: -1, Tune: testenv.TinyTables})
+	s, err = store.Open(ctx, dir, store.Options{GCInterval: -1, Tune: smallfs.TinyTables})
 	if err != nil {
 		t.Fatalf("reopening a full store: %v", err)
 	}

@@ -1,4 +1,7 @@
-package testenv
+// Package smallfs gives tests a small filesystem to fill: a size-limited
+// tmpfs, and a filler file that leaves a chosen amount free. It imports
+// nothing from connhost, so tests of any package (store, mirror) use it.
+package smallfs
 
 import (
 	"errors"
@@ -12,12 +15,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// SmallFS mounts a tmpfs of size bytes on a fresh temporary directory and
+// Mount mounts a tmpfs of size bytes on a fresh temporary directory and
 // returns the directory; it is unmounted when the test ends (after the
 // cleanups registered later, such as closing a store in it). Mounting needs
 // root (CAP_SYS_ADMIN): without it the test is skipped with the reason, so
 // a run as an ordinary user says what it did not cover.
-func SmallFS(t testing.TB, size int64) string {
+func Mount(t testing.TB, size int64) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skipf("needs root to mount a size-limited tmpfs (running as uid %d); the disk-full behaviour is not tested", os.Geteuid())
@@ -35,8 +38,8 @@ func SmallFS(t testing.TB, size int64) string {
 	return dir
 }
 
-// FreeBytes returns the space available on dir's filesystem.
-func FreeBytes(t testing.TB, dir string) int64 {
+// Free returns the space available on dir's filesystem.
+func Free(t testing.TB, dir string) int64 {
 	t.Helper()
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
@@ -45,9 +48,9 @@ func FreeBytes(t testing.TB, dir string) int64 {
 	return int64(st.Bavail) * int64(st.Bsize)
 }
 
-// FillFS writes a file into dir that leaves about leave bytes free on its
+// Fill writes a file into dir that leaves about leave bytes free on its
 // filesystem, and returns a func that removes it again.
-func FillFS(t testing.TB, dir string, leave int64) (release func()) {
+func Fill(t testing.TB, dir string, leave int64) (release func()) {
 	t.Helper()
 	path := filepath.Join(dir, "filler")
 	f, err := os.Create(path)
@@ -55,7 +58,7 @@ func FillFS(t testing.TB, dir string, leave int64) (release func()) {
 		t.Fatal(err)
 	}
 	chunk := make([]byte, 1<<20)
-	for n := FreeBytes(t, dir) - leave; n > 0; n -= int64(len(chunk)) {
+	for n := Free(t, dir) - leave; n > 0; n -= int64(len(chunk)) {
 		if _, err := f.Write(chunk[:min(n, int64(len(chunk)))]); err != nil {
 			f.Close()
 			t.Fatalf("filling %s: %v", dir, err)
@@ -71,8 +74,7 @@ func FillFS(t testing.TB, dir string, leave int64) (release func()) {
 	}
 }
 
-// TinyTables shrinks badger's tables further than SmallTables, for stores
-// on a SmallFS: the store's free-space reserve, (NumLevelZeroTables+2) ×
+// TinyTables shrinks badger's tables for stores on a small filesystem: the store's free-space reserve, (NumLevelZeroTables+2) ×
 // MemTableSize, is 8 MiB with them.
 func TinyTables(bo badger.Options) badger.Options {
 	return bo.WithMemTableSize(2 << 20).WithBlockCacheSize(1 << 20).WithValueLogFileSize(16 << 20).WithBaseTableSize(1 << 20).WithValueThreshold(256 << 10).
