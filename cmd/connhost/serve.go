@@ -62,7 +62,7 @@ func openDataDir(ctx context.Context, a *app, fs *pflag.FlagSet, idle bool) (*da
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "db"), store.Options{Logger: &log})
+	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "db"), store.Options{Logger: &log, MinFreeBytes: int64(cfg.Store.MinFreeMiB) << 20})
 	if err != nil {
 		if strings.Contains(err.Error(), "Another process is using this Badger database") {
 			return nil, fmt.Errorf("data dir %s is in use by another connhost process (a running `connhost serve`?); stop it first", cfg.DataDir)

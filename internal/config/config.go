@@ -52,6 +52,8 @@ type Config struct {
 	Listen string `koanf:"listen" default:"127.0.0.1:8080" help:"HTTP listen address (host:port) of the server"`
 	// CacheDir is the wazero compilation cache; default <data_dir>/cache/wazero.
 	CacheDir string `koanf:"cache_dir" default:"" help:"wazero compilation cache directory; empty means data_dir/cache/wazero; must not be inside data_dir/plugins"`
+	// Store configures the embedded database.
+	Store Store `koanf:"store"`
 	// Limits are the default per-instance sandbox limits.
 	Limits Limits `koanf:"limits"`
 	// Server configures the HTTP server of `connhost serve`.
@@ -66,6 +68,12 @@ type Config struct {
 	Signing Signing `koanf:"signing"`
 	// Plugins configures how plugins arrive.
 	Plugins Plugins `koanf:"plugins"`
+}
+
+// Store configures the embedded database (docs/store.md).
+type Store struct {
+	// MinFreeMiB is the free disk space the store keeps; default 448.
+	MinFreeMiB int `koanf:"min_free_mib" default:"448" help:"free space (MiB) the store keeps on its filesystem: below it writes are refused (HTTP 507) so that badger, which crashes on a full disk, keeps room for its memtables and a compaction; 448 fits badger's default table sizes"`
 }
 
 // Signing is the trust policy every plugin install path applies
@@ -322,6 +330,9 @@ func (c *Config) problems() []problem {
 	} else if c.DataDir != "" && within(c.CacheDir, c.PluginsDir()) {
 		// Compiled code must never sit next to (or be mistaken for) plugin files.
 		bad("cache_dir", "%q is inside the plugins directory %q", c.CacheDir, c.PluginsDir())
+	}
+	if c.Store.MinFreeMiB < 1 || c.Store.MinFreeMiB > 1<<20 {
+		bad("store.min_free_mib", "%d: want 1-%d", c.Store.MinFreeMiB, 1<<20)
 	}
 	if c.Limits.MemoryMiB < 1 || c.Limits.MemoryMiB > 4096 {
 		bad("limits.memory_mib", "%d: want 1-4096 (wasm32 addresses at most 4 GiB)", c.Limits.MemoryMiB)
