@@ -204,8 +204,8 @@ func TestHotSwapUnderLoad(t *testing.T) {
 	}
 }
 
-// TestHotSwapLongRunning swaps the webhook plugin while clients post
-// webhooks: every request is answered 200 and makes exactly one incident,
+// TestHotSwapLongRunning swaps the webhook plugin (install, set-current)
+// while clients post webhooks: every request is answered 200 and makes exactly one incident,
 // and each swap stops the old long-running execution and starts a new one.
 func TestHotSwapLongRunning(t *testing.T) {
 	srv := newServer(t, testenv.ServerOptions{})
@@ -248,11 +248,14 @@ func TestHotSwapLongRunning(t *testing.T) {
 		})
 	}
 	for i := range 6 {
-		wasm := v2
+		// Forward by install, back by set-current: sending v1 again would
+		// be a refused downgrade.
+		status, body := installWasm(t, srv, v2, "")
 		if i%2 == 1 {
-			wasm = v1
+			r := srv.Call(http.MethodPut, "/api/v1/plugins/webhook/current", map[string]string{"version": oldVersion})
+			status, body = r.Status, r.Body
 		}
-		if status, body := installWasm(t, srv, wasm, ""); status != http.StatusOK && status != http.StatusCreated {
+		if status != http.StatusOK && status != http.StatusCreated {
 			t.Fatalf("swap %d: %d %s", i, status, body)
 		}
 		now := started()
