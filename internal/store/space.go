@@ -12,7 +12,8 @@ import (
 // Badger writes its memtable log and its tables through memory-mapped files
 // that it sizes with ftruncate, which allocates nothing: when the
 // filesystem fills up, the first store into an unallocated page raises
-// SIGBUS, which kills the process (seen on tmpfs and ext4). An ENOSPC error
+// SIGBUS, which kills the process (reproduced on a tmpfs: TestDiskFillsUp
+// with the check off). An ENOSPC error
 // from badger is therefore the rare case; the store has to stop writing
 // while there is still room for what badger may write on its own. So every
 // write transaction first checks the free space of the store's filesystem
@@ -37,12 +38,13 @@ func (s *Store) checkSpace(n int) error {
 	if !ok || free >= uint64(s.reserve)+uint64(n) {
 		return nil
 	}
-	return fmt.Errorf("store %s: %w: %s free on its filesystem, and writes stop below %s (the store's reserve) plus the write (%s); free disk space, writes resume at once",
-		s.dir, ErrNoSpace, mib(free), mib(uint64(s.reserve)), mib(uint64(n)))
+	need := mib(uint64(s.reserve)) + " (the store's reserve)"
+	if n > 0 {
+		need += " plus the write's " + mib(uint64(n))
+	}
+	return fmt.Errorf("store %s: %w: %s free on its filesystem, and writes stop below %s; free disk space, writes resume at once",
+		s.dir, ErrNoSpace, mib(free), need)
 }
-
-// spaceShort reports whether writes are being refused for lack of space.
-func (s *Store) spaceShort() bool { return s.checkSpace(0) != nil }
 
 // Writable returns the ErrNoSpace error a write would meet now, or nil.
 // Background loops check it before calling a plugin whose results they

@@ -257,7 +257,7 @@ func (s *Store) gcLoop(interval time.Duration) {
 		}
 		// Collection rewrites live values before it frees a file: it
 		// waits until writes are allowed again.
-		if s.spaceShort() {
+		if s.Writable() != nil {
 			s.log.Warn().Str("dir", s.dir).Msg("value log GC skipped: the disk is nearly full")
 			continue
 		}
