@@ -134,11 +134,7 @@ func runBundleInstall(ctx context.Context, a *app, fs *pflag.FlagSet, file strin
 	}
 	// Every downgrade check passes before anything is installed.
 	for _, p := range b.Plugins {
-		installed, err := installedVersions(ctx, d.svc, p.Name)
-		if err != nil {
-			return fmt.Errorf("bundle install: plugin %s: %w", p.Name, err)
-		}
-		if err := signing.CheckDowngrade(p.Name, p.Version, installed); err != nil {
+		if err := d.svc.Plugins.CheckDowngrade(ctx, p.Name, p.Version); err != nil {
 			return fmt.Errorf("bundle install: %w", err)
 		}
 	}
@@ -163,21 +159,4 @@ func runBundleInstall(ctx context.Context, a *app, fs *pflag.FlagSet, file strin
 		return fmt.Errorf("bundle install: %w", err)
 	}
 	return nil
-}
-
-// installedVersions lists the installed versions of a plugin; none is no
-// error.
-func installedVersions(ctx context.Context, svc *service.Service, name string) ([]string, error) {
-	infos, err := svc.Plugins.Versions(ctx, name)
-	if errors.Is(err, service.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, 0, len(infos))
-	for _, pi := range infos {
-		out = append(out, pi.Version)
-	}
-	return out, nil
 }

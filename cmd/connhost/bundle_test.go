@@ -137,24 +137,15 @@ func TestBundleRoundTrip(t *testing.T) {
 }
 
 // TestBundleInstallRefuses: the checks of bundle install, each on a fresh
-// data dir except the downgrade, which needs a newer version installed.
+// data dir except the downgrades, which need a newer version installed
+// (and in one the older build still installed beside it).
 func TestBundleInstallRefuses(t *testing.T) {
 	work := t.TempDir()
 	key, stranger := keygen(t, work, "author"), keygen(t, work, "stranger")
 	signed := copyFile(t, echoWasm, work)
 	check(t, connhost(t, nil, "plugin", "sign", "--key", key, signed), exitOK, nil, nil)
 
-	oldDir := filepath.Join(work, "old")
-	if err := os.Mkdir(oldDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	old := filepath.Join(oldDir, "echo.wasm")
-	manifest, err := os.ReadFile("testdata/echo.manifest.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	oldManifest := writeTemp(t, "m.json", string(bytes.Replace(manifest, []byte(`"0.1.0"`), []byte(`"0.0.9"`), 1)))
-	check(t, connhost(t, nil, "plugin", "pack", "--manifest", oldManifest, "-o", old, echoRaw), exitOK, nil, nil)
+	old := echoVersion(t, work, "0.0.9")
 	check(t, connhost(t, nil, "plugin", "sign", "--key", key, old), exitOK, nil, nil)
 
 	bundleOf := func(name string, args ...string) string {
@@ -175,6 +166,11 @@ func TestBundleInstallRefuses(t *testing.T) {
 
 	installed := filepath.Join(work, "installed")
 	check(t, connhost(t, nil, "bundle", "install", good, "--data-dir", installed, "--signing-trusted-keys", key+".pub"), exitOK, nil, nil)
+	// A data dir where the old build is still installed beside the
+	// current one: the bundle must not bring it back either.
+	both := filepath.Join(work, "both")
+	check(t, connhost(t, nil, "bundle", "install", oldBundle, "--data-dir", both, "--signing-trusted-keys", key+".pub"), exitOK, nil, nil)
+	check(t, connhost(t, nil, "bundle", "install", good, "--data-dir", both, "--signing-trusted-keys", key+".pub"), exitOK, nil, nil)
 
 	tests := []struct {
 		name     string
@@ -184,7 +180,10 @@ func TestBundleInstallRefuses(t *testing.T) {
 		code     int
 		inStderr []string
 	}{
-		{"downgrade", oldBundle, installed, []string{"--signing-require-signed"}, exitFailed, []string{"downgrade refused", "0.0.9 is older than installed version 0.1.0"}},
+		{"downgrade", oldBundle, installed, []string{"--signing-require-signed"}, exitFailed, []string{"downgrade refused", "offered version 0.0.9 is older than the current version 0.1.0"}},
+		{"older build still installed", oldBundle, both, []string{"--signing-require-signed"}, exitFailed, []string{"downgrade refused", "offered version 0.0.9 is older than the current version 0.1.0"}},
+		{"key not trusted for the name", good, "", []string{"--signing-trusted-keys", key + ".pub=ticket*|other"}, exitFailed,
+			[]string{"signing key is not trusted for this plugin name", `may sign only plugins named ticket* or other, not "echo"`}},
 		{"unsigned plugin, require_signed", unsignedPlugin, "", []string{"--signing-require-signed"}, exitFailed, []string{"unsigned and require_signed is on"}},
 		{"index by unknown key", strangerIndex, "", nil, exitFailed, []string{"index signature", "unknown key"}},
 		{"corrupt file", corrupt, "", nil, exitFailed, []string{"bundle install"}},
@@ -202,7 +201,7 @@ func TestBundleInstallRefuses(t *testing.T) {
 				dir = filepath.Join(t.TempDir(), "data")
 			}
 			args := append([]string{"bundle", "install", tt.bundle, "--data-dir", dir}, tt.extra...)
-			if tt.name != "no trusted key" && tt.name != "deprecated --trusted-key" {
+			if tt.name != "no trusted key" && tt.name != "deprecated --trusted-key" && tt.name != "key not trusted for the name" {
 				args = append(args, "--signing-trusted-keys", key+".pub")
 			}
 			check(t, offline(t, args...), tt.code, nil, tt.inStderr)
@@ -213,4 +212,44 @@ func TestBundleInstallRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// echoVersion packs testdata/echo as version into dir/VERSION/echo.wasm.
+func echoVersion(t *testing.T, dir, version string) string {
+	t.Helper()
+	sub := filepath.Join(dir, version)
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(sub, "echo.wasm")
+	manifest, err := os.ReadFile("testdata/echo.manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := writeTemp(t, "m.json", string(bytes.Replace(manifest, []byte(`"0.1.0"`), []byte(`"`+version+`"`), 1)))
+	check(t, connhost(t, nil, "plugin", "pack", "--manifest", m, "-o", out, echoRaw), exitOK, nil, nil)
+	return out
+}
+
+// TestPluginInstallDowngrade: `connhost plugin install` of an older build
+// still installed is refused naming both versions, as is a file signed by
+// a key not trusted for its name; `plugin rollback` is the way back.
+func TestPluginInstallDowngrade(t *testing.T) {
+	work := t.TempDir()
+	old := echoVersion(t, work, "0.0.9")
+	data := filepath.Join(work, "data")
+	install := func(file string) result { return connhost(t, nil, "plugin", "install", "--data-dir", data, file) }
+	check(t, install(old), exitOK, []string{"installed echo@0.0.9"}, nil)
+	check(t, install(echoWasm), exitOK, []string{"installed echo@0.1.0"}, nil)
+	check(t, install(old), exitUsage, nil, []string{"downgrade refused", "offered version 0.0.9 is older than the current version 0.1.0"})
+	check(t, connhost(t, nil, "plugin", "rollback", "--data-dir", data, "echo"), exitOK, []string{"rolled back echo to 0.0.9"}, nil)
+	check(t, install(old), exitOK, []string{"installed echo@0.0.9"}, nil)
+
+	key := keygen(t, work, "author")
+	signed := copyFile(t, echoWasm, work)
+	check(t, connhost(t, nil, "plugin", "sign", "--key", key, signed), exitOK, nil, nil)
+	check(t, connhost(t, nil, "plugin", "install", "--data-dir", data, "--signing-trusted-keys", key+".pub=acme-*", signed), exitUsage, nil,
+		[]string{"untrusted plugin", `may sign only plugins named acme-*, not "echo"`})
+	check(t, connhost(t, nil, "plugin", "install", "--data-dir", data, "--signing-trusted-keys", key+".pub=ech?", signed), exitOK,
+		[]string{"installed echo@0.1.0", "signed by key ID"}, nil)
 }

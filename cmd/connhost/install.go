@@ -23,7 +23,8 @@ func installCommand(a *app) *cobra.Command {
 		"Verifies (trust policy signing.*, with FILE.wasm.minisig when present, and the downgrade check),\n"+
 			"compiles and stores plugins in --data-dir, as POST /api/v1/plugins does, and makes each the current\n"+
 			"version: instances that follow the latest run it from the next `connhost serve`. Installing an\n"+
-			"installed file again makes it current; other content under an installed name and version is refused.\n"+apikeyNote)
+			"installed file again makes it current unless it is older than the current version (a downgrade,\n"+
+			"refused: use `plugin rollback`); other content under an installed name and version is refused.\n"+apikeyNote)
 	force := c.Flags().Bool("force", false, "switch instances whose params do not fit the new manifest")
 	verify := c.Flags().Bool("verify-instances", false, "run test-module on every enabled instance that follows the latest; any failure keeps the old version")
 	config.RegisterFlags(c.Flags(), installOptions...)

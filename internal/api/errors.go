@@ -41,6 +41,7 @@ var sentinels = []struct {
 }{
 	{service.ErrUnauthorized, http.StatusUnauthorized, apitypes.CodeUnauthorized},
 	{service.ErrShuttingDown, http.StatusServiceUnavailable, apitypes.CodeShuttingDown},
+	{service.ErrNoSpace, http.StatusInsufficientStorage, apitypes.CodeInsufficientStorage},
 	{service.ErrInvalidArguments, http.StatusUnprocessableEntity, apitypes.CodeInvalidArguments},
 	{service.ErrInvalid, http.StatusBadRequest, apitypes.CodeInvalidRequest},
 	{service.ErrNotFound, http.StatusNotFound, apitypes.CodeNotFound},

@@ -204,8 +204,8 @@ func TestHotSwapUnderLoad(t *testing.T) {
 	}
 }
 
-// TestHotSwapLongRunning swaps the webhook plugin while clients post
-// webhooks: every request is answered 200 and makes exactly one incident,
+// TestHotSwapLongRunning swaps the webhook plugin (install, set-current)
+// while clients post webhooks: every request is answered 200 and makes exactly one incident,
 // and each swap stops the old long-running execution and starts a new one.
 func TestHotSwapLongRunning(t *testing.T) {
 	srv := newServer(t, testenv.ServerOptions{})
@@ -248,11 +248,14 @@ func TestHotSwapLongRunning(t *testing.T) {
 		})
 	}
 	for i := range 6 {
-		wasm := v2
+		// Forward by install, back by set-current: sending v1 again would
+		// be a refused downgrade.
+		status, body := installWasm(t, srv, v2, "")
 		if i%2 == 1 {
-			wasm = v1
+			r := srv.Call(http.MethodPut, "/api/v1/plugins/webhook/current", map[string]string{"version": oldVersion})
+			status, body = r.Status, r.Body
 		}
-		if status, body := installWasm(t, srv, wasm, ""); status != http.StatusOK && status != http.StatusCreated {
+		if status != http.StatusOK && status != http.StatusCreated {
 			t.Fatalf("swap %d: %d %s", i, status, body)
 		}
 		now := started()
@@ -336,7 +339,8 @@ func TestWatchDir(t *testing.T) {
 }
 
 // TestInstallChecks covers the refusals of the install path: trust
-// policy (via header and multipart), downgrade, and params that do not fit
+// policy (via header and multipart), downgrade (also of an older build
+// still installed, which only set-current brings back), and params that do not fit
 // the new manifest, with and without force.
 func TestInstallChecks(t *testing.T) {
 	key, err := signing.GenerateKey(rand.Reader)
@@ -410,6 +414,16 @@ func TestInstallChecks(t *testing.T) {
 			old := versioned(t, "goecho", "0.9.0", withURL)
 			return post(srv, http.MethodPost, "/api/v1/plugins", "application/wasm", old, header(sign(key, old)))
 		}, http.StatusConflict, "downgrade refused"},
+		{"older installed build sent again", func() (int, []byte) {
+			return post(srv, http.MethodPost, "/api/v1/plugins", "application/wasm", v1, header(sign(key, v1)))
+		}, http.StatusConflict, "downgrade refused: offered version 1.0.0 is older than the current version 1.1.0"},
+		{"still on v2 after the old build", func() (int, []byte) {
+			v, err := versionCall(srv, "echo")
+			if err != nil {
+				return 0, []byte(err.Error())
+			}
+			return http.StatusOK, []byte(v)
+		}, http.StatusOK, newVersion},
 		{"removed param", func() (int, []byte) {
 			return post(srv, http.MethodPost, "/api/v1/plugins", "application/wasm", dropped, header(sign(key, dropped)))
 		}, http.StatusConflict, `instance \"echo\" cannot move to plugin goecho@1.2.0: param \"url\" is set but goecho@1.2.0 no longer declares it`},
@@ -434,6 +448,17 @@ func TestInstallChecks(t *testing.T) {
 			v, _ := versionCall(srv, "echo")
 			return http.StatusOK, []byte(v)
 		}, http.StatusOK, newVersion},
+		{"older installed build sent again by multipart", func() (int, []byte) {
+			ct, body := multipartBody(v1, sign(key, v1))
+			return post(srv, http.MethodPost, "/api/v1/plugins", ct, body, nil)
+		}, http.StatusConflict, "offered version 1.0.0 is older than the current version 1.2.0"},
+		{"explicit set-current goes back", func() (int, []byte) {
+			r := srv.Call(http.MethodPut, "/api/v1/plugins/goecho/current", map[string]string{"version": oldVersion})
+			return r.Status, r.Body
+		}, http.StatusOK, `"version":"1.0.0"`},
+		{"an installed version newer than current is an upgrade", func() (int, []byte) {
+			return post(srv, http.MethodPost, "/api/v1/plugins", "application/wasm", v2, header(sign(key, v2)))
+		}, http.StatusOK, `"version":"1.1.0"`},
 	}
 	for _, st := range steps {
 		status, body := st.send()
@@ -520,4 +545,44 @@ func serverWithCache(b *testing.B, cacheDir string) *testenv.Server {
 		b.Fatal(err)
 	}
 	return &testenv.Server{URL: hs.URL, Key: key, HTTP: hs, Store: st, Runtime: rt, Service: svc}
+}
+
+// TestInstallKeyNamePatterns: a key trusted only for some plugin names
+// cannot vouch for another plugin (403 naming the key and the plugin); a
+// key without patterns still signs any name.
+func TestInstallKeyNamePatterns(t *testing.T) {
+	acme, open := newSigningKey(t), newSigningKey(t)
+	srv := newServer(t, testenv.ServerOptions{Service: func(o *service.Options) {
+		p, err := signing.NewScopedPolicy([]signing.TrustedKey{{Key: acme.Public(), Names: []string{"acme-*"}}, {Key: open.Public()}}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Policy = p
+	}})
+	wasm := versioned(t, "goecho", oldVersion, nil)
+	send := func(k signing.PrivateKey) (int, []byte) {
+		sig, err := signing.SignPlugin(k, wasm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return post(srv, http.MethodPost, "/api/v1/plugins", "application/wasm", wasm,
+			http.Header{api.SignatureHeader: {base64.StdEncoding.EncodeToString(sig)}})
+	}
+	status, body := send(acme)
+	if want := `key ID ` + acme.ID.String() + ` may sign only plugins named acme-*, not \"goecho\"`; status != http.StatusForbidden ||
+		!strings.Contains(string(body), want) || !strings.Contains(string(body), "goecho@1.0.0") {
+		t.Fatalf("signed by a key scoped to acme-*: %d %s; want 403 containing %s", status, body, want)
+	}
+	if status, body := send(open); status != http.StatusCreated {
+		t.Fatalf("signed by an unscoped key: %d %s", status, body)
+	}
+}
+
+func newSigningKey(t *testing.T) signing.PrivateKey {
+	t.Helper()
+	k, err := signing.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

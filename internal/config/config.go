@@ -62,6 +62,8 @@ type Config struct {
 	// CacheDir is the wazero compilation cache; default <data_dir>/cache/wazero
 	// (LoadOptions.CacheDir for commands without a data directory).
 	CacheDir string `koanf:"cache_dir" default:"" help:"wazero compilation cache directory; empty means data_dir/cache/wazero, or for run and plugin inspect the user cache directory (e.g. ~/.cache/connhost); must not be inside data_dir/plugins"`
+	// Store configures the embedded database.
+	Store Store `koanf:"store"`
 	// Limits are the default per-instance sandbox limits.
 	Limits Limits `koanf:"limits"`
 	// Server configures the HTTP server of `connhost serve`.
@@ -92,11 +94,18 @@ type Egress struct {
 	AllowPrivate bool `koanf:"allow_private" default:"false" help:"let plugins reach private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7) that allowed host names resolve to; loopback, link-local and unspecified addresses stay refused unless an allow-list names them literally"`
 }
 
+// Store configures the embedded database (docs/store.md).
+type Store struct {
+	// MinFreeMiB is the free disk space the store keeps; default 448.
+	MinFreeMiB int `koanf:"min_free_mib" default:"448" help:"free space (MiB) the store keeps on its filesystem: below it writes are refused (HTTP 507) so that badger, which crashes on a full disk, keeps room for its memtables and a compaction; 448 fits badger's default table sizes"`
+}
+
 // Signing is the trust policy every plugin install path applies
 // (docs/signing.md).
 type Signing struct {
-	// TrustedKeys are minisign public keys: .pub files or bare base64 keys; default none.
-	TrustedKeys []string `koanf:"trusted_keys" default:"" help:"minisign public keys whose plugin signatures are trusted: .pub file paths or bare base64 keys (comma-separated in env and flag)"`
+	// TrustedKeys are minisign public keys: .pub files or bare base64 keys,
+	// each optionally limited to plugin names (KEY=acme-*|acme2-*); default none.
+	TrustedKeys []string `koanf:"trusted_keys" default:"" help:"minisign public keys whose plugin signatures are trusted: .pub file paths or bare base64 keys, each optionally followed by =PATTERNS to limit the plugin names it may sign (path.Match patterns joined by a vertical bar; docs/signing.md) (comma-separated in env and flag)"`
 	// RequireSigned refuses unsigned plugins; default false.
 	RequireSigned bool `koanf:"require_signed" default:"false" help:"refuse unsigned plugins; when false they install with a warning"`
 }
@@ -413,6 +422,9 @@ func (c *Config) problems() []problem {
 	} else if c.DataDir != "" && within(c.CacheDir, c.PluginsDir()) {
 		// Compiled code must never sit next to (or be mistaken for) plugin files.
 		bad("cache_dir", "%q is inside the plugins directory %q", c.CacheDir, c.PluginsDir())
+	}
+	if c.Store.MinFreeMiB < 1 || c.Store.MinFreeMiB > 1<<20 {
+		bad("store.min_free_mib", "%d: want 1-%d", c.Store.MinFreeMiB, 1<<20)
 	}
 	if c.Limits.MemoryMiB < 1 || c.Limits.MemoryMiB > 4096 {
 		bad("limits.memory_mib", "%d: want 1-4096 (wasm32 addresses at most 4 GiB)", c.Limits.MemoryMiB)

@@ -44,6 +44,7 @@ func TestDefaults(t *testing.T) {
 		DataDir:  "./data",
 		Listen:   "127.0.0.1:8080",
 		CacheDir: filepath.Join("data", "cache", "wazero"),
+		Store:    Store{MinFreeMiB: 448},
 		Limits: Limits{MemoryMiB: 128, CallTimeout: 30 * time.Second, OutputBytes: 4 << 20, PoolSize: 4,
 			LogBytes: 64 << 10, LogRecords: 1000, LogRecordsPerMinute: 10000, LogBytesPerMinute: 1 << 20,
 			StackKiB: 1024, CompileTimeout: 2 * time.Minute, Module: ModuleLimits{
@@ -206,6 +207,8 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"limits.call_timeout", "not a duration", "config file"}},
 		{name: "out of range", args: []string{"--limits-memory-mib", "0", "--limits-pool-size", "0"},
 			want: []string{"limits.memory_mib", "limits.pool_size"}},
+		{name: "no store reserve", environ: []string{"CONNHOST_STORE_MIN_FREE_MIB=0"},
+			want: []string{"store.min_free_mib", "want 1-1048576", "env CONNHOST_STORE_MIN_FREE_MIB"}},
 		{name: "bad listen", environ: []string{"CONNHOST_LISTEN=localhost"},
 			want: []string{"listen", "host:port"}},
 		{name: "cache inside plugins", args: []string{"--data-dir", "/srv", "--cache-dir", "/srv/plugins/cache"},

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -92,6 +93,8 @@ type Engine struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	full atomic.Bool // the store refuses writes for lack of space
 }
 
 type pushReq struct {
@@ -182,8 +185,27 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// writable reports whether the store accepts writes. While it does not
+// (the disk is full), the loops call no plugin: the results could not be
+// stored, so a fetch would be lost work and an outgoing update would be
+// sent again on every poll. It logs when that starts and ends, not on
+// every tick.
+func (e *Engine) writable() bool {
+	err := e.st.Writable()
+	switch was := e.full.Swap(err != nil); {
+	case err != nil && !was:
+		e.log.Error().Err(err).Msg("fetching and mirroring paused: the store is out of space")
+	case err == nil && was:
+		e.log.Info().Msg("fetching and mirroring resumed: the store has space again")
+	}
+	return err == nil
+}
+
 func (e *Engine) fetchLoop(ctx context.Context) {
 	for sleep(ctx, e.opts.FetchTick) {
+		if !e.writable() {
+			continue
+		}
 		now := e.now()
 		for _, t := range e.ins.Targets(ctx) {
 			cfg := ConfigOf(t.Instance, t.Manifest)
@@ -215,6 +237,9 @@ func (e *Engine) fetchLoop(ctx context.Context) {
 
 func (e *Engine) incomingLoop(ctx context.Context) {
 	for sleep(ctx, e.opts.MirrorInterval) {
+		if !e.writable() {
+			continue
+		}
 		for _, t := range e.ins.Targets(ctx) {
 			if !mirrorsIn(t) {
 				continue
@@ -228,8 +253,10 @@ func (e *Engine) incomingLoop(ctx context.Context) {
 
 func (e *Engine) outboxLoop(ctx context.Context) {
 	for {
-		if _, err := e.DeliverOutbox(ctx); err != nil && ctx.Err() == nil {
-			e.log.Warn().Err(err).Msg("outbox delivery failed")
+		if e.writable() {
+			if _, err := e.DeliverOutbox(ctx); err != nil && ctx.Err() == nil {
+				e.log.Warn().Err(err).Msg("outbox delivery failed")
+			}
 		}
 		select {
 		case <-ctx.Done():

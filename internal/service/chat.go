@@ -243,6 +243,7 @@ func (lr *LongRunning) chatLoop() {
 	defer close(lr.chatDone)
 	t := time.NewTicker(lr.opts.ChatInterval)
 	defer t.Stop()
+	paused := false // the last pass met a full disk: logged once, not every pass
 	for {
 		select {
 		case <-lr.stopChat:
@@ -257,7 +258,15 @@ func (lr *LongRunning) chatLoop() {
 			}
 			cancel()
 		}()
-		if err := lr.DeliverChat(ctx); err != nil && ctx.Err() == nil {
+		err := lr.DeliverChat(ctx)
+		switch noSpace := errors.Is(err, ErrNoSpace); {
+		case noSpace && !paused:
+			lr.c.log.Error().Err(err).Msg("chat delivery paused: the store is out of space")
+		case !noSpace && paused:
+			lr.c.log.Info().Msg("chat delivery resumed: the store has space again")
+		}
+		paused = errors.Is(err, ErrNoSpace)
+		if err != nil && !paused && ctx.Err() == nil {
 			lr.c.log.Warn().Err(err).Msg("chat delivery pass failed")
 		}
 		cancel()
@@ -266,8 +275,14 @@ func (lr *LongRunning) chatLoop() {
 
 // DeliverChat runs one delivery pass over every chat mirror: new entries
 // go to enabled instances with send-notification; a failed delivery is
-// retried on the next pass, from the same entry.
+// retried on the next pass, from the same entry. While the store refuses
+// writes for lack of space it sends nothing and returns ErrNoSpace: a
+// cursor it could not move would have the same entries sent again on
+// every pass.
 func (lr *LongRunning) DeliverChat(ctx context.Context) error {
+	if err := lr.c.st.Writable(); err != nil {
+		return fromStore(err)
+	}
 	mirrors, err := lr.c.st.ListChatMirrors(ctx)
 	if err != nil {
 		return fromStore(err)

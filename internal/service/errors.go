@@ -25,6 +25,10 @@ var (
 	// required argument missing, or one the command does not declare. The
 	// API answers it 422, as when the plugin itself refuses them.
 	ErrInvalidArguments = errors.New("invalid arguments")
+	// ErrNoSpace means a write was refused because the store's disk is
+	// (nearly) full (store.ErrNoSpace); nothing changed, reads go on, and
+	// the same request succeeds once space is freed.
+	ErrNoSpace = errors.New("insufficient storage")
 	// ErrShuttingDown is returned for work refused because Close has begun.
 	ErrShuttingDown = errors.New("server is shutting down")
 	// ErrUnauthorized is returned by APIKeys.Authenticate for a missing,
@@ -49,6 +53,7 @@ var storeKinds = [...]struct{ store, service error }{
 	{store.ErrExists, ErrExists},
 	{store.ErrInvalid, ErrInvalid},
 	{store.ErrConflict, ErrConflict},
+	{store.ErrNoSpace, ErrNoSpace},
 }
 
 // kindError is a store error seen through the service: its text is the

@@ -24,6 +24,7 @@ func TestFromStore(t *testing.T) {
 		{"exists", fmt.Errorf("create instance x: %w", store.ErrExists), []error{ErrExists}, []error{ErrConflict}},
 		{"invalid", fmt.Errorf("put: %w", store.ErrInvalid), []error{ErrInvalid}, []error{ErrInvalidArguments}},
 		{"conflict", fmt.Errorf("set context: %w", store.ErrConflict), []error{ErrConflict}, []error{ErrNotFound}},
+		{"no space", fmt.Errorf("create incidents: %w", store.ErrNoSpace), []error{ErrNoSpace}, []error{ErrConflict, ErrInvalid}},
 		{"two kinds", errors.Join(store.ErrConflict, fmt.Errorf("x: %w", store.ErrInvalid)), []error{ErrConflict, ErrInvalid}, []error{ErrNotFound}},
 		{"service error kept", fmt.Errorf("%w: incident is already closed", ErrConflict), []error{ErrConflict}, []error{ErrNotFound}},
 		{"service error wrapping the store's", fmt.Errorf("%w: %w", ErrConflict, store.ErrInvalid), []error{ErrConflict, ErrInvalid}, nil},

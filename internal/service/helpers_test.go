@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	badger "github.com/dgraph-io/badger/v4"
 	"github.com/rs/zerolog"
 
 	"github.com/connhost/connhost/abi"
@@ -57,8 +58,15 @@ type env struct {
 func newEnv(t *testing.T, edit ...func(*service.Options)) *env {
 	t.Helper()
 	t.Parallel()
+	return newEnvAt(t, filepath.Join(t.TempDir(), "db"), testenv.SmallTables, edit...)
+}
+
+// newEnvAt is newEnv with the store in dir, its tables tuned by tune, and
+// without t.Parallel (for tests that mount a filesystem first).
+func newEnvAt(t *testing.T, dir string, tune func(badger.Options) badger.Options, edit ...func(*service.Options)) *env {
+	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db"), store.Options{GCInterval: -1, Tune: testenv.SmallTables})
+	st, err := store.Open(ctx, dir, store.Options{GCInterval: -1, Tune: tune})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,10 +79,12 @@ type InstallResult struct {
 // downgrade check, compiles it (through the compilation cache), stores it
 // and makes it the current version: every instance that follows the latest
 // switches to it atomically (see activate). Installing the bytes of an
-// installed version makes that version current again; other bytes under
-// an installed name and version are refused (ErrExists: versions are
-// immutable). A refusal of the policy is ErrUntrusted, a file that is not
-// a valid plugin ErrInvalid, a downgrade ErrConflict.
+// installed version makes that version current again unless it is older
+// than the current one (a downgrade: only Rollback and SetCurrent go
+// back); other bytes under an installed name and version are refused
+// (ErrExists: versions are immutable). A refusal of the policy is
+// ErrUntrusted, a file that is not a valid plugin ErrInvalid, a downgrade
+// ErrConflict wrapping signing.ErrDowngrade.
 func (ps *Plugins) Install(ctx context.Context, req InstallRequest) (InstallResult, error) {
 	v, err := ps.policy.Verify(req.Wasm, req.Signature)
 	if err != nil {
@@ -154,30 +156,29 @@ func (ps *Plugins) install(ctx context.Context, req InstallRequest) (InstallResu
 }
 
 // storeVersion stores a compiled plugin's file and version unless the same
-// file is installed already, after the downgrade check. It first records
-// the version that is current now, so "current" never silently moves to
-// the newest version by being unset.
+// file is installed already, after the downgrade check (which also applies
+// to a file installed already: sending an old build again does not make it
+// current). It first records the version that is current now, so "current"
+// never silently moves to the newest version by being unset.
 func (ps *Plugins) storeVersion(ctx context.Context, p *host.Plugin, req InstallRequest) (store.PluginVersion, bool, error) {
 	st, m := ps.c.st, p.Manifest
-	if old, err := st.GetPluginVersion(ctx, m.Name, m.Version); err == nil {
-		if old.SHA256 != p.SHA256 {
-			return store.PluginVersion{}, false, fmt.Errorf("%w: plugin %s@%s is installed with other content (sha256 %s); bump the version",
-				ErrExists, m.Name, m.Version, old.SHA256)
-		}
-		return old, false, nil
-	} else if !errors.Is(err, store.ErrNotFound) {
+	old, err := st.GetPluginVersion(ctx, m.Name, m.Version)
+	switch {
+	case err == nil && old.SHA256 != p.SHA256:
+		return store.PluginVersion{}, false, fmt.Errorf("%w: plugin %s@%s is installed with other content (sha256 %s); bump the version",
+			ErrExists, m.Name, m.Version, old.SHA256)
+	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return store.PluginVersion{}, false, err
 	}
 	installed, err := st.ListPluginVersions(ctx, m.Name)
 	if err != nil {
 		return store.PluginVersion{}, false, err
 	}
-	versions := make([]string, 0, len(installed))
-	for _, pv := range installed {
-		versions = append(versions, pv.Version)
+	if err := ps.checkDowngrade(ctx, m.Name, m.Version, installed); err != nil {
+		return store.PluginVersion{}, false, err
 	}
-	if err := signing.CheckDowngrade(m.Name, m.Version, versions); err != nil {
-		return store.PluginVersion{}, false, fmt.Errorf("%w: %w", ErrConflict, err)
+	if old.Version != "" {
+		return old, false, nil
 	}
 	if len(installed) > 0 {
 		if _, err := st.GetPluginCurrent(ctx, m.Name); errors.Is(err, store.ErrNotFound) {
@@ -203,6 +204,39 @@ func (ps *Plugins) storeVersion(ctx context.Context, p *host.Plugin, req Install
 		return store.PluginVersion{}, false, err
 	}
 	return pv, true, nil
+}
+
+// CheckDowngrade returns the refusal an install of version of plugin name
+// would meet (ErrConflict wrapping signing.ErrDowngrade), or nil. Install
+// makes this check itself; bundle install calls it for every member before
+// installing any.
+func (ps *Plugins) CheckDowngrade(ctx context.Context, name, version string) error {
+	installed, err := ps.c.st.ListPluginVersions(ctx, name)
+	if err != nil {
+		return fromStore(err)
+	}
+	return fromStore(ps.checkDowngrade(ctx, name, version, installed))
+}
+
+// checkDowngrade applies signing.CheckDowngrade against the version
+// instances following the latest run now.
+func (ps *Plugins) checkDowngrade(ctx context.Context, name, version string, installed []store.PluginVersion) error {
+	current := ""
+	if len(installed) > 0 {
+		cur, err := ps.c.resolvePlugin(ctx, name, "")
+		if err != nil {
+			return err
+		}
+		current = cur.Version
+	}
+	versions := make([]string, 0, len(installed))
+	for _, pv := range installed {
+		versions = append(versions, pv.Version)
+	}
+	if err := signing.CheckDowngrade(name, version, current, versions); err != nil {
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	return nil
 }
 
 // SwitchOptions tune Rollback, SetCurrent and Pin.

@@ -25,8 +25,8 @@ func (e *env) runs(instance string) string {
 func versionJSON(v string) string { return `{"version":"` + v + `"}` }
 
 // TestPluginsInstall: installing is idempotent for the same file, refuses
-// other content under an installed version, downgrades and files that are
-// not plugins.
+// other content under an installed version, downgrades (also of a file
+// still installed) and files that are not plugins.
 func TestPluginsInstall(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -54,9 +54,23 @@ func TestPluginsInstall(t *testing.T) {
 			}
 		})
 	}
-	// Reinstalling the older file makes it current again.
+	// Sending the older, still installed file again does not make it
+	// current: that is a downgrade, refused naming both versions.
+	_, err := e.svc.Plugins.Install(ctx, service.InstallRequest{Wasm: echo(t, "1.0.0"), By: "test"})
+	wantErr(t, err, service.ErrConflict)
+	if !errors.Is(err, signing.ErrDowngrade) || !strings.Contains(err.Error(), "offered version 1.0.0 is older than the current version 2.0.0") {
+		t.Errorf("reinstalling the older file: %v", err)
+	}
+	if err := e.svc.Plugins.CheckDowngrade(ctx, "goecho", "1.0.0"); !errors.Is(err, signing.ErrDowngrade) {
+		t.Errorf("CheckDowngrade of the older version: %v", err)
+	}
+	// Only an explicit set-current goes back; after it, the newer file is
+	// an upgrade again and reinstalling the current one a no-op.
+	if _, err := e.svc.Plugins.SetCurrent(ctx, "goecho", "1.0.0", service.SwitchOptions{By: "admin"}); err != nil {
+		t.Fatal(err)
+	}
 	if res := e.install(echo(t, "1.0.0")); res.Created || res.Version != "1.0.0" {
-		t.Errorf("reinstall: %+v", res)
+		t.Errorf("reinstalling the current version: %+v", res)
 	}
 	vs, err := e.svc.Plugins.Versions(ctx, "goecho")
 	if err != nil {
@@ -68,6 +82,9 @@ func TestPluginsInstall(t *testing.T) {
 	ps, err := e.svc.Plugins.List(ctx)
 	if err != nil || len(ps) != 1 || ps[0].Version != "1.0.0" || !ps[0].Current || ps[0].Manifest.Name != "goecho" {
 		t.Errorf("list %+v, %v", ps, err)
+	}
+	if res := e.install(echo(t, "2.0.0")); res.Created || res.Version != "2.0.0" || !res.Current {
+		t.Errorf("reinstalling the newer version after set-current: %+v", res)
 	}
 	if _, err := e.svc.Plugins.Versions(ctx, "nosuch"); !errors.Is(err, service.ErrNotFound) {
 		t.Errorf("versions of an unknown plugin: %v", err)
@@ -338,6 +355,11 @@ func TestPluginsWatchDir(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "echo-2.wasm"), echo(t, "2.0.0"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", e.logs.String())
+		}
+	})
 	waitFor(t, "2.0.0 installed when dropped in", func() bool { return current() == "2.0.0" })
 	if _, err := e.svc.Plugins.Rollback(ctx, "goecho", service.SwitchOptions{By: "test"}); err != nil {
 		t.Fatal(err)
@@ -349,6 +371,21 @@ func TestPluginsWatchDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "3.0.0 installed after the restart", func() bool { return current() == "3.0.0" })
+	// The old build dropped in again under another name is refused: it
+	// would take 3.0.0's place.
+	if err := os.WriteFile(filepath.Join(dir, "echo-1-again.wasm"), echo(t, "1.0.0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the old build refused", func() bool {
+		return strings.Contains(e.logs.String(), "watched plugin file not installed") ||
+			strings.Count(e.logs.String(), "watched plugin file installed") > 3
+	})
+	if log := e.logs.String(); !strings.Contains(log, "offered version 1.0.0 is older than the current version 3.0.0") {
+		t.Errorf("log of the refused file:\n%s", log)
+	}
+	if v := current(); v != "3.0.0" {
+		t.Errorf("current version %s after the old build was dropped in again, want 3.0.0", v)
+	}
 	if n := strings.Count(e.logs.String(), "watched plugin file installed"); n != 3 {
 		t.Errorf("%d watched files installed, want 3 (the restart reinstalled one)", n)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"slices"
 	"strings"
 
@@ -26,48 +27,113 @@ var (
 	// ErrClaimMismatch: the signed trusted comment names another plugin,
 	// version or hash than the file has.
 	ErrClaimMismatch = errors.New("signed trusted comment does not match the plugin")
-	// ErrDowngrade: an older version than one already installed.
+	// ErrNameNotAllowed: the signing key is trusted only for plugin names
+	// the plugin's does not match.
+	ErrNameNotAllowed = errors.New("signing key is not trusted for this plugin name")
+	// ErrDowngrade: an older version than the current or an installed one.
 	ErrDowngrade = errors.New("downgrade refused")
 )
 
 // Policy is the server's trust policy: the public keys whose signatures it
-// accepts and whether unsigned plugins are refused. It is immutable and safe
-// for concurrent use.
+// accepts, the plugin names each may sign, and whether unsigned plugins are
+// refused. It is immutable and safe for concurrent use.
 type Policy struct {
 	keys          map[KeyID]PublicKey
+	names         map[KeyID][]string // path.Match patterns; none means any name
 	requireSigned bool
 }
 
 // PolicyConfig is the configuration form of a Policy.
 type PolicyConfig struct {
 	// TrustedKeys are minisign public keys: paths of .pub files, or the bare
-	// base64 key (what `minisign -P` takes).
+	// base64 key (what `minisign -P` takes), each optionally followed by
+	// "=" and the plugin names it may sign as path.Match patterns separated
+	// by "|" (author.pub=acme-*|acme2-*). A key without patterns may sign
+	// any plugin name.
 	TrustedKeys []string
 	// RequireSigned refuses unsigned plugins; when false they are admitted
 	// with a warning (development).
 	RequireSigned bool
 }
 
-// NewPolicy returns a policy trusting keys.
+// TrustedKey is a trusted public key and the plugin names it may sign.
+type TrustedKey struct {
+	Key PublicKey
+	// Names are path.Match patterns a plugin's name must match for the key
+	// to vouch for it; empty means any name.
+	Names []string
+}
+
+// NewPolicy returns a policy trusting keys for any plugin name.
 func NewPolicy(keys []PublicKey, requireSigned bool) *Policy {
-	p := &Policy{keys: make(map[KeyID]PublicKey, len(keys)), requireSigned: requireSigned}
+	tks := make([]TrustedKey, 0, len(keys))
 	for _, k := range keys {
-		p.keys[k.ID] = k
+		tks = append(tks, TrustedKey{Key: k})
 	}
+	p, _ := NewScopedPolicy(tks, requireSigned) // no patterns, nothing to refuse
 	return p
 }
 
-// LoadPolicy reads the trusted keys of cfg.
+// NewScopedPolicy returns a policy trusting each key for the plugin names
+// its patterns match. A malformed pattern is an error naming the key.
+func NewScopedPolicy(keys []TrustedKey, requireSigned bool) (*Policy, error) {
+	p := &Policy{keys: make(map[KeyID]PublicKey, len(keys)), names: map[KeyID][]string{}, requireSigned: requireSigned}
+	for _, k := range keys {
+		for _, pat := range k.Names {
+			if _, err := path.Match(pat, ""); err != nil || pat == "" {
+				return nil, fmt.Errorf("key ID %s: plugin name pattern %q (want path.Match patterns separated by |): %w",
+					k.Key.ID, pat, path.ErrBadPattern)
+			}
+		}
+		if _, dup := p.keys[k.Key.ID]; dup && (len(k.Names) > 0 || len(p.names[k.Key.ID]) > 0) {
+			// Which entry would win is a guess either way; say so.
+			return nil, fmt.Errorf("key ID %s is listed more than once with plugin name patterns: list it once", k.Key.ID)
+		}
+		p.keys[k.Key.ID] = k.Key
+		if len(k.Names) > 0 {
+			p.names[k.Key.ID] = slices.Clone(k.Names)
+		}
+	}
+	return p, nil
+}
+
+// LoadPolicy reads the trusted keys of cfg and their name patterns.
 func LoadPolicy(cfg PolicyConfig) (*Policy, error) {
-	keys := make([]PublicKey, 0, len(cfg.TrustedKeys))
+	keys := make([]TrustedKey, 0, len(cfg.TrustedKeys))
 	for _, ref := range cfg.TrustedKeys {
-		k, err := loadPublicKey(ref)
+		tk, err := loadTrustedKey(ref)
 		if err != nil {
 			return nil, fmt.Errorf("trusted key %q: %w", ref, err)
 		}
-		keys = append(keys, k)
+		keys = append(keys, tk)
 	}
-	return NewPolicy(keys, cfg.RequireSigned), nil
+	return NewScopedPolicy(keys, cfg.RequireSigned)
+}
+
+// loadTrustedKey reads REF or REF=PATTERN|PATTERN... The whole entry is
+// tried as a key first, so a key file whose path holds "=" still loads.
+func loadTrustedKey(entry string) (TrustedKey, error) {
+	k, err := loadPublicKey(entry)
+	if err == nil {
+		return TrustedKey{Key: k}, nil
+	}
+	ref, pats, ok := cutLast(entry, "=")
+	if !ok {
+		return TrustedKey{}, err
+	}
+	if k, err = loadPublicKey(ref); err != nil {
+		return TrustedKey{}, err
+	}
+	return TrustedKey{Key: k, Names: strings.Split(pats, "|")}, nil
+}
+
+// cutLast is strings.Cut at the last sep.
+func cutLast(s, sep string) (before, after string, found bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
 }
 
 // loadPublicKey takes a bare base64 key when ref parses as one, else reads
@@ -129,7 +195,7 @@ func (v *Verified) Label() string {
 // intact (ErrTamperedSignature); the file matches the signature
 // (ErrTamperedPlugin); the trusted comment is a plugin claim
 // (ErrNotPluginComment) whose hash, name and version are the file's
-// (ErrClaimMismatch).
+// (ErrClaimMismatch); the key may sign that name (ErrNameNotAllowed).
 func (p *Policy) Verify(wasm, sig []byte) (*Verified, error) {
 	v := &Verified{SHA256: SHA256Hex(wasm)}
 	v.Manifest, _ = abi.ReadManifest(wasm)
@@ -174,6 +240,13 @@ func (p *Policy) Verify(wasm, sig []byte) (*Verified, error) {
 	if c.Version != v.Manifest.Version {
 		return nil, fmt.Errorf("plugin %s: %w: signed version %q, manifest version %q", label, ErrClaimMismatch, c.Version, v.Manifest.Version)
 	}
+	if pats := p.names[s.KeyID]; len(pats) > 0 && !slices.ContainsFunc(pats, func(pat string) bool {
+		ok, _ := path.Match(pat, c.Name)
+		return ok
+	}) {
+		return nil, fmt.Errorf("plugin %s: %w: key ID %s may sign only plugins named %s, not %q",
+			label, ErrNameNotAllowed, s.KeyID, strings.Join(pats, " or "), c.Name)
+	}
 	v.Signed, v.KeyID = true, s.KeyID
 	return v, nil
 }
@@ -200,21 +273,52 @@ func (p *Policy) VerifyDetached(msg, sig []byte) (*Signature, error) {
 	return s, nil
 }
 
-// CheckDowngrade refuses to install version of plugin name when a newer
-// version is installed (installed lists the installed versions). Without it
-// an attacker could offer an old, validly signed build with a known flaw.
-// Reinstalling an installed version is no downgrade. Rollback to an
-// installed version is a separate, explicit operation that does not go
-// through this check.
-func CheckDowngrade(name, version string, installed []string) error {
+// CheckDowngrade decides whether installing version of plugin name may make
+// it current, given the current version ("" when none) and the installed
+// versions. It refuses (ErrDowngrade) a version older than the current one,
+// whether or not it is installed: re-sending an old, validly signed build
+// with a known flaw must not bring it back. A version not installed yet is
+// also refused when any installed version is newer, so an old build cannot
+// slip in beside a newer one either. Installing the current version again
+// is no downgrade. Making an older installed version current is a separate,
+// explicit operation (rollback, set current) that does not go through this
+// check. The message names the offered, current and newer versions.
+func CheckDowngrade(name, version, current string, installed []string) error {
+	refuse := func(newer string) error {
+		return fmt.Errorf("plugin %s: %w: offered version %s is older than %s; "+
+			"only an explicit rollback or set-current makes an older version current",
+			name, ErrDowngrade, version, newer)
+	}
+	if current != "" {
+		c, err := CompareVersions(version, current)
+		if err != nil {
+			return fmt.Errorf("plugin %s: %w", name, err)
+		}
+		if c < 0 {
+			return refuse("the current version " + current)
+		}
+		if c == 0 {
+			return nil
+		}
+	}
+	if slices.Contains(installed, version) {
+		return nil
+	}
 	for _, have := range installed {
 		c, err := CompareVersions(version, have)
 		if err != nil {
 			return fmt.Errorf("plugin %s: %w", name, err)
 		}
 		if c < 0 {
-			return fmt.Errorf("plugin %s: %w: version %s is older than installed version %s", name, ErrDowngrade, version, have)
+			return refuse("installed version " + have + " (current version " + orNone(current) + ")")
 		}
 	}
 	return nil
+}
+
+func orNone(v string) string {
+	if v == "" {
+		return "none"
+	}
+	return v
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -174,25 +175,109 @@ func TestLoadPolicy(t *testing.T) {
 	}
 }
 
-func TestCheckDowngrade(t *testing.T) {
+// TestKeyNamePatterns: a key given with name patterns signs only plugins
+// whose name matches one of them, in file and bare-key form; a key without
+// patterns signs any name; malformed patterns are refused at load.
+func TestKeyNamePatterns(t *testing.T) {
+	acme, core, any := newKey(t), newKey(t), newKey(t)
+	dir := t.TempDir()
+	acmePub := filepath.Join(dir, "acme=vendor.pub") // "=" in a path still loads
+	if err := os.WriteFile(acmePub, acme.Public().Marshal(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := LoadPolicy(PolicyConfig{TrustedKeys: []string{acmePub + "=acme-*|acme_labs", core.Public().String() + "=core"}, RequireSigned: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pAny, err := LoadPolicy(PolicyConfig{TrustedKeys: []string{acmePub, any.Public().String()}, RequireSigned: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
-		version   string
-		installed []string
-		want      error
+		policy *Policy
+		key    PrivateKey
+		name   string
+		want   error
+		detail string
 	}{
-		{"1.2.0", nil, nil},
-		{"1.2.0", []string{"1.2.0"}, nil},
-		{"1.3.0", []string{"1.2.0", "1.2.5"}, nil},
-		{"1.2.0", []string{"1.1.9", "1.3.0"}, ErrDowngrade},
-		{"1.10.0", []string{"1.9.0"}, nil},
-		{"2.0.0-rc.1", []string{"2.0.0"}, ErrDowngrade},
-		{"2.0.0", []string{"2.0.0-rc.1"}, nil},
+		{p, acme, "acme-tickets", nil, ""},
+		{p, acme, "acme_labs", nil, ""},
+		{p, acme, "ticketdesk", ErrNameNotAllowed, `key ID ` + acme.ID.String() + ` may sign only plugins named acme-* or acme_labs, not "ticketdesk"`},
+		{p, acme, "acme", ErrNameNotAllowed, `not "acme"`},
+		{p, core, "core", nil, ""},
+		{p, core, "core-extra", ErrNameNotAllowed, `key ID ` + core.ID.String() + ` may sign only plugins named core`},
+		{p, any, "core", ErrUnknownKey, ""},
+		// Without patterns a key keeps signing any name.
+		{pAny, acme, "ticketdesk", nil, ""},
+		{pAny, any, "core", nil, ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.version+" over "+strings.Join(tt.installed, ","), func(t *testing.T) {
-			err := CheckDowngrade("ticketdesk", tt.version, tt.installed)
+		t.Run(tt.name+" by "+tt.key.ID.String(), func(t *testing.T) {
+			wasm := plugin(t, tt.name, "1.0.0")
+			v, err := tt.policy.Verify(wasm, mustSignPlugin(t, tt.key, wasm))
 			if !errors.Is(err, tt.want) || (err == nil) != (tt.want == nil) {
 				t.Fatalf("want %v, got %v", tt.want, err)
+			}
+			if err != nil && !strings.Contains(err.Error(), tt.detail) {
+				t.Errorf("message %q lacks %q", err, tt.detail)
+			}
+			if err == nil && (!v.Signed || v.KeyID != tt.key.ID) {
+				t.Errorf("verified %+v", v)
+			}
+		})
+	}
+	for _, bad := range []string{acmePub + "=acme-[", acmePub + "=", acmePub + "=acme-*||x"} {
+		if _, err := LoadPolicy(PolicyConfig{TrustedKeys: []string{bad}}); !errors.Is(err, path.ErrBadPattern) {
+			t.Errorf("LoadPolicy(%q): %v, want a bad pattern", bad, err)
+		}
+	}
+	if _, err := NewScopedPolicy([]TrustedKey{{Key: acme.Public(), Names: []string{"["}}}, false); !errors.Is(err, path.ErrBadPattern) {
+		t.Errorf("NewScopedPolicy with a bad pattern: %v", err)
+	}
+	// Listed twice, once without patterns, the key's scope would depend on
+	// the order: refused.
+	if _, err := LoadPolicy(PolicyConfig{TrustedKeys: []string{acmePub + "=acme-*", acmePub}}); err == nil ||
+		!strings.Contains(err.Error(), "listed more than once") {
+		t.Errorf("a key listed twice with patterns: %v", err)
+	}
+}
+
+// TestCheckDowngrade: nothing older than the current version, installed
+// or not, and nothing new older than an installed version; the message
+// names the offered and current versions.
+func TestCheckDowngrade(t *testing.T) {
+	tests := []struct {
+		version, current string
+		installed        []string
+		want             error
+		detail           string
+	}{
+		{"1.2.0", "", nil, nil, ""},
+		{"1.2.0", "1.2.0", []string{"1.2.0"}, nil, ""},
+		{"1.3.0", "1.2.5", []string{"1.2.0", "1.2.5"}, nil, ""},
+		{"1.2.0", "1.3.0", []string{"1.1.9", "1.3.0"}, ErrDowngrade, "offered version 1.2.0 is older than the current version 1.3.0"},
+		{"1.10.0", "1.9.0", []string{"1.9.0"}, nil, ""},
+		{"2.0.0-rc.1", "2.0.0", []string{"2.0.0"}, ErrDowngrade, "current version 2.0.0"},
+		{"2.0.0", "2.0.0-rc.1", []string{"2.0.0-rc.1"}, nil, ""},
+		// An older build that is still installed does not become current
+		// by being sent again.
+		{"1.0.0", "2.0.0", []string{"2.0.0", "1.0.0"}, ErrDowngrade, "offered version 1.0.0 is older than the current version 2.0.0"},
+		// After a rollback to 1.0.0, the installed 1.5.0 is newer than
+		// current: sending it again is an upgrade.
+		{"1.5.0", "1.0.0", []string{"2.0.0", "1.5.0", "1.0.0"}, nil, ""},
+		// A new build older than an installed one is refused even when it
+		// is newer than current.
+		{"1.7.0", "1.0.0", []string{"2.0.0", "1.0.0"}, ErrDowngrade, "older than installed version 2.0.0 (current version 1.0.0)"},
+		{"1.0.0", "", []string{"1.1.0"}, ErrDowngrade, "current version none"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.version+" over "+tt.current+" of "+strings.Join(tt.installed, ","), func(t *testing.T) {
+			err := CheckDowngrade("ticketdesk", tt.version, tt.current, tt.installed)
+			if !errors.Is(err, tt.want) || (err == nil) != (tt.want == nil) {
+				t.Fatalf("want %v, got %v", tt.want, err)
+			}
+			if err != nil && (!strings.Contains(err.Error(), tt.detail) || !strings.Contains(err.Error(), "plugin ticketdesk")) {
+				t.Errorf("message %q lacks %q", err, tt.detail)
 			}
 		})
 	}

@@ -55,7 +55,7 @@ func (s *Store) PutPluginBlob(ctx context.Context, sha string, data []byte) erro
 	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != sha {
 		return fmt.Errorf("plugin blob %s: data hashes to %x: %w", sha, sum, ErrCorrupt)
 	}
-	err = s.update(ctx, func(txn *badger.Txn) error { return txn.Set(blobKey(sha), data) })
+	err = s.updateSized(ctx, len(data), func(txn *badger.Txn) error { return txn.Set(blobKey(sha), data) })
 	if err != nil {
 		return fmt.Errorf("plugin blob %s: %w", sha, err)
 	}

@@ -35,6 +35,10 @@ var (
 	ErrInvalid = errors.New("invalid")
 	// ErrSchema means the directory holds a schema this binary cannot use.
 	ErrSchema = errors.New("unsupported schema version")
+	// ErrNoSpace means a write was refused because the store's filesystem
+	// is (nearly) full; reads go on, and writes succeed again once space
+	// is freed.
+	ErrNoSpace = errors.New("insufficient storage")
 )
 
 // SchemaVersion is the layout version this package writes. Bump it and
@@ -75,6 +79,12 @@ type Options struct {
 	// Tune, if set, adjusts badger's options before Open (cache and table
 	// sizes). SyncWrites and Logger are set after it and cannot be changed.
 	Tune func(badger.Options) badger.Options
+	// MinFreeBytes is the free space the store leaves on its filesystem:
+	// a write is refused with ErrNoSpace when less than this (plus the
+	// write's size, for plugin blobs) is available. 0 means
+	// (NumLevelZeroTables+2) × MemTableSize of the badger options (448 MiB
+	// by default); a negative value turns the check off.
+	MinFreeBytes int64
 
 	// noSync turns synchronous writes off; only benchmarks measuring the
 	// cost of durability set it.
@@ -83,14 +93,15 @@ type Options struct {
 
 // Store is an open database. Its methods are safe for concurrent use.
 type Store struct {
-	db   *badger.DB
-	dir  string
-	now  func() time.Time
-	log  zerolog.Logger
-	ids  idGen
-	stop chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	db      *badger.DB
+	dir     string
+	reserve int64 // Options.MinFreeBytes resolved
+	now     func() time.Time
+	log     zerolog.Logger
+	ids     idGen
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
 }
 
 const defaultGCInterval = 10 * time.Minute
@@ -120,7 +131,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store %s: open: %w", dir, err)
 	}
-	s := &Store{db: db, dir: dir, now: opts.Now, log: logger, stop: make(chan struct{})}
+	s := &Store{db: db, dir: dir, reserve: opts.MinFreeBytes, now: opts.Now, log: logger, stop: make(chan struct{})}
+	if s.reserve == 0 {
+		s.reserve = defaultReserve(bo)
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -213,7 +227,7 @@ func findMigration(regs []Migration, from int) (Migration, bool) {
 }
 
 func (s *Store) setSchema(v int) error {
-	if err := s.db.Update(func(txn *badger.Txn) error { return setJSON(txn, keySchema, v) }); err != nil {
+	if err := s.update(context.Background(), func(txn *badger.Txn) error { return setJSON(txn, keySchema, v) }); err != nil {
 		return fmt.Errorf("store %s: write schema version %d: %w", s.dir, v, err)
 	}
 	return nil
@@ -243,6 +257,12 @@ func (s *Store) gcLoop(interval time.Duration) {
 			return
 		case <-t.C:
 		}
+		// Collection rewrites live values before it frees a file: it
+		// waits until writes are allowed again.
+		if s.Writable() != nil {
+			s.log.Warn().Str("dir", s.dir).Msg("value log GC skipped: the disk is nearly full")
+			continue
+		}
 		for {
 			err := s.db.RunValueLogGC(0.5)
 			if err != nil {
@@ -262,15 +282,25 @@ func (s *Store) gcLoop(interval time.Duration) {
 
 // update runs fn in a read-write transaction, retrying when badger reports
 // a conflict with a concurrent transaction. fn must not keep state across
-// attempts.
+// attempts. A write is refused with ErrNoSpace, before it starts, while
+// the filesystem has less free space than the reserve.
 func (s *Store) update(ctx context.Context, fn func(txn *badger.Txn) error) error {
+	return s.updateSized(ctx, 0, fn)
+}
+
+// updateSized is update for a transaction known to write about n bytes
+// more than a record: the free-space check counts them.
+func (s *Store) updateSized(ctx context.Context, n int, fn func(txn *badger.Txn) error) error {
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if err := s.checkSpace(n); err != nil {
+			return err
+		}
 		err := s.db.Update(fn)
 		if !errors.Is(err, badger.ErrConflict) {
-			return err
+			return s.noSpace(err)
 		}
 		if attempt == maxRetries {
 			return fmt.Errorf("transaction kept conflicting after %d attempts: %w", maxRetries, ErrConflict)

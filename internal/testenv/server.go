@@ -39,6 +39,10 @@ type ServerOptions struct {
 	Wrap func(http.Handler) http.Handler
 	// KeyName names the bootstrap API key; "" means "test".
 	KeyName string
+	// StoreDir is the store's directory; "" means one in t.TempDir().
+	StoreDir string
+	// Store, if set, adjusts the store options before store.Open.
+	Store func(*store.Options)
 }
 
 // Server is a real connhost server on loopback: a badger store in a
@@ -67,7 +71,15 @@ func NewServer(t testing.TB, opts ServerOptions) *Server {
 	ctx := context.Background()
 	s := &Server{t: t, Logs: &LogBuffer{}}
 	log := zerolog.New(s.Logs).Level(zerolog.DebugLevel)
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db"), store.Options{GCInterval: -1, Now: opts.Now, Tune: SmallTables})
+	dir := opts.StoreDir
+	if dir == "" {
+		dir = filepath.Join(t.TempDir(), "db")
+	}
+	sto := store.Options{GCInterval: -1, Now: opts.Now, Tune: SmallTables}
+	if opts.Store != nil {
+		opts.Store(&sto)
+	}
+	st, err := store.Open(ctx, dir, sto)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,9 @@ const (
 	CodeNotReady             ErrorCode = "not ready"
 	CodeShuttingDown         ErrorCode = "shutting down"
 	CodeTimeout              ErrorCode = "timeout"
+	// CodeInsufficientStorage (507): the server's disk is (nearly) full, so
+	// the write was refused; reads still work, retry once space is freed.
+	CodeInsufficientStorage ErrorCode = "insufficient storage"
 )
 
 // ErrorCodes lists every ErrorCode, for the OpenAPI enum and for tests.
@@ -35,7 +38,7 @@ var ErrorCodes = []ErrorCode{
 	CodeInvalidRequest, CodeInvalidJSON, CodeInvalidArguments, CodeUnauthorized, CodeForbidden, CodeRateLimited, CodeUntrustedPlugin,
 	CodeNotFound, CodeMethodNotAllowed, CodeAlreadyExists, CodeConflict, CodeRequestTooLarge,
 	CodeUnsupportedMediaType, CodeCommandFailed, CodeInternal, CodeBadGateway, CodeUnavailable,
-	CodeNotReady, CodeShuttingDown, CodeTimeout,
+	CodeNotReady, CodeShuttingDown, CodeTimeout, CodeInsufficientStorage,
 }
 
 // Error is the body of every error response.

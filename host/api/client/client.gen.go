@@ -244,6 +244,7 @@ const (
 	ErrorErrorCommandFailed        ErrorError = "command failed"
 	ErrorErrorConflict             ErrorError = "conflict"
 	ErrorErrorForbidden            ErrorError = "forbidden"
+	ErrorErrorInsufficientStorage  ErrorError = "insufficient storage"
 	ErrorErrorInternalError        ErrorError = "internal error"
 	ErrorErrorInvalidArguments     ErrorError = "invalid arguments"
 	ErrorErrorInvalidJSON          ErrorError = "invalid JSON"
@@ -273,6 +274,8 @@ func (e ErrorError) Valid() bool {
 	case ErrorErrorConflict:
 		return true
 	case ErrorErrorForbidden:
+		return true
+	case ErrorErrorInsufficientStorage:
 		return true
 	case ErrorErrorInternalError:
 		return true
@@ -1655,7 +1658,7 @@ type ClientInterface interface {
 
 	// InstallPluginWithBody Install a plugin
 	//
-	// Verifies the module against the trust policy (signing.trusted_keys, signing.require_signed) and the downgrade check, compiles it, stores it and makes it the current version: every enabled instance that follows the latest gets a warm sandbox pool of it and is switched atomically (new calls go to the new version, in-flight calls finish on the old one). The signature is the detached .minisig, base64 in header X-Connhost-Signature, or the part minisig of a multipart/form-data body whose part wasm is the module. Versions are immutable: other content under an installed name and version is 409; the same file again makes that version current.
+	// Verifies the module against the trust policy (signing.trusted_keys, signing.require_signed) and the downgrade check, compiles it, stores it and makes it the current version: every enabled instance that follows the latest gets a warm sandbox pool of it and is switched atomically (new calls go to the new version, in-flight calls finish on the old one). The signature is the detached .minisig, base64 in header X-Connhost-Signature, or the part minisig of a multipart/form-data body whose part wasm is the module. Versions are immutable: other content under an installed name and version is 409. The same file again makes that version current, unless it is older than the current version: a downgrade is refused with 409 naming the offered and current versions (also for an older build still installed), and a new version older than any installed one is refused too; only rollback or PUT /plugins/{name}/current makes an older version current (docs/signing.md).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2661,7 +2664,7 @@ func (c *Client) ListPlugins(ctx context.Context, reqEditors ...RequestEditorFn)
 
 // InstallPluginWithBody Install a plugin
 //
-// Verifies the module against the trust policy (signing.trusted_keys, signing.require_signed) and the downgrade check, compiles it, stores it and makes it the current version: every enabled instance that follows the latest gets a warm sandbox pool of it and is switched atomically (new calls go to the new version, in-flight calls finish on the old one). The signature is the detached .minisig, base64 in header X-Connhost-Signature, or the part minisig of a multipart/form-data body whose part wasm is the module. Versions are immutable: other content under an installed name and version is 409; the same file again makes that version current.
+// Verifies the module against the trust policy (signing.trusted_keys, signing.require_signed) and the downgrade check, compiles it, stores it and makes it the current version: every enabled instance that follows the latest gets a warm sandbox pool of it and is switched atomically (new calls go to the new version, in-flight calls finish on the old one). The signature is the detached .minisig, base64 in header X-Connhost-Signature, or the part minisig of a multipart/form-data body whose part wasm is the module. Versions are immutable: other content under an installed name and version is 409. The same file again makes that version current, unless it is older than the current version: a downgrade is refused with 409 naming the offered and current versions (also for an older build still installed), and a new version older than any installed one is refused too; only rollback or PUT /plugins/{name}/current makes an older version current (docs/signing.md).
 //
 // Takes any type of body and a specified content type.
 //
@@ -6263,7 +6266,7 @@ type ClientWithResponsesInterface interface {
 
 	// InstallPluginWithBodyWithResponse Install a plugin
 	//
-	// Verifies the module against the trust policy (signing.trusted_keys, signing.require_signed) and the downgrade check, compiles it, stores it and makes it the current version: every enabled instance that follows the latest gets a warm sandbox pool of it and is switched atomically (new calls go to the new version, in-flight calls finish on the old one). The signature is the detached .minisig, base64 in header X-Connhost-Signature, or the part minisig of a multipart/form-data body whose part wasm is the module. Versions are immutable: other content under an installed name and version is 409; the same file again makes that version current.
+	// Verifies the module against the trust policy (signing.trusted_keys, signing.require_signed) and the downgrade check, compiles it, stores it and makes it the current version: every enabled instance that follows the latest gets a warm sandbox pool of it and is switched atomically (new calls go to the new version, in-flight calls finish on the old one). The signature is the detached .minisig, base64 in header X-Connhost-Signature, or the part minisig of a multipart/form-data body whose part wasm is the module. Versions are immutable: other content under an installed name and version is 409. The same file again makes that version current, unless it is older than the current version: a downgrade is refused with 409 naming the offered and current versions (also for an older build still installed), and a new version older than any installed one is refused too; only rollback or PUT /plugins/{name}/current makes an older version current (docs/signing.md).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6629,6 +6632,8 @@ type CreateAPIKeyResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CreateAPIKeyResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -6663,6 +6668,11 @@ func (r CreateAPIKeyResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r CreateAPIKeyResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r CreateAPIKeyResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -6719,6 +6729,8 @@ type RevokeAPIKeyResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *RevokeAPIKeyResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -6753,6 +6765,11 @@ func (r RevokeAPIKeyResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r RevokeAPIKeyResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r RevokeAPIKeyResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -6901,6 +6918,8 @@ type CreateIncidentResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CreateIncidentResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -6940,6 +6959,11 @@ func (r CreateIncidentResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r CreateIncidentResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r CreateIncidentResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -6996,6 +7020,8 @@ type DeleteIncidentResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *DeleteIncidentResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -7030,6 +7056,11 @@ func (r DeleteIncidentResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r DeleteIncidentResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r DeleteIncidentResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -7187,6 +7218,8 @@ type UpdateIncidentResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *UpdateIncidentResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -7231,6 +7264,11 @@ func (r UpdateIncidentResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r UpdateIncidentResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r UpdateIncidentResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -7291,6 +7329,8 @@ type CloseIncidentResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CloseIncidentResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -7335,6 +7375,11 @@ func (r CloseIncidentResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r CloseIncidentResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r CloseIncidentResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -7492,6 +7537,8 @@ type AddEntryResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *AddEntryResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -7536,6 +7583,11 @@ func (r AddEntryResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r AddEntryResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r AddEntryResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -7691,6 +7743,8 @@ type IncidentMirrorDebugResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *IncidentMirrorDebugResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -7730,6 +7784,11 @@ func (r IncidentMirrorDebugResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r IncidentMirrorDebugResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r IncidentMirrorDebugResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -7790,6 +7849,8 @@ type ReopenIncidentResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ReopenIncidentResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -7834,6 +7895,11 @@ func (r ReopenIncidentResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r ReopenIncidentResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r ReopenIncidentResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -7984,6 +8050,8 @@ type CreateInstanceResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CreateInstanceResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -8028,6 +8096,11 @@ func (r CreateInstanceResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r CreateInstanceResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r CreateInstanceResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -8084,6 +8157,8 @@ type DeleteInstanceResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *DeleteInstanceResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -8118,6 +8193,11 @@ func (r DeleteInstanceResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r DeleteInstanceResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r DeleteInstanceResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -8275,6 +8355,8 @@ type UpdateInstanceResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *UpdateInstanceResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -8319,6 +8401,11 @@ func (r UpdateInstanceResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r UpdateInstanceResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r UpdateInstanceResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -8478,6 +8565,8 @@ type PutContextResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *PutContextResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -8527,6 +8616,11 @@ func (r PutContextResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r PutContextResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r PutContextResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -8585,6 +8679,8 @@ type DisableInstanceResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *DisableInstanceResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -8624,6 +8720,11 @@ func (r DisableInstanceResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r DisableInstanceResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r DisableInstanceResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -8682,6 +8783,8 @@ type EnableInstanceResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *EnableInstanceResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -8721,6 +8824,11 @@ func (r EnableInstanceResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r EnableInstanceResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r EnableInstanceResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -8789,6 +8897,8 @@ type ExecuteResponse struct {
 	JSON503 *Error
 	// JSON504 the response for an HTTP 504 `application/json` response
 	JSON504 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ExecuteResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -8855,6 +8965,11 @@ func (r ExecuteResponse) GetJSON504() *Error {
 	return r.JSON504
 }
 
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r ExecuteResponse) GetJSON507() *Error {
+	return r.JSON507
+}
+
 // GetBody returns the raw response body bytes
 func (r ExecuteResponse) GetBody() []byte {
 	return r.Body
@@ -8919,6 +9034,8 @@ type FetchResponse struct {
 	JSON503 *Error
 	// JSON504 the response for an HTTP 504 `application/json` response
 	JSON504 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *FetchResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -8978,6 +9095,11 @@ func (r FetchResponse) GetJSON503() *Error {
 // GetJSON504 returns the response for an HTTP 504 `application/json` response
 func (r FetchResponse) GetJSON504() *Error {
 	return r.JSON504
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r FetchResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -9232,6 +9354,8 @@ type MirrorPurgeResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *MirrorPurgeResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -9276,6 +9400,11 @@ func (r MirrorPurgeResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r MirrorPurgeResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r MirrorPurgeResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -9338,6 +9467,8 @@ type MirrorPushResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *MirrorPushResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -9387,6 +9518,11 @@ func (r MirrorPushResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r MirrorPushResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r MirrorPushResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -9544,6 +9680,8 @@ type MirrorRunResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *MirrorRunResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -9588,6 +9726,11 @@ func (r MirrorRunResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r MirrorRunResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r MirrorRunResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -9881,6 +10024,8 @@ type TestInstanceResponse struct {
 	JSON503 *Error
 	// JSON504 the response for an HTTP 504 `application/json` response
 	JSON504 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *TestInstanceResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -9935,6 +10080,11 @@ func (r TestInstanceResponse) GetJSON503() *Error {
 // GetJSON504 returns the response for an HTTP 504 `application/json` response
 func (r TestInstanceResponse) GetJSON504() *Error {
 	return r.JSON504
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r TestInstanceResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -9995,6 +10145,8 @@ type PinInstanceResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *PinInstanceResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -10039,6 +10191,11 @@ func (r PinInstanceResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r PinInstanceResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r PinInstanceResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -10255,6 +10412,8 @@ type InstallPluginResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *InstallPluginResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -10309,6 +10468,11 @@ func (r InstallPluginResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r InstallPluginResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r InstallPluginResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -10367,6 +10531,8 @@ type DeletePluginResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *DeletePluginResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -10406,6 +10572,11 @@ func (r DeletePluginResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r DeletePluginResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r DeletePluginResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -10563,6 +10734,8 @@ type SetCurrentPluginResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *SetCurrentPluginResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -10607,6 +10780,11 @@ func (r SetCurrentPluginResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r SetCurrentPluginResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r SetCurrentPluginResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -10667,6 +10845,8 @@ type RollbackPluginResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *RollbackPluginResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -10711,6 +10891,11 @@ func (r RollbackPluginResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r RollbackPluginResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r RollbackPluginResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -10859,6 +11044,8 @@ type CreateUserResponse struct {
 	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// JSON507 the response for an HTTP 507 `application/json` response
+	JSON507 *Error
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CreateUserResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -10898,6 +11085,11 @@ func (r CreateUserResponse) GetJSON429() *Error {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r CreateUserResponse) GetJSON503() *Error {
 	return r.JSON503
+}
+
+// GetJSON507 returns the response for an HTTP 507 `application/json` response
+func (r CreateUserResponse) GetJSON507() *Error {
+	return r.JSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -13282,7 +13474,7 @@ func (c *ClientWithResponses) ListPluginsWithResponse(ctx context.Context, reqEd
 
 // InstallPluginWithBodyWithResponse Install a plugin
 //
-// Verifies the module against the trust policy (signing.trusted_keys, signing.require_signed) and the downgrade check, compiles it, stores it and makes it the current version: every enabled instance that follows the latest gets a warm sandbox pool of it and is switched atomically (new calls go to the new version, in-flight calls finish on the old one). The signature is the detached .minisig, base64 in header X-Connhost-Signature, or the part minisig of a multipart/form-data body whose part wasm is the module. Versions are immutable: other content under an installed name and version is 409; the same file again makes that version current.
+// Verifies the module against the trust policy (signing.trusted_keys, signing.require_signed) and the downgrade check, compiles it, stores it and makes it the current version: every enabled instance that follows the latest gets a warm sandbox pool of it and is switched atomically (new calls go to the new version, in-flight calls finish on the old one). The signature is the detached .minisig, base64 in header X-Connhost-Signature, or the part minisig of a multipart/form-data body whose part wasm is the module. Versions are immutable: other content under an installed name and version is 409. The same file again makes that version current, unless it is older than the current version: a downgrade is refused with 409 naming the offered and current versions (also for an older build still installed), and a new version older than any installed one is refused too; only rollback or PUT /plugins/{name}/current makes an older version current (docs/signing.md).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13852,6 +14044,13 @@ func ParseCreateAPIKeyResponse(rsp *http.Response) (*CreateAPIKeyResponse, error
 		}
 		response.JSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	switch {
@@ -13938,6 +14137,13 @@ func ParseRevokeAPIKeyResponse(rsp *http.Response) (*RevokeAPIKeyResponse, error
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -14114,6 +14320,13 @@ func ParseCreateIncidentResponse(rsp *http.Response) (*CreateIncidentResponse, e
 		}
 		response.JSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	switch {
@@ -14200,6 +14413,13 @@ func ParseDeleteIncidentResponse(rsp *http.Response) (*DeleteIncidentResponse, e
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -14390,6 +14610,13 @@ func ParseUpdateIncidentResponse(rsp *http.Response) (*UpdateIncidentResponse, e
 		}
 		response.JSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	switch {
@@ -14487,6 +14714,13 @@ func ParseCloseIncidentResponse(rsp *http.Response) (*CloseIncidentResponse, err
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -14677,6 +14911,13 @@ func ParseAddEntryResponse(rsp *http.Response) (*AddEntryResponse, error) {
 		}
 		response.JSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	switch {
@@ -14859,6 +15100,13 @@ func ParseIncidentMirrorDebugResponse(rsp *http.Response) (*IncidentMirrorDebugR
 		}
 		response.JSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	switch {
@@ -14956,6 +15204,13 @@ func ParseReopenIncidentResponse(rsp *http.Response) (*ReopenIncidentResponse, e
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -15139,6 +15394,13 @@ func ParseCreateInstanceResponse(rsp *http.Response) (*CreateInstanceResponse, e
 		}
 		response.JSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	switch {
@@ -15225,6 +15487,13 @@ func ParseDeleteInstanceResponse(rsp *http.Response) (*DeleteInstanceResponse, e
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -15414,6 +15683,13 @@ func ParseUpdateInstanceResponse(rsp *http.Response) (*UpdateInstanceResponse, e
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -15611,6 +15887,13 @@ func ParsePutContextResponse(rsp *http.Response) (*PutContextResponse, error) {
 		}
 		response.JSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	switch {
@@ -15702,6 +15985,13 @@ func ParseDisableInstanceResponse(rsp *http.Response) (*DisableInstanceResponse,
 		}
 		response.JSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	switch {
@@ -15792,6 +16082,13 @@ func ParseEnableInstanceResponse(rsp *http.Response) (*EnableInstanceResponse, e
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -15919,6 +16216,13 @@ func ParseExecuteResponse(rsp *http.Response) (*ExecuteResponse, error) {
 		}
 		response.JSON504 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	switch {
@@ -16037,6 +16341,13 @@ func ParseFetchResponse(rsp *http.Response) (*FetchResponse, error) {
 			return nil, err
 		}
 		response.JSON504 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -16318,6 +16629,13 @@ func ParseMirrorPurgeResponse(rsp *http.Response) (*MirrorPurgeResponse, error) 
 		}
 		response.JSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	switch {
@@ -16422,6 +16740,13 @@ func ParseMirrorPushResponse(rsp *http.Response) (*MirrorPushResponse, error) {
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -16611,6 +16936,13 @@ func ParseMirrorRunResponse(rsp *http.Response) (*MirrorRunResponse, error) {
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -16941,6 +17273,13 @@ func ParseTestInstanceResponse(rsp *http.Response) (*TestInstanceResponse, error
 		}
 		response.JSON504 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	switch {
@@ -17038,6 +17377,13 @@ func ParsePinInstanceResponse(rsp *http.Response) (*PinInstanceResponse, error) 
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -17288,6 +17634,13 @@ func ParseInstallPluginResponse(rsp *http.Response) (*InstallPluginResponse, err
 		}
 		response.JSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	switch {
@@ -17381,6 +17734,13 @@ func ParseDeletePluginResponse(rsp *http.Response) (*DeletePluginResponse, error
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -17571,6 +17931,13 @@ func ParseSetCurrentPluginResponse(rsp *http.Response) (*SetCurrentPluginRespons
 		}
 		response.JSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
+
 	}
 
 	switch {
@@ -17668,6 +18035,13 @@ func ParseRollbackPluginResponse(rsp *http.Response) (*RollbackPluginResponse, e
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
@@ -17843,6 +18217,13 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON507 = &dest
 
 	}
 
