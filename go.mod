@@ -3,6 +3,8 @@ module github.com/connhost/connhost
 go 1.26.0
 
 require (
+	github.com/connhost/connhost/abi v0.0.0-00010101000000-000000000000
+	github.com/connhost/connhost/sdk-guest v0.0.0-00010101000000-000000000000
 	github.com/dgraph-io/badger/v4 v4.9.6
 	github.com/elimity-com/scim v0.0.0-20260728105928-2641426a1539
 	github.com/fsnotify/fsnotify v1.9.0
@@ -79,3 +81,10 @@ require (
 )
 
 tool github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
+
+// The ABI and the guest SDK are modules of their own, so that a connector
+// author's go.sum lists nothing of the server's (RATIONALE.md).
+replace (
+	github.com/connhost/connhost/abi => ./abi
+	github.com/connhost/connhost/sdk-guest => ./sdk-guest
+)

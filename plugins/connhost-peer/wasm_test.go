@@ -8,7 +8,7 @@ import (
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/internal/service"
 	"github.com/connhost/connhost/internal/testenv"
-	"github.com/connhost/connhost/sdk-guest/sdktest/wasmrun"
+	"github.com/connhost/connhost/host/wasmrun"
 )
 
 // TestWasmAgainstServer runs the built module against a real peer server:
