@@ -73,6 +73,7 @@ func commands() *command {
 			verifyCommand(),
 		}},
 		bundleCommand(),
+		initCommand(),
 		runCommand(),
 		serveCommand(),
 		apikeyCommand(),
