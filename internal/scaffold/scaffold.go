@@ -252,4 +252,3 @@ func prefix(name string) string {
 	}
 	return p
 }
-
