@@ -66,6 +66,7 @@ func commands() *command {
 		{name: "plugin", summary: "build, examine and install plugin files", sub: []*command{
 			packCommand(),
 			inspectCommand(),
+			validateCommand(),
 			installCommand(),
 			rollbackCommand(),
 			keygenCommand(),
