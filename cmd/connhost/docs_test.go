@@ -51,7 +51,7 @@ func TestDocCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 		rel, _ := filepath.Rel(root, path)
-		c.project = ""
+		c.project, c.vars = "", nil
 		for _, blk := range fencedBlocks(string(b)) {
 			var errs []error
 			switch blk.lang {
@@ -218,7 +218,8 @@ func fencedBlocks(md string) []block {
 
 type docChecker struct {
 	root    string
-	project string // after a `cd` in the document: a project `connhost init` made, whose Makefile make runs
+	project string            // after a `cd` in the document: a project `connhost init` made, whose Makefile make runs
+	vars    map[string]string // shell variables set so far in the document
 	t       *testing.T
 	api     map[string]map[string]any // OpenAPI paths → methods
 	checked map[string]int
@@ -246,7 +247,10 @@ func (c *docChecker) shell(src, doc string) []error {
 	if err != nil {
 		return []error{err}
 	}
-	vars := map[string]string{}
+	if c.vars == nil {
+		c.vars = map[string]string{}
+	}
+	vars := c.vars
 	var errs []error
 	syntax.Walk(f, func(n syntax.Node) bool {
 		call, ok := n.(*syntax.CallExpr)
