@@ -1,5 +1,7 @@
 # connhost build. `make run` builds everything and runs a plugin locally;
-# `make test` is what CI runs (.ci/run).
+# `make test` is what CI runs (.ci/run). Go and make are all a Debian
+# machine needs: targets that need more (wat2wasm, gcc, minisign) install
+# what is missing through .ci/deps, with apt-get.
 
 SHELL    := /bin/bash
 GO       ?= go
@@ -31,6 +33,7 @@ build:
 # Each plugin: <name>.wat → wat2wasm, else a Go main package → wasip1
 # c-shared (a WASI reactor); then `connhost plugin pack` embeds the manifest.
 plugins: build
+	@$(if $(wildcard plugins/*/*.wat),.ci/deps wat2wasm)
 	@mkdir -p $(BIN)/plugins/raw
 	@set -e; for n in $(PLUGIN_NAMES); do \
 		d=plugins/$$n; raw=$(BIN)/plugins/raw/$$n.wasm; \
@@ -45,9 +48,16 @@ plugins: build
 		$(CONNHOST) plugin pack --manifest $$d/manifest.json -o $(BIN)/plugins/$$n.wasm $$raw; \
 	done
 
+# The ABI and the guest SDK are modules of their own (RATIONALE.md), which
+# `go test ./...` at the root does not enter.
+SUB_MODULES := abi sdk-guest
+
 test: build plugins
+	@.ci/deps minisign
 	$(GO) test ./...
-	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk-guest/... $(GO_PLUGIN_PKGS)
+	@set -e; for m in $(SUB_MODULES); do (set -x; cd $$m && $(GO) test ./...); done
+	cd sdk-guest && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet $(GO_PLUGIN_PKGS)
 	@$(MAKE) --no-print-directory test-race
 
 # The packages that run goroutines against shared state, under the race
@@ -56,6 +66,7 @@ test: build plugins
 # testing.Short().
 RACE_PKGS := ./host ./internal/mirror ./internal/supervisor ./internal/service ./internal/store
 test-race:
+	@.ci/deps gcc
 	CGO_ENABLED=1 $(GO) test -race -short $(RACE_PKGS)
 
 bench:
@@ -100,7 +111,9 @@ run-local: plugins
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk-guest/... $(GO_PLUGIN_PKGS)
+	@set -e; for m in $(SUB_MODULES); do (set -x; cd $$m && $(GO) vet ./...); done
+	cd sdk-guest && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet $(GO_PLUGIN_PKGS)
 
 clean:
 	rm -rf $(BIN)

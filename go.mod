@@ -3,6 +3,8 @@ module github.com/connhost/connhost
 go 1.26.0
 
 require (
+	github.com/connhost/connhost/abi v0.0.0-00010101000000-000000000000
+	github.com/connhost/connhost/sdk-guest v0.0.0-00010101000000-000000000000
 	github.com/dgraph-io/badger/v4 v4.9.6
 	github.com/elimity-com/scim v0.0.0-20260728105928-2641426a1539
 	github.com/fsnotify/fsnotify v1.9.0
@@ -26,6 +28,7 @@ require (
 	golang.org/x/mod v0.41.0
 	golang.org/x/sys v0.48.0
 	golang.org/x/time v0.15.0
+	golang.org/x/tools v0.49.0
 	mvdan.cc/sh/v3 v3.14.1
 )
 
@@ -75,9 +78,15 @@ require (
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sync v0.23.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
-	golang.org/x/tools v0.49.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 
 tool github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
+
+// The ABI and the guest SDK are modules of their own, so that a connector
+// author's go.sum lists nothing of the server's (RATIONALE.md).
+replace (
+	github.com/connhost/connhost/abi => ./abi
+	github.com/connhost/connhost/sdk-guest => ./sdk-guest
+)

@@ -24,6 +24,7 @@ import (
 
 	"mvdan.cc/sh/v3/syntax"
 
+	"github.com/connhost/connhost/internal/scaffold"
 	"github.com/connhost/connhost/internal/testenv/wasmbuild"
 )
 
@@ -51,6 +52,7 @@ func TestDocCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 		rel, _ := filepath.Rel(root, path)
+		c.project, c.vars = "", nil
 		for _, blk := range fencedBlocks(string(b)) {
 			var errs []error
 			switch blk.lang {
@@ -157,7 +159,11 @@ func TestDocChecker(t *testing.T) {
 		{"go test benchmark not reported", "go test ./internal/api -run '^$' -bench .", false, "BenchmarkInstallToFirstCall, which the document does not report"},
 		{"make", "make test", false, ""},
 		{"make unknown target", "make tset", false, "make tset"},
+		{"make in an init project", "cd demo && make pack sign validate", false, ""},
+		{"make in an init project, unknown target", "cd demo\nmake publish", false, "make publish"},
+		{"make in the repository, project target", "make sign", false, "make sign"},
 		{"curl", `API=http://127.0.0.1:8080/api/v1; curl -H "$H" $API/instances/td/execute -d '{}'`, false, ""},
+		{"curl form", `curl -H "$H" -F wasm=@x.wasm -F minisig=@x.wasm.minisig http://127.0.0.1:8080/api/v1/plugins`, false, ""},
 		{"curl GET", `curl "$URL/api/v1/incidents?status=active"; curl http://127.0.0.1:8080/readyz`, false, ""},
 		{"curl unknown endpoint", `curl -X POST "$URL/api/v1/instances/td/frobnicate"`, false, "POST /api/v1/instances/td/frobnicate: no such endpoint"},
 		{"curl wrong method", `curl -X DELETE "$URL/api/v1/users/u1"`, false, "DELETE /api/v1/users/u1: no such endpoint"},
@@ -216,6 +222,9 @@ func fencedBlocks(md string) []block {
 
 type docChecker struct {
 	root    string
+	project string            // after a `cd` in the document: a project `connhost init` made, whose Makefile make runs
+	vars    map[string]string // shell variables set so far in the document
+	t       *testing.T
 	api     map[string]map[string]any // OpenAPI paths → methods
 	checked map[string]int
 	make    map[string]error // memoised `make -n TARGET`
@@ -233,7 +242,7 @@ func newDocChecker(t *testing.T, root string) *docChecker {
 	if err := json.Unmarshal(b, &spec); err != nil || len(spec.Paths) == 0 {
 		t.Fatalf("openapi.json: %v", err)
 	}
-	return &docChecker{root: root, api: spec.Paths, checked: map[string]int{}, make: map[string]error{}}
+	return &docChecker{root: root, t: t, api: spec.Paths, checked: map[string]int{}, make: map[string]error{}}
 }
 
 // shell checks the commands of a shell block; doc is the whole document.
@@ -242,7 +251,10 @@ func (c *docChecker) shell(src, doc string) []error {
 	if err != nil {
 		return []error{err}
 	}
-	vars := map[string]string{}
+	if c.vars == nil {
+		c.vars = map[string]string{}
+	}
+	vars := c.vars
 	var errs []error
 	syntax.Walk(f, func(n syntax.Node) bool {
 		call, ok := n.(*syntax.CallExpr)
@@ -263,6 +275,8 @@ func (c *docChecker) shell(src, doc string) []error {
 		}
 		var err error
 		switch {
+		case args[0] == "cd" && c.project == "":
+			c.project = c.initProject()
 		case filepath.Base(args[0]) == "connhost":
 			c.checked["connhost"]++
 			err = c.connhost(args[1:])
@@ -596,19 +610,23 @@ func (c *docChecker) testFuncs(pattern string) (tests, benchmarks []string, err 
 // makeTargets checks each target with make -n, which fails on an unknown
 // target without running anything.
 func (c *docChecker) makeTargets(args []string) error {
+	dir := c.root
+	if c.project != "" {
+		dir = c.project
+	}
 	for _, target := range args {
 		if strings.HasPrefix(target, "-") || strings.Contains(target, "=") {
 			continue
 		}
-		err, ok := c.make[target]
+		err, ok := c.make[dir+" "+target]
 		if !ok {
 			cmd := exec.Command("make", "-n", target)
-			cmd.Dir = c.root
+			cmd.Dir = dir
 			out, runErr := cmd.CombinedOutput()
 			if runErr != nil {
 				err = fmt.Errorf("make %s: %v: %s", target, runErr, bytes.TrimSpace(out))
 			}
-			c.make[target] = err
+			c.make[dir+" "+target] = err
 		}
 		if err != nil {
 			return err
@@ -617,9 +635,20 @@ func (c *docChecker) makeTargets(args []string) error {
 	return nil
 }
 
+// initProject is where a document that changes directory works: a Go
+// project as `connhost init` writes it, so that make targets are checked
+// against its Makefile (docs/authoring.md).
+func (c *docChecker) initProject() string {
+	dir := filepath.Join(c.t.TempDir(), "project")
+	if _, err := scaffold.Create(dir, scaffold.Options{Name: "demo"}); err != nil {
+		c.t.Fatal(err)
+	}
+	return dir
+}
+
 // curlValueFlags are the curl options the docs use that take a value.
 var curlValueFlags = map[string]bool{"-H": true, "--header": true, "-d": true, "--data": true, "--data-binary": true,
-	"--data-raw": true, "-X": true, "--request": true, "-o": true, "--output": true, "-u": true, "--user": true}
+	"--data-raw": true, "-F": true, "--form": true, "-X": true, "--request": true, "-o": true, "--output": true, "-u": true, "--user": true}
 
 // curl checks the request's method and path against the OpenAPI document.
 func (c *docChecker) curl(args []string) error {
@@ -634,7 +663,7 @@ func (c *docChecker) curl(args []string) error {
 			if i < len(args) && (a == "-X" || a == "--request") {
 				method = args[i]
 			}
-			hasData = hasData || strings.HasPrefix(a, "-d") || strings.HasPrefix(a, "--data")
+			hasData = hasData || strings.HasPrefix(a, "-d") || strings.HasPrefix(a, "--data") || a == "-F" || a == "--form"
 		case strings.HasPrefix(a, "-"):
 		default:
 			urls = append(urls, a)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -47,24 +48,42 @@ var serverCommands = map[string]bool{
 }
 
 // checkCommand verifies that the plugin serves command and that args fit a
-// declared command's arguments.
-func checkCommand(m *abi.Manifest, command string, args map[string]any) error {
+// declared command's arguments, as the local runner does: no undeclared
+// argument, every required one present and not empty, a string value of an
+// argument with options one of them. It returns args with the declared
+// defaults filled in for arguments absent, null or empty; other values pass
+// as given.
+func checkCommand(m *abi.Manifest, command string, args map[string]any) (map[string]any, error) {
 	if serverCommands[command] {
-		return fmt.Errorf("%w: command %q is run by the server, not on request", ErrInvalid, command)
+		return nil, fmt.Errorf("%w: command %q is run by the server, not on request", ErrInvalid, command)
 	}
 	if !m.Supports(command) {
-		return fmt.Errorf("%w: plugin %s does not support command %q", ErrInvalid, m.Name, command)
+		return nil, fmt.Errorf("%w: plugin %s does not support command %q", ErrInvalid, m.Name, command)
 	}
 	c, declared := m.Command(command)
 	if !declared {
-		return nil
+		return args, nil
 	}
 	var errs []error
 	known := map[string]bool{}
+	out := make(map[string]any, len(args)+len(c.Arguments))
+	for k, v := range args {
+		out[k] = v
+	}
 	for _, a := range c.Arguments {
 		known[a.Name] = true
-		if v, ok := args[a.Name]; a.Required && (!ok || v == nil || v == "") {
-			errs = append(errs, fmt.Errorf("argument %q is required", a.Name))
+		v, ok := args[a.Name]
+		if !ok || v == nil || v == "" {
+			switch {
+			case a.Default != "":
+				out[a.Name] = a.Default
+			case a.Required:
+				errs = append(errs, fmt.Errorf("argument %q is required", a.Name))
+			}
+			continue
+		}
+		if s, isString := v.(string); isString && len(a.Options) > 0 && !slices.Contains(a.Options, s) {
+			errs = append(errs, fmt.Errorf("argument %q: %q is not one of %s", a.Name, s, strings.Join(a.Options, ", ")))
 		}
 	}
 	var unknown []string
@@ -78,9 +97,9 @@ func checkCommand(m *abi.Manifest, command string, args map[string]any) error {
 		errs = append(errs, fmt.Errorf("argument %q is not declared by command %q", k, command))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidArguments, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidArguments, err)
 	}
-	return nil
+	return out, nil
 }
 
 // Execute runs a command on an enabled instance. A disabled instance is
@@ -109,7 +128,8 @@ func (cs *Commands) Execute(ctx context.Context, instance string, req ExecuteReq
 	if !serverCommands[req.Command] && li.plugin.Manifest.Supports(req.Command) {
 		obsInstance, obsCommand = instance, req.Command
 	}
-	if err := checkCommand(li.plugin.Manifest, req.Command, req.Args); err != nil {
+	args, err := checkCommand(li.plugin.Manifest, req.Command, req.Args)
+	if err != nil {
 		return ExecuteResult{}, fmt.Errorf("instance %q: %w", instance, err)
 	}
 	if req.IncidentID != "" {
@@ -125,7 +145,6 @@ func (cs *Commands) Execute(ctx context.Context, instance string, req ExecuteReq
 		raw, err := json.Marshal(sum)
 		return ExecuteResult{Result: raw}, err
 	}
-	args := req.Args
 	if args == nil {
 		args = map[string]any{}
 	}
@@ -218,7 +237,7 @@ func (cs *Commands) Fetch(ctx context.Context, name string) (_ FetchSummary, err
 		return FetchSummary{}, err
 	}
 	defer release()
-	if err := checkCommand(li.plugin.Manifest, abi.CommandFetchIncidents, nil); err != nil {
+	if _, err := checkCommand(li.plugin.Manifest, abi.CommandFetchIncidents, nil); err != nil {
 		return FetchSummary{}, fmt.Errorf("instance %q: %w", name, err)
 	}
 	sum, err := cs.fetch(ctx, li)

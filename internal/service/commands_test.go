@@ -10,18 +10,35 @@ import (
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/internal/service"
 	"github.com/connhost/connhost/internal/store"
+	"github.com/connhost/connhost/internal/testenv/wasmbuild"
 )
 
-// commandsEnv has probe instances "p" (enabled) and "off" (disabled), and
-// goecho instance "e" (enabled, no fetch).
+// commandsEnv has probe instances "p" (enabled) and "off" (disabled),
+// goecho instance "e" (enabled, no fetch), and "a" (enabled), whose plugin
+// declares arguments with options and a default.
 func commandsEnv(t *testing.T) *env {
 	e := newEnv(t)
 	e.install(probe(t, "1.0.0"))
 	e.install(echo(t, "1.0.0"))
+	e.install(probeArgs(t))
 	e.instance(service.InstanceInput{Name: "p", Plugin: "probe", Enabled: ptr(true)})
 	e.instance(service.InstanceInput{Name: "off", Plugin: "probe"})
 	e.instance(service.InstanceInput{Name: "e", Plugin: "goecho", Enabled: ptr(true)})
+	e.instance(service.InstanceInput{Name: "a", Plugin: "probe-args", Enabled: ptr(true)})
 	return e
+}
+
+// probeArgs is the probe guest under a manifest whose echo declares an
+// argument with options and one with a default.
+func probeArgs(t testing.TB) []byte {
+	t.Helper()
+	m := abi.Manifest{Name: "probe-args", Version: "1.0.0", ABIVersion: abi.Version,
+		Params: []abi.Param{paramURL, paramAPIKey},
+		Commands: []abi.Command{{Name: "echo", Arguments: []abi.Argument{
+			{Name: "msg"}, {Name: "tone", Options: []string{"calm", "loud"}}, {Name: "lang", Default: "en"},
+		}}},
+	}
+	return guest(t, "probe-args@1.0.0", wasmbuild.Source{Path: "host/testdata/guests/probe", Manifest: &m})
 }
 
 // TestCommandsExecute: the server refuses what it can tell is wrong
@@ -45,6 +62,10 @@ func TestCommandsExecute(t *testing.T) {
 		{"undeclared argument", "p", service.ExecuteRequest{Command: "echo", Args: map[string]any{"bogus": 1}}, service.ErrInvalidArguments, "", ""},
 		{"unknown incident", "p", service.ExecuteRequest{Command: "echo", IncidentID: "nosuch"}, service.ErrNotFound, "", ""},
 		{"ok", "p", service.ExecuteRequest{Command: "echo", Args: map[string]any{"msg": "hi"}}, nil, "", `{"msg":"hi"}`},
+		{"default filled in", "a", service.ExecuteRequest{Command: "echo", Args: map[string]any{"msg": "hi"}}, nil, "", `{"lang":"en","msg":"hi"}`},
+		{"empty argument takes its default", "a", service.ExecuteRequest{Command: "echo", Args: map[string]any{"lang": ""}}, nil, "", `{"lang":"en"}`},
+		{"argument one of its options", "a", service.ExecuteRequest{Command: "echo", Args: map[string]any{"tone": "loud", "lang": "fr"}}, nil, "", `{"lang":"fr","tone":"loud"}`},
+		{"argument not one of its options", "a", service.ExecuteRequest{Command: "echo", Args: map[string]any{"tone": "shouty"}}, service.ErrInvalidArguments, "", ""},
 		{"plugin failure", "p", service.ExecuteRequest{Command: "fail", Args: map[string]any{"msg": "boom"}}, nil, abi.KindFailed, ""},
 		{"undeclared command of a plugin without declarations", "e", service.ExecuteRequest{Command: "nosuch"}, service.ErrInvalid, "", ""},
 	} {

@@ -6,9 +6,9 @@ import (
 	"testing"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/host/wasmrun"
 	"github.com/connhost/connhost/internal/service"
 	"github.com/connhost/connhost/internal/testenv"
-	"github.com/connhost/connhost/sdk-guest/sdktest/wasmrun"
 )
 
 // TestWasmAgainstServer runs the built module against a real peer server:

@@ -6,9 +6,9 @@ import (
 	"testing"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/host/wasmrun"
 	"github.com/connhost/connhost/internal/testenv"
 	"github.com/connhost/connhost/sdk-guest/sdktest"
-	"github.com/connhost/connhost/sdk-guest/sdktest/wasmrun"
 )
 
 // hosts returns the connector run natively and as the built wasm module.

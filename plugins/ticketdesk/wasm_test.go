@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/host/wasmrun"
 	"github.com/connhost/connhost/internal/testenv"
 	"github.com/connhost/connhost/plugins/ticketdesk/tdserver"
-	"github.com/connhost/connhost/sdk-guest/sdktest/wasmrun"
 )
 
 // TestWasmAgainstServer runs the built module: the SDK's exports, the

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/host/wasmrun"
 	"github.com/connhost/connhost/internal/testenv"
-	"github.com/connhost/connhost/sdk-guest/sdktest/wasmrun"
 )
 
 func TestEcho(t *testing.T) {

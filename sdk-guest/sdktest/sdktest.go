@@ -11,7 +11,9 @@
 // and codec as the wasm exports, and errors come back as the host would see
 // them: an *abi.Error, after the XSOAR sentinel rule.
 //
-// The same Host also serves a real .wasm build: see package wasmrun.
+// The same Host also serves a real .wasm build: see package
+// github.com/connhost/connhost/host/wasmrun, in the server's module
+// because it needs wazero.
 package sdktest
 
 import (

@@ -1,11 +1,14 @@
-// Package schema generates the JSON Schemas (draft 2020-12) of the ABI v1
+// Package abischema generates the JSON Schemas (draft 2020-12) of the ABI v1
 // manifest and wire types from the Go types of package abi, and checks JSON
-// documents against them. The generated files live in this directory; run
-// `go generate ./abi/schema` after changing a type in abi, and
-// abi/schema_test.go fails while they are stale.
-package schema
+// documents against them. The generated files live in abi/schema/, beside
+// the package they describe; run `go generate ./internal/abischema` after
+// changing a type in abi, and schema_test.go fails while they are stale.
+// The generator lives in the server's module, not in abi's, because it
+// needs invopop/jsonschema and abi depends on nothing but the standard
+// library.
+package abischema
 
-//go:generate go run ./internal/gen -abi .. -out .
+//go:generate go run ./gen -abi ../../abi -out ../../abi/schema
 
 import (
 	"bytes"

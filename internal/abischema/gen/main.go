@@ -1,5 +1,5 @@
 // Command gen writes the JSON Schemas of package abi into a directory
-// (run through `go generate ./abi/schema`).
+// (run through `go generate ./internal/abischema`).
 package main
 
 import (
@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/connhost/connhost/abi/schema"
+	schema "github.com/connhost/connhost/internal/abischema"
 )
 
 func main() {

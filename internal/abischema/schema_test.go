@@ -1,4 +1,4 @@
-package abi_test
+package abischema_test
 
 import (
 	"bytes"
@@ -9,18 +9,18 @@ import (
 	"testing"
 
 	"github.com/connhost/connhost/abi"
-	"github.com/connhost/connhost/abi/schema"
+	schema "github.com/connhost/connhost/internal/abischema"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // TestSchemasUpToDate fails when the checked-in schemas differ from what the
 // Go types generate, so they cannot drift from the contract.
 func TestSchemasUpToDate(t *testing.T) {
-	fresh, err := schema.Generate(".")
+	fresh, err := schema.Generate("../../abi")
 	if err != nil {
 		t.Fatal(err)
 	}
-	onDisk, err := filepath.Glob("schema/*.schema.json")
+	onDisk, err := filepath.Glob("../../abi/schema/*.schema.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,20 +30,20 @@ func TestSchemasUpToDate(t *testing.T) {
 		}
 	}
 	for name, want := range fresh {
-		got, err := os.ReadFile(filepath.Join("schema", name))
+		got, err := os.ReadFile(filepath.Join("../../abi/schema", name))
 		if err != nil {
-			t.Errorf("%s: %v (run go generate ./abi/schema)", name, err)
+			t.Errorf("%s: %v (run go generate ./internal/abischema)", name, err)
 			continue
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("schema/%s is stale: run go generate ./abi/schema", name)
+			t.Errorf("schema/%s is stale: run go generate ./internal/abischema", name)
 		}
 	}
 }
 
 func compile(t *testing.T, file string) *jsonschema.Schema {
 	t.Helper()
-	f, err := os.Open(filepath.Join("schema", file))
+	f, err := os.Open(filepath.Join("../../abi/schema", file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestAllSchemasCompile(t *testing.T) {
 // the manifest schema and against Manifest.Validate.
 func TestPluginManifestsValidate(t *testing.T) {
 	s := compile(t, "manifest.schema.json")
-	paths, err := filepath.Glob("../plugins/*/manifest.json")
+	paths, err := filepath.Glob("../../plugins/*/manifest.json")
 	if err != nil {
 		t.Fatal(err)
 	}
