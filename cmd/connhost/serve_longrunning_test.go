@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/connhost/connhost/internal/testenv/wait"
 	"github.com/connhost/connhost/internal/testenv/wasmbuild"
 )
 
@@ -70,16 +72,17 @@ func TestServeLongRunningBodyLimit(t *testing.T) {
 			if tc.status != http.StatusRequestEntityTooLarge {
 				return
 			}
-			var warned bool
-			for _, line := range strings.Split(p.stderr.String(), "\n") {
-				if strings.Contains(line, `"level":"warn"`) && strings.Contains(line, `"instance":"am"`) &&
-					strings.Contains(line, `"limit_bytes":1048576`) && strings.Contains(line, "long_running.http_max_body_bytes") {
-					warned = true
+			// The server logs before it answers, but its stderr reaches the
+			// test through a pipe: wait for the line rather than race it.
+			wait.For(t, 10*time.Second, "a warning naming instance am and the limit", func() bool {
+				for _, line := range strings.Split(p.stderr.String(), "\n") {
+					if strings.Contains(line, `"level":"warn"`) && strings.Contains(line, `"instance":"am"`) &&
+						strings.Contains(line, `"limit_bytes":1048576`) && strings.Contains(line, "long_running.http_max_body_bytes") {
+						return true
+					}
 				}
-			}
-			if !warned {
-				t.Errorf("no warning naming instance am and the limit; stderr:\n%s", p.stderr)
-			}
+				return false
+			})
 		})
 	}
 }
