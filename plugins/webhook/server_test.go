@@ -50,7 +50,7 @@ func (s *hookServer) post(instance string, body []byte) (int, map[string]any) {
 	r := s.Do(http.MethodPost, api.InstanceHTTPPrefix+"/"+instance, body, http.Header{
 		"Authorization": {"Basic YWxlcnRtYW5hZ2VyOnMzY3JldA=="}, // alertmanager:s3cret
 		"Content-Type":  {"application/json"},
-		"User-Agent":    {"Alertmanager/0.27.0"},
+		"User-Agent":    {"Alertmanager/0.25.0"},
 	})
 	var out map[string]any
 	_ = json.Unmarshal(r.Body, &out)
@@ -151,7 +151,7 @@ func TestAlertmanagerThroughServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			headers, _ := raw["headers"].(map[string]any)
-			if headers["User-Agent"] != "Alertmanager/0.27.0" || headers["Authorization"] != nil {
+			if headers["User-Agent"] != "Alertmanager/0.25.0" || headers["Authorization"] != nil {
 				t.Errorf("rawJSON headers = %v, want the request's without Authorization", headers)
 			}
 			delete(raw, "headers")
