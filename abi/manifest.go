@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -393,6 +394,54 @@ func (m *Manifest) Command(name string) (Command, bool) {
 		}
 	}
 	return Command{}, false
+}
+
+// CheckArgs applies the rules of SPEC §6 to the arguments given to c: an
+// argument c does not declare is refused, a missing or empty one takes its
+// default, a missing or empty required one is refused, and a string value
+// not among the argument's options is refused. It returns a copy of args
+// with the defaults filled in, or one error per problem joined.
+func (c Command) CheckArgs(args map[string]any) (map[string]any, error) {
+	var errs []error
+	out := make(map[string]any, len(args)+len(c.Arguments))
+	for k, v := range args {
+		out[k] = v
+	}
+	declared := make([]string, 0, len(c.Arguments))
+	for _, a := range c.Arguments {
+		declared = append(declared, a.Name)
+		v, ok := args[a.Name]
+		if !ok || v == nil || v == "" {
+			switch {
+			case a.Default != "":
+				out[a.Name] = a.Default
+			case a.Required:
+				errs = append(errs, fmt.Errorf("argument %q is required", a.Name))
+			}
+			continue
+		}
+		if s, isString := v.(string); isString && len(a.Options) > 0 && !slices.Contains(a.Options, s) {
+			errs = append(errs, fmt.Errorf("argument %q: %q is not one of %s", a.Name, s, strings.Join(a.Options, ", ")))
+		}
+	}
+	var unknown []string
+	for k := range args {
+		if !slices.Contains(declared, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	slices.Sort(unknown)
+	names := "none"
+	if len(declared) > 0 {
+		names = strings.Join(declared, ", ")
+	}
+	for _, k := range unknown {
+		errs = append(errs, fmt.Errorf("argument %q is not declared by command %q (declared: %s)", k, c.Name, names))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Supports reports whether the plugin serves command name: a declared

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -317,5 +319,51 @@ func TestEmbedManifest(t *testing.T) {
 	}
 	if got, err := abi.ReadManifest(out); err != nil || got.Name != "x" {
 		t.Fatalf("embedded into a module with two manifests: %+v, %v", got, err)
+	}
+}
+
+// TestCheckArgs: the argument rules of SPEC §6, which the server and the
+// local runner share.
+func TestCheckArgs(t *testing.T) {
+	c := abi.Command{Name: "ticket-get", Arguments: []abi.Argument{
+		{Name: "id", Required: true},
+		{Name: "view", Default: "short", Options: []string{"short", "full"}},
+		{Name: "note"},
+	}}
+	for _, tc := range []struct {
+		name    string
+		args    map[string]any
+		want    map[string]any
+		wantErr []string
+	}{
+		{"defaults filled", map[string]any{"id": "7"}, map[string]any{"id": "7", "view": "short"}, nil},
+		{"empty takes the default", map[string]any{"id": "7", "view": ""}, map[string]any{"id": "7", "view": "short"}, nil},
+		{"option kept", map[string]any{"id": "7", "view": "full", "note": "x"}, map[string]any{"id": "7", "view": "full", "note": "x"}, nil},
+		{"non-string values pass options", map[string]any{"id": 7.0, "view": "full"}, map[string]any{"id": 7.0, "view": "full"}, nil},
+		{"every problem named", map[string]any{"id": "", "view": "wide", "colour": "red", "b": 1},
+			nil, []string{`argument "id" is required`, `argument "view": "wide" is not one of short, full`,
+				`argument "b" is not declared by command "ticket-get" (declared: id, view, note)`, `argument "colour" is not declared`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := maps.Clone(tc.args)
+			got, err := c.CheckArgs(tc.args)
+			if !maps.Equal(tc.args, in) {
+				t.Errorf("CheckArgs changed its input: %v", tc.args)
+			}
+			if tc.wantErr == nil {
+				if err != nil || !reflect.DeepEqual(got, tc.want) {
+					t.Fatalf("CheckArgs = %v, %v; want %v", got, err, tc.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("CheckArgs = %v, want an error", got)
+			}
+			for _, w := range tc.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
 	}
 }

@@ -279,7 +279,7 @@ func TestRefusedCommandsCreateNothing(t *testing.T) {
 		{"serve: bad listen", nil, []string{"serve", "--listen", "nowhere"}, nil, exitUsage, "listen"},
 		{"run: missing param", nil, []string{"run", echoWasm, "test-module"}, nil, exitUsage, `param "token": required`},
 		{"run: unknown command", nil, []string{"run", echoWasm, "nosuch", "--param", "token=x"}, nil, exitUsage, `does not support command "nosuch"`},
-		{"run: bad argument", nil, []string{"run", echoWasm, "echo", "--param", "token=x"}, nil, exitUsage, `argument "msg": required`},
+		{"run: bad argument", nil, []string{"run", echoWasm, "echo", "--param", "token=x"}, nil, exitUsage, `argument "msg" is required`},
 		{"run: no manifest", nil, []string{"run", echoRaw, "test-module"}, nil, exitIncompatible, abi.ManifestSection},
 		{"run: unknown param variable", []string{"CONNHOST_PARAM_COLOUR=red"}, []string{"run", echoWasm, "test-module", "--param", "token=x"}, nil, exitUsage, "CONNHOST_PARAM_COLOUR"},
 		{"plugin inspect: missing file", nil, []string{"plugin", "inspect", "/nonexistent.wasm"}, nil, exitUsage, "/nonexistent.wasm"},

@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"slices"
 	"sort"
 	"strings"
 
@@ -388,37 +387,7 @@ func buildArgs(m *abi.Manifest, cmdName, argsJSON string, kv map[string]string) 
 	if !declared {
 		return args, nil
 	}
-	var errs []error
-	names := make([]string, 0, len(c.Arguments))
-	for _, d := range c.Arguments {
-		names = append(names, d.Name)
-	}
-	given := make([]string, 0, len(args))
-	for k := range args {
-		given = append(given, k)
-	}
-	sort.Strings(given)
-	for _, k := range given {
-		if !slices.Contains(names, k) {
-			errs = append(errs, fmt.Errorf("argument %q: not declared (declared: %s)", k, orNone(names)))
-		}
-	}
-	for _, d := range c.Arguments {
-		v, ok := args[d.Name]
-		if !ok || v == "" || v == nil {
-			switch {
-			case d.Default != "":
-				args[d.Name] = d.Default
-			case d.Required:
-				errs = append(errs, fmt.Errorf("argument %q: required", d.Name))
-			}
-			continue
-		}
-		if s, isString := v.(string); isString && len(d.Options) > 0 && !slices.Contains(d.Options, s) {
-			errs = append(errs, fmt.Errorf("argument %q: %q is not one of %s", d.Name, s, strings.Join(d.Options, ", ")))
-		}
-	}
-	return args, errors.Join(errs...)
+	return c.CheckArgs(args)
 }
 
 func supported(m *abi.Manifest) []string {

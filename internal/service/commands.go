@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -64,39 +62,8 @@ func checkCommand(m *abi.Manifest, command string, args map[string]any) (map[str
 	if !declared {
 		return args, nil
 	}
-	var errs []error
-	known := map[string]bool{}
-	out := make(map[string]any, len(args)+len(c.Arguments))
-	for k, v := range args {
-		out[k] = v
-	}
-	for _, a := range c.Arguments {
-		known[a.Name] = true
-		v, ok := args[a.Name]
-		if !ok || v == nil || v == "" {
-			switch {
-			case a.Default != "":
-				out[a.Name] = a.Default
-			case a.Required:
-				errs = append(errs, fmt.Errorf("argument %q is required", a.Name))
-			}
-			continue
-		}
-		if s, isString := v.(string); isString && len(a.Options) > 0 && !slices.Contains(a.Options, s) {
-			errs = append(errs, fmt.Errorf("argument %q: %q is not one of %s", a.Name, s, strings.Join(a.Options, ", ")))
-		}
-	}
-	var unknown []string
-	for k := range args {
-		if !known[k] {
-			unknown = append(unknown, k)
-		}
-	}
-	sort.Strings(unknown)
-	for _, k := range unknown {
-		errs = append(errs, fmt.Errorf("argument %q is not declared by command %q", k, command))
-	}
-	if err := errors.Join(errs...); err != nil {
+	out, err := c.CheckArgs(args)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidArguments, err)
 	}
 	return out, nil
