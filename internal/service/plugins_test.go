@@ -13,6 +13,7 @@ import (
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/internal/service"
 	"github.com/connhost/connhost/internal/signing"
+	"github.com/connhost/connhost/internal/testenv/wait"
 )
 
 // runs reports the version the instance's sandboxes run, as goecho's
@@ -392,11 +393,9 @@ func TestPluginsWatchDir(t *testing.T) {
 }
 
 // waitFor polls cond for up to 10 s.
+// waitFor waits for cond; what it waits for may include compiling a Go
+// guest from cold, seconds on a busy machine.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-	}
+	wait.For(t, time.Minute, what, cond)
 }
