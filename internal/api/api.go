@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +53,18 @@ type Options struct {
 	// RateBurst is how many requests a key may make at once before
 	// RateLimit applies; below 1 it is one second's worth.
 	RateBurst int
+	// Console, if set, is mounted beside the API (internal/console).
+	Console Console
+}
+
+// Console is a user interface served by the same echo server as the API.
+// Its routes are open in routeAccess: it signs its users in itself and
+// applies the API's roles (RoleFor) and rate limits (allow) to them.
+type Console interface {
+	// Mount registers the console's routes on e. allow takes a token from
+	// an API key's rate limit, as the API does for each request, and says
+	// how long to wait when there is none.
+	Mount(e *echo.Echo, allow func(keyID string) (wait time.Duration, ok bool))
 }
 
 // Server is the HTTP API of one service.
@@ -163,6 +176,9 @@ func (s *Server) routes() {
 	s.mountPluginSwap()
 	s.mountMirror()
 	s.mountAPIKeys()
+	if s.opts.Console != nil {
+		s.opts.Console.Mount(s.echo, func(keyID string) (time.Duration, bool) { return s.limits.allow(keyID, time.Now()) })
+	}
 }
 
 func (s *Server) livez(c echo.Context) error {

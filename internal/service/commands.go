@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
@@ -15,7 +18,48 @@ import (
 
 // Commands runs commands on instances: any command a plugin serves,
 // fetch-incidents (storing what it returns) and test-module.
-type Commands struct{ c *core }
+type Commands struct {
+	c *core
+
+	failMu sync.Mutex
+	fails  []CommandFailure // oldest first, at most maxFailures
+}
+
+// maxFailures is how many failed command runs RecentFailures keeps.
+const maxFailures = 20
+
+// CommandFailure is one command run that the plugin failed (not a request
+// refused before the plugin ran).
+type CommandFailure struct {
+	Instance string    `json:"instance"`
+	Plugin   string    `json:"plugin"`
+	Command  string    `json:"command"`
+	Kind     string    `json:"kind"`
+	Error    string    `json:"error"`
+	At       time.Time `json:"at"`
+}
+
+// recordFailure keeps a failed run for RecentFailures.
+func (cs *Commands) recordFailure(instance, plugin, command string, err error) {
+	f := CommandFailure{Instance: instance, Plugin: plugin, Command: command, Kind: string(abi.KindOf(err)), Error: err.Error(), At: cs.c.now()}
+	cs.failMu.Lock()
+	defer cs.failMu.Unlock()
+	if len(cs.fails) == maxFailures {
+		cs.fails = slices.Delete(cs.fails, 0, 1)
+	}
+	cs.fails = append(cs.fails, f)
+}
+
+// RecentFailures returns the last failed command runs since the server
+// started (test-module, fetch-incidents and commands run through
+// Execute), newest first. They are kept in memory only.
+func (cs *Commands) RecentFailures() []CommandFailure {
+	cs.failMu.Lock()
+	defer cs.failMu.Unlock()
+	out := slices.Clone(cs.fails)
+	slices.Reverse(out)
+	return out
+}
 
 // ExecuteRequest runs one command on an instance: the war room's !command.
 type ExecuteRequest struct {
@@ -125,6 +169,9 @@ func (cs *Commands) Execute(ctx context.Context, instance string, req ExecuteReq
 		return ExecuteResult{}, fmt.Errorf("%w: args: %w", ErrInvalid, err)
 	}
 	res, callErr := li.inst.Execute(ctx, req.Command, raw)
+	if callErr != nil {
+		cs.recordFailure(instance, pluginRef(li.plugin), req.Command, callErr)
+	}
 	out := ExecuteResult{Result: res}
 	if req.IncidentID == "" {
 		return out, callErr
@@ -185,7 +232,9 @@ func (cs *Commands) Test(ctx context.Context, name string) error {
 		defer tmp.Close(context.WithoutCancel(ctx))
 		inst = tmp
 	}
-	_, err = inst.Execute(ctx, abi.CommandTestModule, json.RawMessage(`{}`))
+	if _, err = inst.Execute(ctx, abi.CommandTestModule, json.RawMessage(`{}`)); err != nil {
+		cs.recordFailure(name, rec.Plugin, abi.CommandTestModule, err)
+	}
 	return err
 }
 
@@ -207,6 +256,9 @@ func (cs *Commands) Fetch(ctx context.Context, name string) (FetchSummary, error
 		return FetchSummary{}, fmt.Errorf("instance %q: %w", name, err)
 	}
 	sum, err := cs.fetch(ctx, li)
+	if err != nil {
+		cs.recordFailure(name, pluginRef(li.plugin), abi.CommandFetchIncidents, err)
+	}
 	return sum, fromStore(err)
 }
 
