@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/internal/service"
 )
 
@@ -84,7 +85,7 @@ func (co *Console) signedIn(action string, h func(*req) error) echo.HandlerFunc 
 			if wait, ok := co.allow(k.ID); !ok {
 				secs := max(1, int((wait+time.Second-1)/time.Second))
 				c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
-				return r.problem(http.StatusTooManyRequests, "rate_limited",
+				return r.problem(http.StatusTooManyRequests, apitypes.CodeRateLimited,
 					fmt.Sprintf("API key %q is over its rate limit; retry in %d s", k.Name, secs))
 			}
 		}
@@ -97,11 +98,11 @@ func (co *Console) signedIn(action string, h func(*req) error) echo.HandlerFunc 
 				tok = c.Request().PostFormValue("csrf")
 			}
 			if !sameToken(tok, s.csrf) {
-				return r.problem(http.StatusForbidden, "forbidden", "the form's CSRF token is missing or stale: reload the page and try again")
+				return r.problem(http.StatusForbidden, apitypes.CodeForbidden, "the form's CSRF token is missing or stale: reload the page and try again")
 			}
 		}
 		if action != "" && !allowed(s.role, action) {
-			return r.problem(http.StatusForbidden, "forbidden", fmt.Sprintf("%s needs an API key with role %s or higher; key %q has role %s",
+			return r.problem(http.StatusForbidden, apitypes.CodeForbidden, fmt.Sprintf("%s needs an API key with role %s or higher; key %q has role %s",
 				actions[action], actionRoles[action], s.keyName, s.role))
 		}
 		return h(r)
@@ -132,13 +133,13 @@ func (r *req) parseForm() error {
 		return r.tooLarge(limit)
 	}
 	if err != nil {
-		return r.problem(http.StatusBadRequest, "invalid_request", "reading the form: "+err.Error())
+		return r.problem(http.StatusBadRequest, apitypes.CodeInvalidRequest, "reading the form: "+err.Error())
 	}
 	return nil
 }
 
 func (r *req) tooLarge(limit int64) error {
-	return r.problem(http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("the request body exceeds the limit of %d bytes", limit))
+	return r.problem(http.StatusRequestEntityTooLarge, apitypes.CodeRequestTooLarge, fmt.Sprintf("the request body exceeds the limit of %d bytes", limit))
 }
 
 // toLogin answers a request without a live session with the sign-in page
@@ -151,12 +152,13 @@ func (r *req) toLogin(msg string) error {
 	return r.loginForm(http.StatusUnauthorized, msg, next)
 }
 
-// cookie sets a console cookie: HttpOnly, SameSite=Strict, Secure when the
-// request came over TLS (directly or, as a proxy says, to it).
-func (r *req) cookie(name, value string, expires time.Time) {
+// cookie sets a console cookie that lasts ttl: HttpOnly, SameSite=Strict,
+// Secure when the request came over TLS (directly or, as a proxy says, to
+// it). Its expiry is on the wall clock, which is the browser's.
+func (r *req) cookie(name, value string, ttl time.Duration) {
 	hr := r.Request()
 	r.SetCookie(&http.Cookie{
-		Name: name, Value: value, Path: "/", Expires: expires, MaxAge: int(time.Until(expires).Seconds()),
+		Name: name, Value: value, Path: "/", Expires: time.Now().Add(ttl), MaxAge: int(ttl.Seconds()),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: hr.TLS != nil || strings.EqualFold(hr.Header.Get("X-Forwarded-Proto"), "https"),
 	})
@@ -182,7 +184,7 @@ func (co *Console) loginPage(r *req) error {
 // loginForm renders the sign-in page with a fresh sign-in CSRF token.
 func (r *req) loginForm(status int, msg, next string) error {
 	tok := token()
-	r.cookie(loginCookie, tok, r.co.opts.Now().Add(time.Hour))
+	r.cookie(loginCookie, tok, time.Hour)
 	var f *flash
 	if msg != "" {
 		f = &flash{Title: "Signed out", Detail: msg}
@@ -194,7 +196,7 @@ func (co *Console) login(r *req) error {
 	hr := r.Request()
 	hr.Body = http.MaxBytesReader(r.Response(), hr.Body, co.opts.MaxBodyBytes)
 	if err := hr.ParseForm(); err != nil {
-		return r.problem(http.StatusBadRequest, "invalid_request", "reading the form: "+err.Error())
+		return r.problem(http.StatusBadRequest, apitypes.CodeInvalidRequest, "reading the form: "+err.Error())
 	}
 	ck, err := r.Cookie(loginCookie)
 	if err != nil || !sameToken(ck.Value, hr.PostFormValue("csrf")) {
@@ -209,7 +211,7 @@ func (co *Console) login(r *req) error {
 		return r.errorPage(err)
 	}
 	id, s := co.sessions.create(key, k)
-	r.cookie(SessionCookie, id, s.expires)
+	r.cookie(SessionCookie, id, s.expires.Sub(co.opts.Now()))
 	r.clearCookie(loginCookie)
 	co.log.Info().Str("apikey", k.Name).Str("role", string(k.Role)).Msg("console sign-in")
 	return r.redirect(safeNext(hr.PostFormValue("next")))

@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/rs/zerolog"
 
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/internal/mirror"
 	"github.com/connhost/connhost/internal/service"
 	"github.com/connhost/connhost/internal/testenv"
@@ -85,6 +86,17 @@ func (b *browser) run(name string, actions ...step) {
 // open loads a console path and waits for its heading.
 func (b *browser) open(path string) step {
 	return chromedp.Steps(chromedp.Navigate(b.base+path), chromedp.WaitVisible(chromedp.CSS("main h1")))
+}
+
+// failure waits until the page shows an error outcome containing want.
+func failure(want string) step {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		js := fmt.Sprintf(`(() => { const f = document.querySelector('#flash.err'); return f && f.textContent.includes(%q) ? f.textContent : ''; })()`, want)
+		if _, err := chromedp.Poll[string](js, chromedp.WithPollingInterval(100*time.Millisecond))(ctx, t); err != nil {
+			return fmt.Errorf("waiting for an error saying %q: %w", want, err)
+		}
+		return nil
+	})
 }
 
 // flash waits until the page shows an outcome containing want, and fails
@@ -219,6 +231,11 @@ func TestBrowser(t *testing.T) {
 	if !strings.Contains(result, "Malware alert") {
 		t.Fatalf("command result %q", result)
 	}
+	b.run("a failing command shows the API's error and detail",
+		b.open("/instances/td?command=ticketdesk-get-ticket"),
+		chromedp.SendKeys(chromedp.CSS("#a-id"), "TD-99"),
+		chromedp.Click(chromedp.CSS("#run-submit")),
+		failure(string(apitypes.CodeCommandFailed)), failure("TD-99"))
 
 	b.run("list and open an incident",
 		b.open("/incidents?q=phishing"), b.shot("incidents"),

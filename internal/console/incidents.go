@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/internal/service"
 )
 
@@ -39,7 +40,7 @@ func (co *Console) incidentsPage(r *req) error {
 	if v := r.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxPage {
-			return r.problem(http.StatusBadRequest, "invalid_request", fmt.Sprintf("limit %q: want an integer from 1 to %d", v, maxPage))
+			return r.problem(http.StatusBadRequest, apitypes.CodeInvalidRequest, fmt.Sprintf("limit %q: want an integer from 1 to %d", v, maxPage))
 		}
 		q.Limit = n
 	}
@@ -52,7 +53,7 @@ func (co *Console) incidentsPage(r *req) error {
 			}
 		}
 		if !found {
-			return r.problem(http.StatusBadRequest, "invalid_request", fmt.Sprintf("status %q: want pending, active, done or archive", v))
+			return r.problem(http.StatusBadRequest, apitypes.CodeInvalidRequest, fmt.Sprintf("status %q: want pending, active, done or archive", v))
 		}
 	}
 	incs, next, err := co.svc.Incidents.Search(r.Request().Context(), q)
@@ -172,7 +173,7 @@ func (co *Console) createKey(r *req) error {
 	if v := r.FormValue("expires"); v != "" {
 		t, err := time.ParseInLocation("2006-01-02", v, time.UTC)
 		if err != nil {
-			return r.keysList(http.StatusBadRequest, &flash{Title: "invalid_request", Detail: fmt.Sprintf("expires %q: want a date, e.g. 2026-12-31", v)})
+			return r.keysList(http.StatusBadRequest, &flash{Title: string(apitypes.CodeInvalidRequest), Detail: fmt.Sprintf("expires %q: want a date, e.g. 2026-12-31", v)})
 		}
 		spec.Expires = t
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/internal/mirror"
 	"github.com/connhost/connhost/internal/service"
 )
@@ -80,14 +81,14 @@ func readPart(fh *multipart.FileHeader) ([]byte, error) {
 func (co *Console) uploadPlugin(r *req) error {
 	wasm, err := formFile(r, "wasm")
 	if err != nil {
-		return r.problem(http.StatusBadRequest, "invalid_request", "reading the .wasm file: "+err.Error())
+		return r.problem(http.StatusBadRequest, apitypes.CodeInvalidRequest, "reading the .wasm file: "+err.Error())
 	}
 	if len(wasm) == 0 {
-		return r.pluginsList(http.StatusBadRequest, &flash{Title: "invalid_request", Detail: "choose the plugin's .wasm file"})
+		return r.pluginsList(http.StatusBadRequest, &flash{Title: string(apitypes.CodeInvalidRequest), Detail: "choose the plugin's .wasm file"})
 	}
 	sig, err := formFile(r, "minisig")
 	if err != nil {
-		return r.problem(http.StatusBadRequest, "invalid_request", "reading the .minisig file: "+err.Error())
+		return r.problem(http.StatusBadRequest, apitypes.CodeInvalidRequest, "reading the .minisig file: "+err.Error())
 	}
 	res, err := co.svc.Plugins.Install(r.Request().Context(), service.InstallRequest{
 		Wasm: wasm, Signature: sig, By: r.by(), Force: r.FormValue("force") == "true",

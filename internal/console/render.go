@@ -2,7 +2,6 @@ package console
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/internal/api"
 	"github.com/connhost/connhost/internal/store"
 )
@@ -30,13 +30,6 @@ var funcs = template.FuncMap{
 			return s[:12]
 		}
 		return s
-	},
-	"json": func(v any) string {
-		b, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
-			return fmt.Sprint(v)
-		}
-		return string(b)
 	},
 	"join": strings.Join,
 	"list": func(s ...string) []string { return s },
@@ -133,8 +126,8 @@ func errFlash(err error) (int, *flash) {
 func okFlash(title, detail string) *flash { return &flash{OK: true, Title: title, Detail: detail} }
 
 // problem renders the error page with a status, code and detail.
-func (r *req) problem(status int, code, detail string) error {
-	return r.render(status, "error", "Error", "", nil, &flash{Title: code, Detail: detail})
+func (r *req) problem(status int, code apitypes.ErrorCode, detail string) error {
+	return r.render(status, "error", "Error", "", nil, &flash{Title: string(code), Detail: detail})
 }
 
 // errorPage renders err as the API would answer it, on the error page.
