@@ -18,6 +18,7 @@ import (
 	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/internal/mirror"
 	"github.com/connhost/connhost/internal/service"
+	"github.com/connhost/connhost/internal/signing"
 	"github.com/connhost/connhost/internal/testenv"
 	"github.com/connhost/connhost/internal/testenv/wait"
 	"github.com/connhost/connhost/plugins/ticketdesk/tdserver"
@@ -178,7 +179,13 @@ func TestBrowser(t *testing.T) {
 	tds := httptest.NewServer(td)
 	t.Cleanup(tds.Close)
 
-	s := testenv.NewServer(t, testenv.ServerOptions{KeyName: "alice"})
+	signer, err := signing.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testenv.NewServer(t, testenv.ServerOptions{KeyName: "alice", Service: func(o *service.Options) {
+		o.Policy = signing.NewPolicy([]signing.PublicKey{signer.Public()}, true) // unsigned uploads are refused
+	}})
 	eng := mirror.New(mirror.Options{Store: s.Store, Instances: s.Service.Mirroring, Logger: zerolog.Nop(),
 		OutboxPoll: 100 * time.Millisecond, RetryBase: 100 * time.Millisecond, RetryMax: time.Second})
 	s.Service.Mirroring.SetEngine(eng)
@@ -188,8 +195,17 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wasm := filepath.Join(t.TempDir(), "ticketdesk.wasm")
-	if err := os.WriteFile(wasm, testenv.Plugin(t, "ticketdesk"), 0o644); err != nil {
+	dir := t.TempDir()
+	wasm, minisig := filepath.Join(dir, "ticketdesk.wasm"), filepath.Join(dir, "ticketdesk.wasm.minisig")
+	code := testenv.Plugin(t, "ticketdesk")
+	sig, err := signing.SignPlugin(signer, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(wasm, code, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(minisig, sig, 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -197,11 +213,19 @@ func TestBrowser(t *testing.T) {
 	b.run("an anonymous visit gets the sign-in page", b.open("/"), chromedp.WaitVisible(chromedp.CSS("#signin")), b.shot("login"))
 	b.run("sign in", b.signIn(s.Key), b.shot("overview-empty"))
 
-	b.run("upload the plugin",
+	b.run("an unsigned upload is refused with the API's error",
 		b.open("/plugins"),
 		chromedp.SetUploadFiles(chromedp.CSS("#wasm"), []string{wasm}),
 		chromedp.Click(chromedp.CSS("#upload-submit")),
-		flash("ticketdesk@1.0.0"), b.shot("plugins"))
+		failure(string(apitypes.CodeUntrustedPlugin)))
+	b.run("upload the plugin with its signature",
+		b.open("/plugins"),
+		chromedp.SetUploadFiles(chromedp.CSS("#wasm"), []string{wasm}),
+		chromedp.SetUploadFiles(chromedp.CSS("#minisig"), []string{minisig}),
+		chromedp.Click(chromedp.CSS("#upload-submit")),
+		flash("signed by trusted key "+signer.ID.String()),
+		chromedp.WaitVisible(chromedp.Search(`//td[contains(., "signed by key")]`)),
+		b.shot("plugins"))
 
 	b.run("create an instance from the params form",
 		b.open("/instances?plugin=ticketdesk"),
