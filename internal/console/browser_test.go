@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/rs/zerolog"
 
 	"github.com/connhost/connhost/host/api/apitypes"
@@ -134,6 +135,30 @@ func (b *browser) shot(name string) step {
 	})
 }
 
+// labelled fails when a control on the page has no label: no <label>
+// the browser associates with it, no aria-label, and (for a button) no
+// text.
+func labelled() step {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		bare, err := chromedp.Evaluate[[]string](`[...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+			.filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !(e.tagName === 'BUTTON' && e.textContent.trim()))
+			.map(e => e.outerHTML)`)(ctx, t)
+		if err != nil {
+			return err
+		}
+		if len(bare) > 0 {
+			return fmt.Errorf("controls without a label: %v", bare)
+		}
+		return nil
+	})
+}
+
+// page opens path, checks its controls are labelled and saves a
+// screenshot as name.
+func (b *browser) page(name, path string) step {
+	return chromedp.Steps(b.open(path), labelled(), b.shot(name))
+}
+
 // eval evaluates a JavaScript expression into out, awaiting a promise.
 func eval[T any](js string, out *T) step {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
@@ -210,7 +235,7 @@ func TestBrowser(t *testing.T) {
 	}
 
 	b := newBrowser(t, s.URL)
-	b.run("an anonymous visit gets the sign-in page", b.open("/"), chromedp.WaitVisible(chromedp.CSS("#signin")), b.shot("login"))
+	b.run("an anonymous visit gets the sign-in page", b.open("/"), chromedp.WaitVisible(chromedp.CSS("#signin")), labelled(), b.shot("login"))
 	b.run("sign in", b.signIn(s.Key), b.shot("overview-empty"))
 
 	b.run("an unsigned upload is refused with the API's error",
@@ -284,8 +309,12 @@ func TestBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#mirror-now")), flash("steps in"),
 		chromedp.WaitVisible(chromedp.CSS("#flash .steps li")), b.shot("incident"))
 
-	b.run("the overview shows the instance", b.open("/"), chromedp.WaitVisible(chromedp.Search(`//td/a[text()="td"]`)), b.shot("overview"))
-	b.run("the API keys page", b.open("/keys"), chromedp.WaitVisible(chromedp.CSS("#create-key")), b.shot("keys"))
+	b.run("the overview shows the instance and the failed command",
+		b.page("overview", "/"), chromedp.WaitVisible(chromedp.Search(`//td/a[text()="td"]`)),
+		chromedp.WaitVisible(chromedp.Search(`//table[@id="failures"]//td[contains(., "TD-99")]`)))
+	b.run("the other pages", b.page("plugin", "/plugins/ticketdesk"), b.page("instances", "/instances?plugin=ticketdesk"),
+		b.page("instance-command", "/instances/td?command=ticketdesk-add-comment"), b.page("keys", "/keys"),
+		chromedp.WaitVisible(chromedp.CSS("#create-key")))
 
 	var overflow bool
 	b.run("phone width",
@@ -303,7 +332,9 @@ func TestBrowser(t *testing.T) {
 
 	// A read key: every page, no mutating control, and the server refuses
 	// what the page does not offer.
-	b.run("sign in with a read key", b.signIn(readKey))
+	b.run("sign in with a read key, by keyboard only", b.open("/login"),
+		chromedp.SendKeys(chromedp.CSS("#key"), readKey+kb.Enter), // the field has focus on load; Enter submits
+		chromedp.WaitVisible(chromedp.CSS("#who")))
 	incs, _, err := s.Service.Incidents.Search(t.Context(), service.IncidentQuery{Text: "phishing"})
 	if err != nil || len(incs) != 1 {
 		t.Fatalf("incidents: %v %v", incs, err)
