@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/internal/api"
 	"github.com/connhost/connhost/internal/console"
 	"github.com/connhost/connhost/internal/service"
@@ -508,5 +509,119 @@ func TestRateLimit(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("the API after the console used the key's burst: %d, want 429", res.StatusCode)
+	}
+}
+
+var nextRe = regexp.MustCompile(`<a href="(/incidents\?[^"]+)" id="next">`)
+
+// TestIncidentList: search, filters and paging as the API's, the next
+// page's link keeping the filters; bad filters are a 400 naming them.
+func TestIncidentList(t *testing.T) {
+	s := testenv.NewServer(t, testenv.ServerOptions{})
+	for _, name := range []string{"alpha one", "alpha two", "beta", "Alpha three"} {
+		if _, err := s.Service.Incidents.Create(t.Context(), service.IncidentInput{Name: ptr(name), Type: ptr("Phishing")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed, err := s.Service.Incidents.Create(t.Context(), service.IncidentInput{Name: ptr("alpha closed")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Service.Incidents.Close(t.Context(), closed.ID, "Resolved", ""); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, s.URL, nil)
+	c.mustSignIn(s.Key)
+	rows := func(p page) int { return strings.Count(p.body, `<td><a href="/incidents/`) }
+
+	p := c.get("/incidents?q=alpha&type=Phishing&limit=2")
+	m := nextRe.FindStringSubmatch(p.body)
+	if p.StatusCode != http.StatusOK || rows(p) != 2 || m == nil {
+		t.Fatalf("first page: %d, %d rows, next %v", p.StatusCode, rows(p), m)
+	}
+	next := strings.ReplaceAll(m[1], "&amp;", "&")
+	for _, kv := range []string{"q=alpha", "type=Phishing", "limit=2", "cursor="} {
+		if !strings.Contains(next, kv) {
+			t.Errorf("next link %s lost %s", next, kv)
+		}
+	}
+	p = c.get(next)
+	if rows(p) != 1 || nextRe.MatchString(p.body) || !strings.Contains(p.body, "Alpha three") {
+		t.Errorf("second page: %d rows", rows(p))
+	}
+	if p := c.get("/incidents?status=done"); rows(p) != 1 || !strings.Contains(p.body, "alpha closed") {
+		t.Errorf("status=done: %d rows", rows(p))
+	}
+	future := url.QueryEscape(time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	if p := c.get("/incidents?modifiedAfter=" + future); rows(p) != 0 {
+		t.Errorf("modified in the future: %d rows", rows(p))
+	}
+	for _, bad := range []string{"limit=0", "limit=501", "status=open", "modifiedAfter=yesterday"} {
+		if p := c.get("/incidents?" + bad); p.StatusCode != http.StatusBadRequest || !strings.Contains(p.body, strings.SplitN(bad, "=", 2)[1]) {
+			t.Errorf("%s: %d, want 400 naming the value", bad, p.StatusCode)
+		}
+	}
+}
+
+// TestInstanceForms: an instance made and edited through the params form
+// gets typed values and defaults; a secret is write-only (never in a
+// page), kept when its field is left empty and removed only when cleared;
+// settings the form does not show keep their value.
+func TestInstanceForms(t *testing.T) {
+	const secret = "s3cret-token-value"
+	s := testenv.NewServer(t, testenv.ServerOptions{})
+	s.Install(testenv.PluginWithManifest(t, "goecho", func(m *abi.Manifest) {
+		m.Params = []abi.Param{
+			{Name: "url", Type: abi.ParamString, Required: true},
+			{Name: "token", Type: abi.ParamSecret},
+			{Name: "max", Type: abi.ParamNumber, Default: 5.0},
+			{Name: "verbose", Type: abi.ParamBool},
+			{Name: "mode", Type: abi.ParamSelect, Options: []string{"fast", "safe"}, Default: "safe"},
+		}
+	}))
+	c := newClient(t, s.URL, nil)
+	c.mustSignIn(s.Key)
+	if p := c.get("/instances?plugin=goecho"); !strings.Contains(p.body, `name="p.max" value="5"`) || !strings.Contains(p.body, `<option selected>safe</option>`) {
+		t.Fatalf("the create form lacks the defaults:\n%s", p.body)
+	}
+	p := c.post("/instances", url.Values{"csrf": {c.csrf}, "plugin": {"goecho"}, "name": {"e"}, "p.url": {"https://x.example"},
+		"p.token": {secret}, "p.max": {""}, "p.verbose": {"true"}, "p.mode": {"fast"}, "s.mirror_direction": {"In"}, "s.comment_tag": {"comment"}}, nil)
+	if p.StatusCode != http.StatusOK || !strings.Contains(p.body, "Instance created") {
+		t.Fatalf("create: %d %s", p.StatusCode, p.body)
+	}
+	v, err := s.Service.Instances.Get(t.Context(), "e")
+	if err != nil || v.Params["url"] != "https://x.example" || v.Params["max"] != 5.0 || v.Params["verbose"] != true || v.Params["mode"] != "fast" ||
+		len(v.SecretsSet) != 1 || v.Settings.MirrorDirection != "In" || v.Settings.CommentTag != "comment" || v.Enabled {
+		t.Fatalf("created %+v, %v", v, err)
+	}
+	// A setting only the API sets survives edits from the form.
+	mem := 64
+	if _, err := s.Service.Instances.Update(t.Context(), "e", service.InstanceInput{Settings: &store.Settings{MirrorDirection: "In", CommentTag: "comment", MemoryMiB: mem}}); err != nil {
+		t.Fatal(err)
+	}
+	edit := func(extra url.Values) page {
+		form := url.Values{"csrf": {c.csrf}, "p.url": {"https://y.example"}, "p.token": {""}, "p.max": {"7"}, "p.mode": {"safe"}, "s.mirror_direction": {"Out"}}
+		for k, v := range extra {
+			form[k] = v
+		}
+		return c.post("/instances/e", form, nil)
+	}
+	if p := edit(nil); p.StatusCode != http.StatusOK || strings.Contains(p.body, secret) {
+		t.Fatalf("edit: %d, or the page shows the secret", p.StatusCode)
+	}
+	v, _ = s.Service.Instances.Get(t.Context(), "e")
+	if v.Params["url"] != "https://y.example" || v.Params["max"] != 7.0 || v.Params["verbose"] != false || len(v.SecretsSet) != 1 ||
+		v.Settings.MirrorDirection != "Out" || v.Settings.MemoryMiB != mem {
+		t.Fatalf("after an edit leaving the secret empty: %+v", v)
+	}
+	if p := c.get("/instances/e"); strings.Contains(p.body, secret) || !strings.Contains(p.body, "set; leave empty to keep") {
+		t.Fatal("the instance page shows the secret, or not that it is set")
+	}
+	edit(url.Values{"clear.token": {"true"}})
+	if v, _ = s.Service.Instances.Get(t.Context(), "e"); len(v.SecretsSet) != 0 {
+		t.Fatalf("clear left the secret set: %+v", v.SecretsSet)
+	}
+	if p := edit(url.Values{"p.max": {"many"}}); p.StatusCode != http.StatusBadRequest || !strings.Contains(p.body, "max") {
+		t.Errorf("a bad number: %d, want 400 naming the param", p.StatusCode)
 	}
 }

@@ -56,6 +56,13 @@ func (co *Console) incidentsPage(r *req) error {
 			return r.problem(http.StatusBadRequest, apitypes.CodeInvalidRequest, fmt.Sprintf("status %q: want pending, active, done or archive", v))
 		}
 	}
+	if v := r.QueryParam("modifiedAfter"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return r.problem(http.StatusBadRequest, apitypes.CodeInvalidRequest, fmt.Sprintf("modified after %q: want an RFC 3339 time, e.g. 2025-01-02T15:04:05Z", v))
+		}
+		q.ModifiedAfter = t
+	}
 	incs, next, err := co.svc.Incidents.Search(r.Request().Context(), q)
 	if err != nil {
 		return r.errorPage(err)
@@ -63,7 +70,7 @@ func (co *Console) incidentsPage(r *req) error {
 	nextURL := ""
 	if next != "" {
 		v := url.Values{}
-		for _, k := range []string{"q", "status", "instance", "type", "limit"} {
+		for _, k := range []string{"q", "status", "instance", "type", "modifiedAfter", "limit"} {
 			if x := r.QueryParam(k); x != "" {
 				v.Set(k, x)
 			}
@@ -75,7 +82,7 @@ func (co *Console) incidentsPage(r *req) error {
 	return r.render(http.StatusOK, "incidents", "Incidents", "incidents", map[string]any{
 		"Incidents": incs, "Next": nextURL, "Statuses": statuses, "Instances": insts, "StatusName": statusName,
 		"Q": r.QueryParam("q"), "Status": r.QueryParam("status"), "Instance": r.QueryParam("instance"),
-		"Type": r.QueryParam("type"), "Limit": q.Limit,
+		"Type": r.QueryParam("type"), "ModifiedAfter": r.QueryParam("modifiedAfter"), "Limit": q.Limit,
 	}, nil)
 }
 
@@ -89,11 +96,11 @@ func (r *req) incidentDetail(status int, f *flash) error {
 	if err != nil {
 		return r.errorPage(err)
 	}
-	entries, _, err := r.co.svc.Incidents.ListEntries(ctx, id, service.EntryQuery{Limit: maxEntries})
+	entries, more, err := r.co.svc.Incidents.ListEntries(ctx, id, service.EntryQuery{Limit: maxEntries})
 	if err != nil {
 		return r.errorPage(err)
 	}
-	data := map[string]any{"Inc": inc, "Entries": entries, "Status": statusName(inc.Status),
+	data := map[string]any{"Inc": inc, "Entries": entries, "MoreEntries": more != "", "Status": statusName(inc.Status),
 		"Open": inc.Status != abi.StatusDone && inc.Status != abi.StatusArchive}
 	if inc.DbotMirrorID != "" {
 		if rec, err := r.co.svc.Mirroring.SyncRecord(ctx, id); err == nil {
