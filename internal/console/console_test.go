@@ -625,3 +625,27 @@ func TestInstanceForms(t *testing.T) {
 		t.Errorf("a bad number: %d, want 400 naming the param", p.StatusCode)
 	}
 }
+
+// TestSessionsPerKey: signing in with one key again and again keeps at
+// most 16 sessions, ending the oldest.
+func TestSessionsPerKey(t *testing.T) {
+	s := testenv.NewServer(t, testenv.ServerOptions{})
+	first := newClient(t, s.URL, nil)
+	first.mustSignIn(s.Key)
+	var last *client
+	for range 16 {
+		last = newClient(t, s.URL, nil)
+		last.mustSignIn(s.Key)
+	}
+	if p := first.get("/"); p.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the oldest of 17 sessions: %d, want 401", p.StatusCode)
+	}
+	if p := last.get("/"); p.StatusCode != http.StatusOK {
+		t.Errorf("the newest session: %d", p.StatusCode)
+	}
+	other := newClient(t, s.URL, nil)
+	other.mustSignIn(issue(t, s, "other", service.RoleRead)) // another key's sessions are not counted
+	if p := last.get("/"); p.StatusCode != http.StatusOK {
+		t.Errorf("another key's sign-in ended a session: %d", p.StatusCode)
+	}
+}

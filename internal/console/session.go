@@ -31,7 +31,13 @@ type session struct {
 	role    service.Role
 	csrf    string
 	expires time.Time
+	seq     uint64 // order of creation, to end the oldest
 }
+
+// maxSessionsPerKey bounds the sessions of one API key: signing in again
+// and again (a script, or a leaked key) ends the oldest instead of growing
+// the server's memory.
+const maxSessionsPerKey = 16
 
 // sessions holds the live sessions by the SHA-256 of their id, so the map
 // holds nothing a cookie could be made from.
@@ -39,8 +45,9 @@ type sessions struct {
 	ttl time.Duration
 	now func() time.Time
 
-	mu sync.Mutex
-	m  map[string]*session
+	mu  sync.Mutex
+	m   map[string]*session
+	seq uint64
 }
 
 func newSessions(ttl time.Duration, now func() time.Time) *sessions {
@@ -69,11 +76,23 @@ func (ss *sessions) create(key string, k service.APIKeyView) (string, *session) 
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	oldest, n := "", 0
 	for h, old := range ss.m { // drop the expired, so the map stays bounded by live sign-ins
-		if !now.Before(old.expires) {
+		switch {
+		case !now.Before(old.expires):
 			delete(ss.m, h)
+		case old.keyID == k.ID:
+			n++
+			if oldest == "" || old.seq < ss.m[oldest].seq {
+				oldest = h
+			}
 		}
 	}
+	if n >= maxSessionsPerKey {
+		delete(ss.m, oldest)
+	}
+	ss.seq++
+	s.seq = ss.seq
 	ss.m[hashID(id)] = s
 	return id, s
 }
