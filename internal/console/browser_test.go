@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	"github.com/rs/zerolog"
 
+	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/internal/mirror"
 	"github.com/connhost/connhost/internal/service"
@@ -233,6 +234,18 @@ func TestBrowser(t *testing.T) {
 	if err := os.WriteFile(minisig, sig, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	wasm2, minisig2 := filepath.Join(dir, "ticketdesk-2.wasm"), filepath.Join(dir, "ticketdesk-2.wasm.minisig")
+	code2 := testenv.PluginWithManifest(t, "ticketdesk", func(m *abi.Manifest) { m.Version = "2.0.0" })
+	sig2, err := signing.SignPlugin(signer, code2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(wasm2, code2, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(minisig2, sig2, 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	b := newBrowser(t, s.URL)
 	b.run("an anonymous visit gets the sign-in page", b.open("/"), chromedp.WaitVisible(chromedp.CSS("#signin")), labelled(), b.shot("login"))
@@ -308,6 +321,20 @@ func TestBrowser(t *testing.T) {
 	b.run("mirror now shows its steps",
 		chromedp.Click(chromedp.CSS("#mirror-now")), flash("steps in"),
 		chromedp.WaitVisible(chromedp.CSS("#flash .steps li")), b.shot("incident"))
+
+	b.run("a new version switches the instance",
+		b.open("/plugins"),
+		chromedp.SetUploadFiles(chromedp.CSS("#wasm"), []string{wasm2}),
+		chromedp.SetUploadFiles(chromedp.CSS("#minisig"), []string{minisig2}),
+		chromedp.Click(chromedp.CSS("#upload-submit")),
+		flash("Switched instances: td"))
+	b.run("make the old version current again",
+		b.open("/plugins/ticketdesk"),
+		chromedp.Click(chromedp.Search(`//form[@action="/plugins/ticketdesk/current"]//button`)),
+		flash("ticketdesk@1.0.0 is current"))
+	if v, err := s.Service.Instances.Get(t.Context(), "td"); err != nil || v.Version != "1.0.0" {
+		t.Fatalf("after make current: %+v, %v", v, err)
+	}
 
 	b.run("the overview shows the instance and the failed command",
 		b.page("overview", "/"), chromedp.WaitVisible(chromedp.Search(`//td/a[text()="td"]`)),
