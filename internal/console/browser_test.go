@@ -343,16 +343,15 @@ func TestBrowser(t *testing.T) {
 		b.page("instance-command", "/instances/td?command=ticketdesk-add-comment"), b.page("keys", "/keys"),
 		chromedp.WaitVisible(chromedp.CSS("#create-key")))
 
-	var overflow bool
-	b.run("phone width",
-		chromedp.EmulateViewport(390, 844),
-		b.open("/instances/td"),
-		eval(`document.documentElement.scrollWidth > window.innerWidth + 1`, &overflow),
-		b.shot("phone-instance"),
-		chromedp.EmulateViewport(1280, 900))
-	if overflow {
-		t.Error("the instance page scrolls sideways at 390 px")
+	b.run("phone width", chromedp.EmulateViewport(390, 844))
+	for _, path := range []string{"/", "/plugins/ticketdesk", "/instances/td", "/incidents", "/keys"} {
+		var overflow bool
+		b.run("phone width "+path, b.open(path), eval(`document.documentElement.scrollWidth > window.innerWidth + 1`, &overflow))
+		if overflow {
+			t.Errorf("%s scrolls sideways at 390 px", path)
+		}
 	}
+	b.run("phone screenshot", b.open("/instances/td"), b.shot("phone-instance"), chromedp.EmulateViewport(1280, 900))
 
 	b.run("sign out", chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#signin")),
 		b.open("/plugins"), chromedp.WaitVisible(chromedp.CSS("#signin")))
