@@ -25,8 +25,12 @@ type Commands struct {
 	fails  []CommandFailure // oldest first, at most maxFailures
 }
 
-// maxFailures is how many failed command runs RecentFailures keeps.
-const maxFailures = 20
+// maxFailures is how many failed command runs RecentFailures keeps, and
+// maxFailureText how much of each error: a plugin writes its errors.
+const (
+	maxFailures    = 20
+	maxFailureText = 2 << 10
+)
 
 // CommandFailure is one command run that the plugin failed (not a request
 // refused before the plugin ran).
@@ -41,7 +45,11 @@ type CommandFailure struct {
 
 // recordFailure keeps a failed run for RecentFailures.
 func (cs *Commands) recordFailure(instance, plugin, command string, err error) {
-	f := CommandFailure{Instance: instance, Plugin: plugin, Command: command, Kind: string(abi.KindOf(err)), Error: err.Error(), At: cs.c.now()}
+	text := err.Error()
+	if len(text) > maxFailureText {
+		text = strings.ToValidUTF8(text[:maxFailureText], "") + "…"
+	}
+	f := CommandFailure{Instance: instance, Plugin: plugin, Command: command, Kind: string(abi.KindOf(err)), Error: text, At: cs.c.now()}
 	cs.failMu.Lock()
 	defer cs.failMu.Unlock()
 	if len(cs.fails) == maxFailures {
@@ -221,19 +229,19 @@ func (cs *Commands) Test(ctx context.Context, name string) error {
 	}
 	li, release := c.hold(rec.ID)
 	defer release()
-	inst := (*host.Instance)(nil)
+	inst, plugin := (*host.Instance)(nil), (*host.Plugin)(nil)
 	if li != nil {
-		inst = li.inst
+		inst, plugin = li.inst, li.plugin
 	} else {
-		tmp, _, err := c.sandbox(ctx, rec)
+		tmp, p, err := c.sandbox(ctx, rec)
 		if err != nil {
 			return fromStore(err)
 		}
 		defer tmp.Close(context.WithoutCancel(ctx))
-		inst = tmp
+		inst, plugin = tmp, p
 	}
 	if _, err = inst.Execute(ctx, abi.CommandTestModule, json.RawMessage(`{}`)); err != nil {
-		cs.recordFailure(name, rec.Plugin, abi.CommandTestModule, err)
+		cs.recordFailure(name, pluginRef(plugin), abi.CommandTestModule, err)
 	}
 	return err
 }

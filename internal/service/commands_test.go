@@ -227,4 +227,11 @@ func TestCommandsRecentFailures(t *testing.T) {
 	if !strings.Contains(got[19].Error, "boom-f") {
 		t.Errorf("oldest kept failure %+v, want boom-f", got[19])
 	}
+	long := strings.Repeat("x", 10_000)
+	if _, err := e.svc.Commands.Execute(ctx, "p", service.ExecuteRequest{Command: "fail", Args: map[string]any{"msg": long}}); err == nil {
+		t.Fatal("fail did not fail")
+	}
+	if f := e.svc.Commands.RecentFailures()[0]; len(f.Error) > 2100 || !strings.HasSuffix(f.Error, "…") {
+		t.Errorf("a 10 KB error is kept as %d bytes", len(f.Error))
+	}
 }
