@@ -90,8 +90,8 @@ func (co *Console) signedIn(action string, h func(*req) error) echo.HandlerFunc 
 			}
 		}
 		if c.Request().Method == http.MethodPost {
-			if err := r.parseForm(); err != nil {
-				return err
+			if fe := r.parseForm(); fe != nil {
+				return r.problem(fe.status, fe.code, fe.detail)
 			}
 			tok := c.Request().Header.Get(CSRFHeader)
 			if tok == "" {
@@ -109,17 +109,25 @@ func (co *Console) signedIn(action string, h func(*req) error) echo.HandlerFunc 
 	}
 }
 
+// formError is a form the console cannot read.
+type formError struct {
+	status int
+	code   apitypes.ErrorCode
+	detail string
+}
+
 // parseForm reads a POST body within the console's limits: a plugin
 // upload may be as large as the API allows, any other form as large as a
 // JSON body.
-func (r *req) parseForm() error {
+func (r *req) parseForm() *formError {
 	hr := r.Request()
 	limit := r.co.opts.MaxBodyBytes
 	if r.action == "plugins.install" {
 		limit = r.co.opts.MaxPluginBytes + 64<<10
 	}
+	tooLarge := &formError{http.StatusRequestEntityTooLarge, apitypes.CodeRequestTooLarge, fmt.Sprintf("the request body exceeds the limit of %d bytes", limit)}
 	if hr.ContentLength > limit {
-		return r.tooLarge(limit)
+		return tooLarge
 	}
 	hr.Body = http.MaxBytesReader(r.Response(), hr.Body, limit)
 	var err error
@@ -130,16 +138,12 @@ func (r *req) parseForm() error {
 	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return r.tooLarge(limit)
+		return tooLarge
 	}
 	if err != nil {
-		return r.problem(http.StatusBadRequest, apitypes.CodeInvalidRequest, "reading the form: "+err.Error())
+		return &formError{http.StatusBadRequest, apitypes.CodeInvalidRequest, "reading the form: " + err.Error()}
 	}
 	return nil
-}
-
-func (r *req) tooLarge(limit int64) error {
-	return r.problem(http.StatusRequestEntityTooLarge, apitypes.CodeRequestTooLarge, fmt.Sprintf("the request body exceeds the limit of %d bytes", limit))
 }
 
 // toLogin answers a request without a live session with the sign-in page

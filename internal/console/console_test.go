@@ -649,3 +649,36 @@ func TestSessionsPerKey(t *testing.T) {
 		t.Errorf("another key's sign-in ended a session: %d", p.StatusCode)
 	}
 }
+
+// TestFormLimit: a form larger than server.max_body_bytes is refused with
+// 413 and does nothing.
+func TestFormLimit(t *testing.T) {
+	s := testenv.NewServer(t, testenv.ServerOptions{})
+	inc, err := s.Service.Incidents.Create(t.Context(), service.IncidentInput{Name: ptr("big")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, s.URL, nil)
+	c.mustSignIn(s.Key)
+	for _, chunked := range []bool{false, true} {
+		body := url.Values{"csrf": {c.csrf}, "contents": {strings.Repeat("x", api.DefaultMaxBodyBytes)}}.Encode()
+		req, err := http.NewRequest(http.MethodPost, s.URL+"/incidents/"+inc.ID+"/entries", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if chunked { // no Content-Length: the limit applies while reading
+			req.ContentLength = -1
+			req.Body = io.NopCloser(strings.NewReader(body))
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		token := c.csrf
+		p := c.do(req)
+		c.csrf = token
+		if p.StatusCode != http.StatusRequestEntityTooLarge || strings.Count(p.body, "<html") != 1 || !strings.Contains(p.body, "exceeds the limit") {
+			t.Errorf("chunked %v: %d, want one 413 page: %s", chunked, p.StatusCode, p.body)
+		}
+	}
+	if es, _, _ := s.Service.Incidents.ListEntries(t.Context(), inc.ID, service.EntryQuery{}); len(es) != 0 {
+		t.Errorf("%d entries added by refused forms", len(es))
+	}
+}
