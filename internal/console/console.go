@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -97,6 +98,9 @@ func (co *Console) Mount(e *echo.Echo, allow func(keyID string) (time.Duration, 
 	files := http.StripPrefix("/assets/", http.FileServer(http.FS(static)))
 	e.GET("/assets/*", func(c echo.Context) error {
 		secure(c)
+		if name := c.Param("*"); name == "" || strings.HasSuffix(name, "/") {
+			return echo.ErrNotFound // files only, no directory listings
+		}
 		c.Response().Header().Set("Cache-Control", "no-cache")
 		files.ServeHTTP(c.Response(), c.Request())
 		return nil

@@ -195,6 +195,12 @@ func TestPagesAreSelfContained(t *testing.T) {
 		{c, "/incidents/" + inc.ID, http.StatusOK},
 		{c, "/keys", http.StatusOK},
 		{c, "/incidents/nosuch", http.StatusNotFound},
+		{anon, "/assets/htmx.LICENSE", http.StatusOK},
+	}
+	for _, dir := range []string{"/assets/", "/assets/nosuch.js"} {
+		if p := anon.get(dir); p.StatusCode != http.StatusNotFound || strings.Contains(p.body, "console.css") {
+			t.Errorf("GET %s: %d %s", dir, p.StatusCode, p.body)
+		}
 	}
 	for _, tt := range pages {
 		t.Run(tt.path, func(t *testing.T) {
