@@ -521,3 +521,15 @@ func serverWithCache(b *testing.B, cacheDir string) *testenv.Server {
 	}
 	return &testenv.Server{URL: hs.URL, Key: key, HTTP: hs, Store: st, Runtime: rt, Service: svc}
 }
+
+// TestPluginSignatureListed: a version lists how it passed the trust
+// policy at install.
+func TestPluginSignatureListed(t *testing.T) {
+	e := newEnv(t, nil)
+	e.install("goecho")
+	var pd apitypes.PluginDetail
+	e.must(http.StatusOK, "GET", "/api/v1/plugins/goecho", nil).decode(t, &pd)
+	if len(pd.Versions) != 1 || pd.Versions[0].Signature != "unsigned" || pd.Versions[0].SignedBy != "" {
+		t.Fatalf("versions %+v", pd.Versions)
+	}
+}
