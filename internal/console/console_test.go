@@ -688,3 +688,36 @@ func TestFormLimit(t *testing.T) {
 		t.Errorf("%d entries added by refused forms", len(es))
 	}
 }
+
+// TestIncidentActions: close with a reason, reopen, and an entry with
+// tags and the note flag, each shown on the incident page.
+func TestIncidentActions(t *testing.T) {
+	s := testenv.NewServer(t, testenv.ServerOptions{})
+	inc, err := s.Service.Incidents.Create(t.Context(), service.IncidentInput{Name: ptr("Suspicious login")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, s.URL, nil)
+	c.mustSignIn(s.Key)
+	path := "/incidents/" + inc.ID
+	p := c.post(path+"/close", url.Values{"csrf": {c.csrf}, "closeReason": {"Resolved"}, "closeNotes": {"reset the password"}}, nil)
+	if got, _ := s.Service.Incidents.Get(t.Context(), inc.ID); p.StatusCode != http.StatusOK || got.Status != abi.StatusDone ||
+		got.CloseReason != "Resolved" || got.CloseNotes != "reset the password" || !strings.Contains(p.body, `id="reopen"`) {
+		t.Fatalf("close: %d, incident %+v", p.StatusCode, got)
+	}
+	if p := c.post(path+"/close", url.Values{"csrf": {c.csrf}}, nil); p.StatusCode != http.StatusConflict || !strings.Contains(p.body, "conflict") {
+		t.Errorf("closing twice: %d, want the API's 409", p.StatusCode)
+	}
+	p = c.post(path+"/reopen", url.Values{"csrf": {c.csrf}}, nil)
+	if got, _ := s.Service.Incidents.Get(t.Context(), inc.ID); p.StatusCode != http.StatusOK || got.Status != abi.StatusActive || !strings.Contains(p.body, `id="close"`) {
+		t.Fatalf("reopen: %d, status %d", p.StatusCode, got.Status)
+	}
+	c.post(path+"/entries", url.Values{"csrf": {c.csrf}, "contents": {"Called the user."}, "tags": {" comment, escalation ,"}, "note": {"true"}}, nil)
+	es, _, err := s.Service.Incidents.ListEntries(t.Context(), inc.ID, service.EntryQuery{})
+	if err != nil || len(es) != 1 || es[0].Contents != "Called the user." || !es[0].Note || strings.Join(es[0].Tags, "|") != "comment|escalation" || es[0].User != "test" {
+		t.Fatalf("entries %+v, %v", es, err)
+	}
+	if p := c.get(path); !strings.Contains(p.body, "Called the user.") || !strings.Contains(p.body, "comment, escalation") || strings.Contains(p.body, `id="mirror-now"`) {
+		t.Error("the war room lacks the entry, or a mirror-now button shows for an incident that is not mirrored")
+	}
+}
