@@ -460,6 +460,11 @@ func TestSessionEnds(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "was revoked"},
+		{"own key revoked in the console", func(c *client, id string) {
+			if p := c.post("/keys/"+id+"/revoke", url.Values{"csrf": {c.csrf}}, nil); p.StatusCode != http.StatusSeeOther || p.Header.Get("Location") != "/login" {
+				t.Fatalf("revoke: %d to %q", p.StatusCode, p.Header.Get("Location"))
+			}
+		}, ""},
 		{"expired", func(*client, string) { now.Add(int64(console.DefaultSessionTTL + time.Second)) }, "session has ended"},
 	}
 	for i, tt := range tests {
@@ -485,8 +490,8 @@ func TestSessionEnds(t *testing.T) {
 			}
 		})
 	}
-	if keys, _ := s.Service.APIKeys.List(t.Context()); len(keys) != 4 {
-		t.Errorf("%d keys, want 4: a POST after the session ended created one", len(keys))
+	if keys, _ := s.Service.APIKeys.List(t.Context()); len(keys) != 5 {
+		t.Errorf("%d keys, want 5: a POST after the session ended created one", len(keys))
 	}
 }
 
