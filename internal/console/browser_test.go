@@ -32,6 +32,8 @@ var screenshots = flag.String("screenshots", "", "also write the browser test's 
 // two-core machine takes seconds to lay out a page.
 const stepTimeout = 60 * time.Second
 
+const noChromium = "no chromium binary on PATH (apt-get install chromium; .ci/run installs it): skipping the browser tests"
+
 // chromium returns the path of a Chromium or Chrome binary, or "".
 func chromium() string {
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
@@ -54,7 +56,7 @@ func newBrowser(t *testing.T, base string) *browser {
 	t.Helper()
 	path := chromium()
 	if path == "" {
-		t.Skip("no chromium binary on PATH (apt-get install chromium; .ci/run installs it): skipping the browser tests")
+		t.Skip(noChromium)
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.WindowSize(1280, 900),
@@ -197,6 +199,9 @@ func (b *browser) signIn(key string) step {
 func TestBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow (a real browser) and exercises no concurrency: skipped under -short")
+	}
+	if chromium() == "" {
+		t.Skip(noChromium)
 	}
 	const secret = "td-secret-browser"
 	td := tdserver.New(secret)
