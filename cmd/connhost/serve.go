@@ -17,6 +17,7 @@ import (
 	"github.com/connhost/connhost/host"
 	"github.com/connhost/connhost/internal/api"
 	"github.com/connhost/connhost/internal/config"
+	"github.com/connhost/connhost/internal/console"
 	"github.com/connhost/connhost/internal/mirror"
 	"github.com/connhost/connhost/internal/secrets"
 	"github.com/connhost/connhost/internal/service"
@@ -212,12 +213,19 @@ func runServe(ctx context.Context, a *app, fs *pflag.FlagSet) error {
 		defer cancel()
 		engine.Stop(sctx)
 	}()
+	con, err := console.New(d.svc, console.Options{
+		Logger: log, MaxBodyBytes: int64(cfg.Server.MaxBodyBytes), MaxPluginBytes: int64(cfg.Server.MaxPluginBytes),
+	})
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
 	srv := api.New(d.svc, api.Options{
 		Logger: log, MaxBodyBytes: int64(cfg.Server.MaxBodyBytes), MaxPluginBytes: int64(cfg.Server.MaxPluginBytes),
 		MetricsAuth: cfg.MetricsNeedAuth(), Registry: reg,
 		RateLimit: float64(cfg.API.RateLimit), RateBurst: cfg.API.RateBurst,
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout, ReadTimeout: cfg.Server.ReadTimeout, IdleTimeout: cfg.Server.IdleTimeout,
 		MaxInFlightPerClient: cfg.Server.MaxInFlightPerClient, TrustedProxies: cfg.TrustedProxyPrefixes(),
+		Console: con,
 	})
 	hs := srv.HTTPServer()
 	url := "http://" + ln.Addr().String()
@@ -246,7 +254,7 @@ func runServe(ctx context.Context, a *app, fs *pflag.FlagSet) error {
 // printBanner writes the URL and, on first start, the API key to stdout:
 // the key is shown this once and never logged.
 func printBanner(a *app, url, key string) {
-	fmt.Fprintf(a.stdout, "connhost serving on %s (API under %s%s)\n", url, url, api.Prefix)
+	fmt.Fprintf(a.stdout, "connhost serving on %s (console at %s/, API under %s%s)\n", url, url, url, api.Prefix)
 	if key == "" {
 		fmt.Fprintf(a.stdout, "API keys exist already; to make another, stop the server and run: connhost apikey create --name NAME\n")
 		return

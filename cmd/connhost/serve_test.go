@@ -392,3 +392,34 @@ func TestAPIKeyAndInstallCLI(t *testing.T) {
 		})
 	}
 }
+
+// TestServeConsole: `connhost serve` mounts the console at / beside the
+// API, assets included, and names it in its banner.
+func TestServeConsole(t *testing.T) {
+	p := startServe(t, t.TempDir())
+	for _, tc := range []struct {
+		path, want string
+		status     int
+	}{
+		{"/", `id="signin"`, http.StatusUnauthorized},
+		{"/login", `id="signin"`, http.StatusOK},
+		{"/assets/htmx.min.js", "/*! htmx 2.0.11", http.StatusOK},
+		{"/api/v1/openapi.json", `"openapi"`, http.StatusOK},
+	} {
+		res, err := http.Get(p.url + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != tc.status || !strings.Contains(string(b), tc.want) {
+			t.Errorf("GET %s: %d, want %d with %q", tc.path, res.StatusCode, tc.status, tc.want)
+		}
+		if strings.HasPrefix(tc.path, "/api/") == (res.Header.Get("Content-Security-Policy") != "") {
+			t.Errorf("GET %s: Content-Security-Policy %q", tc.path, res.Header.Get("Content-Security-Policy"))
+		}
+	}
+}

@@ -65,6 +65,18 @@ type Options struct {
 	// header names the client (for logs and per-client limits); from any
 	// other peer the headers are ignored.
 	TrustedProxies []netip.Prefix
+	// Console, if set, is mounted beside the API (internal/console).
+	Console Console
+}
+
+// Console is a user interface served by the same echo server as the API.
+// Its routes are open in routeAccess: it signs its users in itself and
+// applies the API's roles (RoleFor) and rate limits (allow) to them.
+type Console interface {
+	// Mount registers the console's routes on e. allow takes a token from
+	// an API key's rate limit, as the API does for each request, and says
+	// how long to wait when there is none.
+	Mount(e *echo.Echo, allow func(keyID string) (wait time.Duration, ok bool))
 }
 
 // Server is the HTTP API of one service.
@@ -198,6 +210,9 @@ func (s *Server) routes() {
 	s.mountPluginSwap()
 	s.mountMirror()
 	s.mountAPIKeys()
+	if s.opts.Console != nil {
+		s.opts.Console.Mount(s.echo, func(keyID string) (time.Duration, bool) { return s.limits.allow(keyID, time.Now()) })
+	}
 }
 
 func (s *Server) livez(c echo.Context) error {

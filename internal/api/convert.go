@@ -39,7 +39,7 @@ func mapSlice[S, T any](in []S, f func(S) T) []T {
 
 func pluginOut(p service.PluginInfo) apitypes.PluginInfo {
 	return apitypes.PluginInfo{Name: p.Name, Version: p.Version, SHA256: p.SHA256, InstalledAt: p.InstalledAt,
-		InstalledBy: p.InstalledBy, Manifest: p.Manifest, Current: p.Current}
+		InstalledBy: p.InstalledBy, Manifest: p.Manifest, Current: p.Current, Signature: p.Signature, SignedBy: p.SignedBy}
 }
 
 func installOut(r service.InstallResult) apitypes.InstallResult {

@@ -50,6 +50,15 @@ var sentinels = []struct {
 }
 
 // classify decides the status and body of an error returned by a handler.
+// ErrorBody returns the status and the {error, detail} body the API
+// answers err with, so the console shows the same text.
+func ErrorBody(err error) (int, apitypes.Error) {
+	if errors.Is(err, service.ErrUntrusted) {
+		return http.StatusForbidden, apitypes.Error{Error: apitypes.CodeUntrustedPlugin, Detail: err.Error()}
+	}
+	return classify(err)
+}
+
 func classify(err error) (int, apitypes.Error) {
 	var ae *apiError
 	if errors.As(err, &ae) {

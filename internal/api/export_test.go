@@ -19,3 +19,7 @@ func RuleCount() int { return len(routeAccess) }
 // DropRule removes a route's rule from this server, as if it had been
 // registered without one.
 func (s *Server) DropRule(method, path string) { delete(s.access, method+" "+path) }
+
+// IsConsoleRoute reports whether a route is the console's (HTML, not in
+// openapi.json).
+func IsConsoleRoute(method, path string) bool { return routeAccess[method+" "+path].console }

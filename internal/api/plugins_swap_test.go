@@ -586,3 +586,15 @@ func newSigningKey(t *testing.T) signing.PrivateKey {
 	}
 	return k
 }
+
+// TestPluginSignatureListed: a version lists how it passed the trust
+// policy at install.
+func TestPluginSignatureListed(t *testing.T) {
+	e := newEnv(t, nil)
+	e.install("goecho")
+	var pd apitypes.PluginDetail
+	e.must(http.StatusOK, "GET", "/api/v1/plugins/goecho", nil).decode(t, &pd)
+	if len(pd.Versions) != 1 || pd.Versions[0].Signature != "unsigned" || pd.Versions[0].SignedBy != "" {
+		t.Fatalf("versions %+v", pd.Versions)
+	}
+}

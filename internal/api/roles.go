@@ -19,6 +19,8 @@ import (
 type access struct {
 	open bool
 	role service.Role
+	// console marks the console's routes (open here; see routeAccess).
+	console bool
 }
 
 var (
@@ -26,6 +28,7 @@ var (
 	reader   = access{role: service.RoleRead}
 	operator = access{role: service.RoleOperator}
 	admin    = access{role: service.RoleAdmin}
+	console  = access{open: true, console: true}
 )
 
 // anyMethod stands for every method of a route registered with echo's Any.
@@ -100,6 +103,58 @@ var routeAccess = map[string]access{
 	"GET " + Prefix + "/apikeys":        admin,
 	"POST " + Prefix + "/apikeys":       admin,
 	"DELETE " + Prefix + "/apikeys/:id": admin,
+
+	// The console (internal/console, docs/console.md) is open here because
+	// it authenticates with a session cookie, not a bearer key: its own
+	// middleware refuses a request without a live session, checks the
+	// session's API key through the service on every request (a revoked key
+	// ends its sessions), checks the CSRF token of every POST, and gives
+	// each action the role of the API route it stands for (RoleFor), so a
+	// key can do no more in the console than over the API.
+	"GET /":                            console,
+	"GET /assets/*":                    console,
+	"GET /login":                       console,
+	"POST /login":                      console,
+	"POST /logout":                     console,
+	"GET /plugins":                     console,
+	"POST /plugins":                    console,
+	"GET /plugins/:name":               console,
+	"POST /plugins/:name/current":      console,
+	"POST /plugins/:name/rollback":     console,
+	"POST /plugins/:name/delete":       console,
+	"GET /instances":                   console,
+	"POST /instances":                  console,
+	"GET /instances/:name":             console,
+	"POST /instances/:name":            console,
+	"POST /instances/:name/test":       console,
+	"POST /instances/:name/enable":     console,
+	"POST /instances/:name/disable":    console,
+	"POST /instances/:name/version":    console,
+	"POST /instances/:name/execute":    console,
+	"POST /instances/:name/fetch":      console,
+	"POST /instances/:name/context":    console,
+	"POST /instances/:name/mirror/run": console,
+	"GET /incidents":                   console,
+	"GET /incidents/:id":               console,
+	"POST /incidents/:id/entries":      console,
+	"POST /incidents/:id/close":        console,
+	"POST /incidents/:id/reopen":       console,
+	"POST /incidents/:id/mirror/debug": console,
+	"GET /keys":                        console,
+	"POST /keys":                       console,
+	"POST /keys/:id/revoke":            console,
+}
+
+// RoleFor returns the role an API route needs, by method and echo path
+// (as in routeAccess), and false for an open or unknown route. The
+// console asks it which of its actions a key may see and do, so the API
+// and the console apply one table.
+func RoleFor(method, path string) (service.Role, bool) {
+	a, ok := routeAccess[method+" "+path]
+	if !ok || a.open {
+		return "", false
+	}
+	return a.role, true
 }
 
 // accessFor returns the rule of a route: its own, or its Any rule.

@@ -267,3 +267,25 @@ type clock struct{ ns atomic.Int64 }
 func (c *clock) Set(t time.Time)         { c.ns.Store(t.UnixNano()) }
 func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
 func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// TestRoleFor: the console asks RoleFor for the role of the API route each
+// of its actions stands for; open routes, the console's own and unknown
+// ones have none.
+func TestRoleFor(t *testing.T) {
+	for _, tt := range []struct {
+		method, path string
+		role         service.Role
+		ok           bool
+	}{
+		{"POST", "/api/v1/plugins", service.RoleAdmin, true},
+		{"POST", "/api/v1/instances/:name/test", service.RoleOperator, true},
+		{"GET", "/api/v1/incidents", service.RoleRead, true},
+		{"GET", "/livez", "", false},
+		{"POST", "/plugins", "", false},
+		{"GET", "/api/v1/nosuch", "", false},
+	} {
+		if role, ok := api.RoleFor(tt.method, tt.path); role != tt.role || ok != tt.ok {
+			t.Errorf("RoleFor(%s %s) = %q, %v; want %q, %v", tt.method, tt.path, role, ok, tt.role, tt.ok)
+		}
+	}
+}

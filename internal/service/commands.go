@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/connhost/connhost/abi"
@@ -16,7 +18,56 @@ import (
 
 // Commands runs commands on instances: any command a plugin serves,
 // fetch-incidents (storing what it returns) and test-module.
-type Commands struct{ c *core }
+type Commands struct {
+	c *core
+
+	failMu sync.Mutex
+	fails  []CommandFailure // oldest first, at most maxFailures
+}
+
+// maxFailures is how many failed command runs RecentFailures keeps, and
+// maxFailureText how much of each error: a plugin writes its errors.
+const (
+	maxFailures    = 20
+	maxFailureText = 2 << 10
+)
+
+// CommandFailure is one command run that the plugin failed (not a request
+// refused before the plugin ran).
+type CommandFailure struct {
+	Instance string    `json:"instance"`
+	Plugin   string    `json:"plugin"`
+	Command  string    `json:"command"`
+	Kind     string    `json:"kind"`
+	Error    string    `json:"error"`
+	At       time.Time `json:"at"`
+}
+
+// recordFailure keeps a failed run for RecentFailures.
+func (cs *Commands) recordFailure(instance, plugin, command string, err error) {
+	text := err.Error()
+	if len(text) > maxFailureText {
+		text = strings.ToValidUTF8(text[:maxFailureText], "") + "…"
+	}
+	f := CommandFailure{Instance: instance, Plugin: plugin, Command: command, Kind: string(abi.KindOf(err)), Error: text, At: cs.c.now()}
+	cs.failMu.Lock()
+	defer cs.failMu.Unlock()
+	if len(cs.fails) == maxFailures {
+		cs.fails = slices.Delete(cs.fails, 0, 1)
+	}
+	cs.fails = append(cs.fails, f)
+}
+
+// RecentFailures returns the last failed command runs since the server
+// started (test-module, fetch-incidents and commands run through
+// Execute), newest first. They are kept in memory only.
+func (cs *Commands) RecentFailures() []CommandFailure {
+	cs.failMu.Lock()
+	defer cs.failMu.Unlock()
+	out := slices.Clone(cs.fails)
+	slices.Reverse(out)
+	return out
+}
 
 // ExecuteRequest runs one command on an instance: the war room's !command.
 type ExecuteRequest struct {
@@ -120,6 +171,9 @@ func (cs *Commands) Execute(ctx context.Context, instance string, req ExecuteReq
 		return ExecuteResult{}, fmt.Errorf("%w: args: %w", ErrInvalid, err)
 	}
 	res, callErr := li.inst.Execute(ctx, req.Command, raw)
+	if callErr != nil {
+		cs.recordFailure(instance, pluginRef(li.plugin), req.Command, callErr)
+	}
 	out := ExecuteResult{Result: res}
 	if req.IncidentID == "" {
 		return out, callErr
@@ -172,18 +226,20 @@ func (cs *Commands) Test(ctx context.Context, name string) (err error) {
 	}
 	li, release := c.hold(rec.ID)
 	defer release()
-	inst := (*host.Instance)(nil)
+	inst, plugin := (*host.Instance)(nil), (*host.Plugin)(nil)
 	if li != nil {
-		inst = li.inst
+		inst, plugin = li.inst, li.plugin
 	} else {
-		tmp, _, err := c.sandbox(ctx, rec)
+		tmp, p, err := c.sandbox(ctx, rec)
 		if err != nil {
 			return fromStore(err)
 		}
 		defer tmp.Close(context.WithoutCancel(ctx))
-		inst = tmp
+		inst, plugin = tmp, p
 	}
-	_, err = inst.Execute(ctx, abi.CommandTestModule, json.RawMessage(`{}`))
+	if _, err = inst.Execute(ctx, abi.CommandTestModule, json.RawMessage(`{}`)); err != nil {
+		cs.recordFailure(name, pluginRef(plugin), abi.CommandTestModule, err)
+	}
 	return err
 }
 
@@ -208,6 +264,9 @@ func (cs *Commands) Fetch(ctx context.Context, name string) (_ FetchSummary, err
 		return FetchSummary{}, fmt.Errorf("instance %q: %w", name, err)
 	}
 	sum, err := cs.fetch(ctx, li)
+	if err != nil {
+		cs.recordFailure(name, pluginRef(li.plugin), abi.CommandFetchIncidents, err)
+	}
 	return sum, fromStore(err)
 }
 

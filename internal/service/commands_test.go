@@ -215,3 +215,44 @@ func TestHostServices(t *testing.T) {
 		t.Errorf("entry added by the guest: %+v, %v", es, err)
 	}
 }
+
+// TestCommandsRecentFailures: plugin failures are kept for the console's
+// overview, newest first and at most 20; requests refused before the
+// plugin ran, and successes, are not failures of a command.
+func TestCommandsRecentFailures(t *testing.T) {
+	e := commandsEnv(t)
+	ctx := context.Background()
+	if _, err := e.svc.Commands.Execute(ctx, "p", service.ExecuteRequest{Command: "nosuch"}); err == nil {
+		t.Fatal("an unknown command ran")
+	}
+	if _, err := e.svc.Commands.Execute(ctx, "p", service.ExecuteRequest{Command: "echo", Args: map[string]any{"msg": "hi"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.svc.Commands.RecentFailures(); len(got) != 0 {
+		t.Fatalf("failures after a refusal and a success: %+v", got)
+	}
+	for i := range 25 {
+		msg := "boom-" + string(rune('a'+i))
+		if _, err := e.svc.Commands.Execute(ctx, "p", service.ExecuteRequest{Command: "fail", Args: map[string]any{"msg": msg}}); err == nil {
+			t.Fatal("fail did not fail")
+		}
+	}
+	got := e.svc.Commands.RecentFailures()
+	if len(got) != 20 {
+		t.Fatalf("%d failures kept, want 20", len(got))
+	}
+	if f := got[0]; f.Instance != "p" || f.Command != "fail" || f.Kind != string(abi.KindFailed) || !strings.Contains(f.Error, "boom-y") ||
+		!strings.HasPrefix(f.Plugin, "probe@") || f.At.IsZero() {
+		t.Errorf("newest failure %+v", f)
+	}
+	if !strings.Contains(got[19].Error, "boom-f") {
+		t.Errorf("oldest kept failure %+v, want boom-f", got[19])
+	}
+	long := strings.Repeat("x", 10_000)
+	if _, err := e.svc.Commands.Execute(ctx, "p", service.ExecuteRequest{Command: "fail", Args: map[string]any{"msg": long}}); err == nil {
+		t.Fatal("fail did not fail")
+	}
+	if f := e.svc.Commands.RecentFailures()[0]; len(f.Error) > 2100 || !strings.HasSuffix(f.Error, "…") {
+		t.Errorf("a 10 KB error is kept as %d bytes", len(f.Error))
+	}
+}

@@ -35,6 +35,12 @@ type PluginInfo struct {
 	// Current is set on the version that instances following the latest
 	// run.
 	Current bool `json:"current,omitempty"`
+	// Signature is how the file passed the trust policy at install:
+	// "signed" by the trusted key SignedBy, "unsigned", "bundle" (checked
+	// with its bundle), or "" when not recorded (installed by an older
+	// connhost).
+	Signature string `json:"signature,omitempty"`
+	SignedBy  string `json:"signedBy,omitempty"`
 }
 
 // pluginInfo describes a stored version.
@@ -44,7 +50,7 @@ func pluginInfo(pv store.PluginVersion) (PluginInfo, error) {
 		return PluginInfo{}, fmt.Errorf("plugin %s@%s: stored manifest: %w", pv.Name, pv.Version, store.ErrCorrupt)
 	}
 	return PluginInfo{Name: pv.Name, Version: pv.Version, SHA256: pv.SHA256,
-		InstalledAt: pv.InstalledAt, InstalledBy: pv.InstalledBy, Manifest: &m}, nil
+		InstalledAt: pv.InstalledAt, InstalledBy: pv.InstalledBy, Manifest: &m, Signature: pv.Signature, SignedBy: pv.SignedBy}, nil
 }
 
 // InstallRequest is one plugin file to install and switch to.
@@ -59,6 +65,10 @@ type InstallRequest struct {
 	// VerifyInstances runs test-module on every switched instance before
 	// switching; one failure keeps every instance on its version.
 	VerifyInstances bool
+
+	// signature and signedBy are what the trust policy found, to record
+	// with the version.
+	signature, signedBy string
 }
 
 // InstallResult is what Install did.
@@ -93,6 +103,10 @@ func (ps *Plugins) Install(ctx context.Context, req InstallRequest) (InstallResu
 	if v.Warning != "" {
 		ps.c.log.Warn().Str("plugin", v.Label()).Str("by", req.By).Msg(v.Warning)
 	}
+	req.signature = "unsigned"
+	if v.Signed {
+		req.signature, req.signedBy = "signed", v.KeyID.String()
+	}
 	res, err := ps.install(ctx, req)
 	if err != nil {
 		return InstallResult{}, fromStore(err)
@@ -109,7 +123,7 @@ func (ps *Plugins) Install(ctx context.Context, req InstallRequest) (InstallResu
 // verifies every member before installing any). The downgrade check still
 // applies.
 func (ps *Plugins) InstallVerified(ctx context.Context, wasm []byte, by string) (PluginInfo, error) {
-	res, err := ps.install(ctx, InstallRequest{Wasm: wasm, By: by})
+	res, err := ps.install(ctx, InstallRequest{Wasm: wasm, By: by, signature: "bundle"})
 	return res.PluginInfo, fromStore(err)
 }
 
@@ -198,7 +212,7 @@ func (ps *Plugins) storeVersion(ctx context.Context, p *host.Plugin, req Install
 	raw, _ := json.Marshal(m)
 	pv, err := st.PutPluginVersion(ctx, store.PluginVersion{
 		Name: m.Name, Version: m.Version, SHA256: p.SHA256, Manifest: raw,
-		InstalledAt: ps.c.now().UTC(), InstalledBy: req.By,
+		InstalledAt: ps.c.now().UTC(), InstalledBy: req.By, Signature: req.signature, SignedBy: req.signedBy,
 	})
 	if err != nil {
 		return store.PluginVersion{}, false, err

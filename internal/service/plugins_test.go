@@ -141,6 +141,24 @@ func TestPluginsTrust(t *testing.T) {
 	if _, err := e.svc.Plugins.InstallVerified(ctx, echo(t, "1.5.0"), "bundle"); !errors.Is(err, service.ErrConflict) {
 		t.Errorf("verified downgrade: %v", err)
 	}
+	// Each version keeps how it passed the policy, for listings.
+	vs, err := e.svc.Plugins.Versions(ctx, "goecho")
+	if err != nil || len(vs) != 2 {
+		t.Fatalf("versions %+v, %v", vs, err)
+	}
+	if vs[0].Version != "2.0.0" || vs[0].Signature != "bundle" || vs[0].SignedBy != "" ||
+		vs[1].Version != "1.0.0" || vs[1].Signature != "signed" || vs[1].SignedBy != trusted.ID.String() {
+		t.Errorf("recorded signatures: %s %q %q, %s %q %q", vs[0].Version, vs[0].Signature, vs[0].SignedBy, vs[1].Version, vs[1].Signature, vs[1].SignedBy)
+	}
+	t.Run("unsigned", func(t *testing.T) {
+		open := newEnv(t)
+		if _, err := open.svc.Plugins.Install(ctx, service.InstallRequest{Wasm: v1, By: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		if ps, err := open.svc.Plugins.List(ctx); err != nil || len(ps) != 1 || ps[0].Signature != "unsigned" || ps[0].SignedBy != "" {
+			t.Errorf("an unsigned install lists as %+v, %v", ps, err)
+		}
+	})
 }
 
 // TestPluginsVersionSwitch: instances that follow the latest switch on

@@ -25,6 +25,12 @@ type PluginVersion struct {
 	Manifest    json.RawMessage `json:"manifest,omitempty"`
 	InstalledAt time.Time       `json:"installedAt"`
 	InstalledBy string          `json:"installedBy,omitempty"`
+	// Signature is how the file passed the trust policy at install:
+	// "signed" (SignedBy is the trusted key's id), "unsigned", or "bundle"
+	// (checked with its bundle); "" for versions installed before it was
+	// recorded.
+	Signature string `json:"signature,omitempty"`
+	SignedBy  string `json:"signedBy,omitempty"`
 }
 
 func blobKey(sha string) []byte { return key(pBlob, sha) }

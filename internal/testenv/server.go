@@ -21,6 +21,7 @@ import (
 
 	"github.com/connhost/connhost/host"
 	"github.com/connhost/connhost/internal/api"
+	"github.com/connhost/connhost/internal/console"
 	"github.com/connhost/connhost/internal/secrets"
 	"github.com/connhost/connhost/internal/service"
 	"github.com/connhost/connhost/internal/store"
@@ -102,7 +103,11 @@ func NewServer(t testing.TB, opts ServerOptions) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Close(ctx) })
-	ao := api.Options{Logger: log}
+	con, err := console.New(svc, console.Options{Logger: log, Now: opts.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ao := api.Options{Logger: log, Console: con}
 	if opts.API != nil {
 		opts.API(&ao)
 	}

@@ -20,6 +20,13 @@ type PluginInfo struct {
 	// Current is set on the version that instances following the latest
 	// run.
 	Current bool `json:"current,omitempty"`
+	// Signature is how the file passed the trust policy when it was
+	// installed: signed (by the trusted key signedBy), unsigned, or bundle
+	// (checked with its bundle); absent for versions installed before
+	// connhost recorded it.
+	Signature string `json:"signature,omitempty" jsonschema:"enum=signed,enum=unsigned,enum=bundle"`
+	// SignedBy is the id of the trusted key that signed the file.
+	SignedBy string `json:"signedBy,omitempty"`
 }
 
 // PluginList is the current version of every installed plugin.

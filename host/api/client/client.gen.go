@@ -429,6 +429,48 @@ func (e IncidentInputSeverity) Valid() bool {
 	}
 }
 
+// Defines values for InstallResultSignature.
+const (
+	InstallResultSignatureBundle   InstallResultSignature = "bundle"
+	InstallResultSignatureSigned   InstallResultSignature = "signed"
+	InstallResultSignatureUnsigned InstallResultSignature = "unsigned"
+)
+
+// Valid indicates whether the value is a known member of the InstallResultSignature enum.
+func (e InstallResultSignature) Valid() bool {
+	switch e {
+	case InstallResultSignatureBundle:
+		return true
+	case InstallResultSignatureSigned:
+		return true
+	case InstallResultSignatureUnsigned:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PluginInfoSignature.
+const (
+	PluginInfoSignatureBundle   PluginInfoSignature = "bundle"
+	PluginInfoSignatureSigned   PluginInfoSignature = "signed"
+	PluginInfoSignatureUnsigned PluginInfoSignature = "unsigned"
+)
+
+// Valid indicates whether the value is a known member of the PluginInfoSignature enum.
+func (e PluginInfoSignature) Valid() bool {
+	switch e {
+	case PluginInfoSignatureBundle:
+		return true
+	case PluginInfoSignatureSigned:
+		return true
+	case PluginInfoSignatureUnsigned:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SettingsMirrorDirection.
 const (
 	Both SettingsMirrorDirection = "Both"
@@ -447,6 +489,27 @@ func (e SettingsMirrorDirection) Valid() bool {
 	case None:
 		return true
 	case Out:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SwitchResultSignature.
+const (
+	SwitchResultSignatureBundle   SwitchResultSignature = "bundle"
+	SwitchResultSignatureSigned   SwitchResultSignature = "signed"
+	SwitchResultSignatureUnsigned SwitchResultSignature = "unsigned"
+)
+
+// Valid indicates whether the value is a known member of the SwitchResultSignature enum.
+func (e SwitchResultSignature) Valid() bool {
+	switch e {
+	case SwitchResultSignatureBundle:
+		return true
+	case SwitchResultSignatureSigned:
+		return true
+	case SwitchResultSignatureUnsigned:
 		return true
 	default:
 		return false
@@ -788,8 +851,14 @@ type InstallResult struct {
 	Name     string   `json:"name"`
 	Sha256   string   `json:"sha256"`
 
+	// Signature Signature is how the file passed the trust policy when it was installed: signed (by the trusted key signedBy), unsigned, or bundle (checked with its bundle); absent for versions installed before connhost recorded it.
+	Signature *InstallResultSignature `json:"signature,omitempty"`
+
 	// Signed Signed says whether a trusted key signed the file.
 	Signed bool `json:"signed"`
+
+	// SignedBy SignedBy is the id of the trusted key that signed the file.
+	SignedBy *string `json:"signedBy,omitempty"`
 
 	// Switched Switched names the enabled instances now running this version.
 	Switched []string `json:"switched"`
@@ -798,6 +867,9 @@ type InstallResult struct {
 	// Warning Warning is set when an unsigned plugin was admitted.
 	Warning *string `json:"warning,omitempty"`
 }
+
+// InstallResultSignature Signature is how the file passed the trust policy when it was installed: signed (by the trusted key signedBy), unsigned, or bundle (checked with its bundle); absent for versions installed before connhost recorded it.
+type InstallResultSignature string
 
 // Instance Instance is a connector instance.
 type Instance struct {
@@ -975,8 +1047,17 @@ type PluginInfo struct {
 	Manifest Manifest `json:"manifest"`
 	Name     string   `json:"name"`
 	Sha256   string   `json:"sha256"`
-	Version  string   `json:"version"`
+
+	// Signature Signature is how the file passed the trust policy when it was installed: signed (by the trusted key signedBy), unsigned, or bundle (checked with its bundle); absent for versions installed before connhost recorded it.
+	Signature *PluginInfoSignature `json:"signature,omitempty"`
+
+	// SignedBy SignedBy is the id of the trusted key that signed the file.
+	SignedBy *string `json:"signedBy,omitempty"`
+	Version  string  `json:"version"`
 }
+
+// PluginInfoSignature Signature is how the file passed the trust policy when it was installed: signed (by the trusted key signedBy), unsigned, or bundle (checked with its bundle); absent for versions installed before connhost recorded it.
+type PluginInfoSignature string
 
 // PluginList PluginList is the current version of every installed plugin.
 type PluginList struct {
@@ -1070,10 +1151,19 @@ type SwitchResult struct {
 	Name     string   `json:"name"`
 	Sha256   string   `json:"sha256"`
 
+	// Signature Signature is how the file passed the trust policy when it was installed: signed (by the trusted key signedBy), unsigned, or bundle (checked with its bundle); absent for versions installed before connhost recorded it.
+	Signature *SwitchResultSignature `json:"signature,omitempty"`
+
+	// SignedBy SignedBy is the id of the trusted key that signed the file.
+	SignedBy *string `json:"signedBy,omitempty"`
+
 	// Switched Switched names the enabled instances now running this version.
 	Switched []string `json:"switched"`
 	Version  string   `json:"version"`
 }
+
+// SwitchResultSignature Signature is how the file passed the trust policy when it was installed: signed (by the trusted key signedBy), unsigned, or bundle (checked with its bundle); absent for versions installed before connhost recorded it.
+type SwitchResultSignature string
 
 // SyncRecord SyncRecord is one mirrored incident's sync state (XSOAR getSyncMirrorRecords).
 type SyncRecord struct {
