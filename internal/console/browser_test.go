@@ -276,13 +276,12 @@ func TestBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#p-url"), tds.URL),
 		chromedp.SendKeys(chromedp.CSS("#p-api_key"), secret),
 		chromedp.SetValue(chromedp.CSS("#p-mirror_direction"), "Incoming And Outgoing"),
-		chromedp.SetValue(chromedp.CSS("#s-mirror"), "Both"),
-		chromedp.SetValue(chromedp.CSS("#s-comment"), "comment"),
 		b.shot("instance-new"),
 		chromedp.Click(chromedp.CSS("#create-submit")),
 		flash("Instance created"))
 	v, err := s.Service.Instances.Get(t.Context(), "td")
-	if err != nil || !v.Enabled || v.Params["url"] != tds.URL || len(v.SecretsSet) != 1 || v.Settings.MirrorDirection != "Both" {
+	if err != nil || !v.Enabled || v.Params["url"] != tds.URL || len(v.SecretsSet) != 1 ||
+		v.Params["mirror_direction"] != "Incoming And Outgoing" || v.Params["comment_tag"] != "comment" {
 		t.Fatalf("instance after the form: %+v, %v", v, err)
 	}
 

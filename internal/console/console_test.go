@@ -637,6 +637,38 @@ func TestInstanceForms(t *testing.T) {
 	}
 }
 
+// TestInstanceFormsConventionalParams: where the manifest declares one of
+// XSOAR's conventional params, the form has no setting for it (the param
+// drives the host), and a forged setting field is not applied.
+func TestInstanceFormsConventionalParams(t *testing.T) {
+	s := testenv.NewServer(t, testenv.ServerOptions{})
+	s.Install(testenv.PluginWithManifest(t, "goecho", func(m *abi.Manifest) {
+		m.IsRemoteSyncIn = true
+		m.Params = []abi.Param{
+			{Name: "mirror_direction", Type: abi.ParamSelect, Options: []string{"None", "Incoming", "Outgoing", "Incoming And Outgoing"}, Default: "None"},
+		}
+	}))
+	c := newClient(t, s.URL, nil)
+	c.mustSignIn(s.Key)
+	form := c.get("/instances?plugin=goecho")
+	if strings.Contains(form.body, `name="s.mirror_direction"`) || !strings.Contains(form.body, `name="p.mirror_direction"`) ||
+		!strings.Contains(form.body, `name="s.comment_tag"`) {
+		t.Fatalf("the create form should offer the param, not the setting, for mirror_direction only:\n%s", form.body)
+	}
+	p := c.post("/instances", url.Values{"csrf": {c.csrf}, "plugin": {"goecho"}, "name": {"m"},
+		"p.mirror_direction": {"Incoming"}, "s.mirror_direction": {"Both"}}, nil)
+	if p.StatusCode != http.StatusOK || !strings.Contains(p.body, "Instance created") {
+		t.Fatalf("create: %d %s", p.StatusCode, p.body)
+	}
+	v, err := s.Service.Instances.Get(t.Context(), "m")
+	if err != nil || v.Params["mirror_direction"] != "Incoming" || v.Settings.MirrorDirection != "" {
+		t.Fatalf("created %+v, %v; want the param set and no setting", v, err)
+	}
+	if p := c.get("/instances/m"); strings.Contains(p.body, `name="s.mirror_direction"`) {
+		t.Error("the edit form offers the setting of a declared param")
+	}
+}
+
 // TestSessionsPerKey: signing in with one key again and again keeps at
 // most 16 sessions, ending the oldest.
 func TestSessionsPerKey(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/internal/mirror"
 	"github.com/connhost/connhost/internal/service"
 	"github.com/connhost/connhost/internal/store"
 )
@@ -90,23 +91,57 @@ func formParams(r *req, m *abi.Manifest, update bool) map[string]any {
 	return out
 }
 
+// settingsForm is what the settings fieldset shows: the instance's
+// settings, and which conventional params the manifest declares, whose
+// settings the form leaves out (the param drives the host: docs/api.md,
+// "Instance settings").
+type settingsForm struct {
+	S        store.Settings
+	Declared map[string]bool
+}
+
+// newSettingsForm returns the settings fieldset of st for manifest m.
+func newSettingsForm(st store.Settings, m *abi.Manifest) settingsForm {
+	f := settingsForm{S: st, Declared: map[string]bool{}}
+	for _, p := range mirror.ConventionalParams {
+		f.Declared[p] = m != nil && mirror.Declares(m, p)
+	}
+	return f
+}
+
 // formSettings applies the settings fields of the instance form to st;
-// settings the form does not show keep their value.
-func formSettings(r *req, st store.Settings) (store.Settings, error) {
-	st.FetchEnabled = r.FormValue("s.isFetch") == "true"
-	st.CloseIncident = r.FormValue("s.close_incident") == "true"
-	st.CloseOut = r.FormValue("s.close_out") == "true"
+// settings the form does not show (those of conventional params m
+// declares) keep their value.
+func formSettings(r *req, st store.Settings, m *abi.Manifest) (store.Settings, error) {
+	shown := func(param string) bool { return !mirror.Declares(m, param) }
+	if shown(mirror.ParamIsFetch) {
+		st.FetchEnabled = r.FormValue("s.isFetch") == "true"
+	}
+	if shown(mirror.ParamCloseIncident) {
+		st.CloseIncident = r.FormValue("s.close_incident") == "true"
+	}
+	if shown(mirror.ParamCloseOut) {
+		st.CloseOut = r.FormValue("s.close_out") == "true"
+	}
+	if shown(mirror.ParamMirrorDirection) {
+		st.MirrorDirection = r.FormValue("s.mirror_direction")
+	}
+	if shown(mirror.ParamCommentTag) {
+		st.CommentTag = strings.TrimSpace(r.FormValue("s.comment_tag"))
+	}
+	if shown(mirror.ParamWorkNotesTag) {
+		st.WorkNotesTag = strings.TrimSpace(r.FormValue("s.work_notes_tag"))
+	}
 	st.LongRunning = r.FormValue("s.longRunning") == "true"
-	st.MirrorDirection = r.FormValue("s.mirror_direction")
-	st.CommentTag = strings.TrimSpace(r.FormValue("s.comment_tag"))
-	st.WorkNotesTag = strings.TrimSpace(r.FormValue("s.work_notes_tag"))
-	st.FetchIntervalMinutes = 0
-	if v := strings.TrimSpace(r.FormValue("s.incidentFetchInterval")); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return st, fmt.Errorf("%w: fetch interval %q: want whole minutes", service.ErrInvalid, v)
+	if shown(mirror.ParamFetchInterval) {
+		st.FetchIntervalMinutes = 0
+		if v := strings.TrimSpace(r.FormValue("s.incidentFetchInterval")); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return st, fmt.Errorf("%w: fetch interval %q: want whole minutes", service.ErrInvalid, v)
+			}
+			st.FetchIntervalMinutes = n
 		}
-		st.FetchIntervalMinutes = n
 	}
 	return st, nil
 }
@@ -170,7 +205,7 @@ func (co *Console) createInstance(r *req) error {
 		status, f := errFlash(err)
 		return r.instancesList(status, f)
 	}
-	settings, err := formSettings(r, store.Settings{})
+	settings, err := formSettings(r, store.Settings{}, m)
 	if err != nil {
 		status, f := errFlash(err)
 		return r.instancesList(status, f)
@@ -259,7 +294,7 @@ func (co *Console) updateInstance(r *req) error {
 	if err != nil {
 		return r.instanceResult(err, "", "")
 	}
-	settings, err := formSettings(r, old.Settings)
+	settings, err := formSettings(r, old.Settings, m)
 	if err != nil {
 		return r.instanceResult(err, "", "")
 	}

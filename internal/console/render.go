@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/internal/api"
 	"github.com/connhost/connhost/internal/store"
@@ -33,8 +34,10 @@ var funcs = template.FuncMap{
 	},
 	"join": strings.Join,
 	"list": func(s ...string) []string { return s },
-	// newSettings is the settings of a new instance, for the create form.
-	"newSettings": func() store.Settings { return store.Settings{} },
+	// settingsForm is the settings fieldset of an instance of a plugin
+	// with manifest m; newSettingsForm that of a new one.
+	"settingsForm":    newSettingsForm,
+	"newSettingsForm": func(m *abi.Manifest) settingsForm { return newSettingsForm(store.Settings{}, m) },
 	"has": func(list []string, s string) bool {
 		for _, x := range list {
 			if x == s {
