@@ -42,7 +42,7 @@ func (h *Host) HTTP(ctx context.Context, req abi.HTTPRequest) (abi.HTTPResponse,
 		req.TimeoutMS = max(1, time.Until(dl).Milliseconds())
 	}
 	var r abi.HTTPResponse
-	if err := h.rpc(ctx, abi.ImportHTTPRequest, req, &r); err != nil {
+	if err := h.rpc(ctx, abi.ImportHTTPRequest, &req, &r); err != nil {
 		return abi.HTTPResponse{}, err
 	}
 	return r, nil
