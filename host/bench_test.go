@@ -1,9 +1,11 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -24,13 +26,19 @@ import (
 // instruments guests unless unchecked is set.
 func benchInstance(b *testing.B, name string, unchecked bool, lim Limits) *Instance {
 	b.Helper()
+	return benchInstanceOf(b, guest(b, name), unchecked, lim)
+}
+
+// benchInstanceOf is benchInstance for a module given as bytes.
+func benchInstanceOf(b *testing.B, wasm []byte, unchecked bool, lim Limits) *Instance {
+	b.Helper()
 	ctx := context.Background()
 	rt, err := newRuntime(ctx, Config{Logger: zerolog.Nop()}, unchecked)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = rt.Close(ctx) })
-	p, err := rt.Load(ctx, guest(b, name))
+	p, err := rt.Load(ctx, wasm)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -139,6 +147,78 @@ func BenchmarkInterruption(b *testing.B) {
 				b.ReportMetric(float64(spent[0])/float64(spent[2]), "checked/native")
 			}
 		})
+	}
+}
+
+// EnvBaselineEcho names the environment variable BenchmarkEcho2KB reads: the
+// path of a raw goecho module (no manifest) built against an older SDK, to
+// compare with today's SDK in the same run (docs/benchmarks-runtime.md says
+// how to build it).
+const EnvBaselineEcho = "CONNHOST_BENCH_BASELINE_ECHO"
+
+// BenchmarkEcho2KB measures the Go SDK echoing a 2 KB JSON object: the goecho
+// guest in the sandbox as the server runs it (instrumented), the same SDK
+// code and handler compiled natively and called through sdktest, and, when
+// $CONNHOST_BENCH_BASELINE_ECHO names one, goecho built against an older
+// SDK. Each iteration calls every variant once, so load on the machine
+// affects them alike; it reports each variant's median time per call and
+// the ratios of the medians.
+func BenchmarkEcho2KB(b *testing.B) {
+	ctx := context.Background()
+	type variant struct {
+		name string
+		call func() error
+	}
+	execute := func(inst *Instance) func() error {
+		return func() error {
+			out, err := inst.Execute(ctx, "echo", echo2KB)
+			// An older SDK's result ends in the newline of json.Encoder.
+			if err == nil && len(bytes.TrimSpace(out)) != len(echo2KB) {
+				err = fmt.Errorf("echo returned %d bytes, want %d", len(out), len(echo2KB))
+			}
+			return err
+		}
+	}
+	variants := []variant{{"guest", execute(benchInstance(b, "goecho", false, Limits{}))}}
+	h := sdktest.New(sdk.Connector{Commands: map[string]sdk.CommandFunc{
+		"echo": func(_ context.Context, _ *sdk.Host, args sdk.Args) (any, error) { return args.Raw(), nil },
+	}}, nil)
+	variants = append(variants, variant{"native", func() error { _, err := h.Call(ctx, "echo", echo2KB); return err }})
+	if path := os.Getenv(EnvBaselineEcho); path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m := manifest("goecho")
+		wasm, err := abi.EmbedManifest(raw, &m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		variants = append(variants, variant{"baseline", execute(benchInstanceOf(b, wasm, false, Limits{}))})
+	}
+	// Medians, not means: on a shared machine a few calls descheduled for
+	// milliseconds would dominate a mean.
+	spent := make([][]time.Duration, len(variants))
+	b.ResetTimer()
+	for range b.N {
+		for i, v := range variants {
+			start := time.Now()
+			if err := v.call(); err != nil {
+				b.Fatal(err)
+			}
+			spent[i] = append(spent[i], time.Since(start))
+		}
+	}
+	p50 := make([]float64, len(variants))
+	for i, v := range variants {
+		slices.Sort(spent[i])
+		p50[i] = float64(spent[i][len(spent[i])/2].Nanoseconds()) / 1000
+		b.ReportMetric(p50[i], v.name+"-µs/op-p50")
+	}
+	b.ReportMetric(p50[0]/p50[1], "guest/native")
+	if len(variants) == 3 {
+		b.ReportMetric(p50[2]/p50[0], "baseline/guest")
+		b.ReportMetric(p50[2]/p50[1], "baseline/native")
 	}
 }
 
