@@ -287,3 +287,158 @@ func (r *HTTPResponse) AppendJSON(dst []byte, escapeHTML bool) ([]byte, error) {
 	o.bytes("body", r.Body)
 	return o.done()
 }
+
+// The DecodeJSON methods decode a document as json.Unmarshal decodes it
+// into the type, without reflection: member names matched as encoding/json
+// matches them, unknown members ignored, null leaving a field unchanged
+// (or clearing a map, slice or pointer), the last of duplicate members
+// winning (maps merge), and an error wherever encoding/json reports one;
+// wire_json_test.go checks each against encoding/json. The receiver should
+// be the zero value.
+
+func decodeStringField(dst *string, v []byte) error {
+	s, ok, err := jsonwire.DecodeString(v)
+	if ok {
+		*dst = s
+	}
+	return err
+}
+
+func decodeIntField(dst *int64, v []byte) error {
+	n, ok, err := jsonwire.DecodeInt(v, 64)
+	if ok {
+		*dst = n
+	}
+	return err
+}
+
+func decodeBoolField(dst *bool, v []byte) error {
+	b, ok, err := jsonwire.DecodeBool(v)
+	if ok {
+		*dst = b
+	}
+	return err
+}
+
+func decodeHeaders(dst *map[string][]string, v []byte) error {
+	switch v[0] {
+	case 'n':
+		*dst = nil
+		return nil
+	case '{':
+		if *dst == nil {
+			*dst = map[string][]string{}
+		}
+	}
+	return jsonwire.DecodeObject(v, "map[string][]string", func(k, e []byte) error {
+		s, err := jsonwire.DecodeStrings(e)
+		(*dst)[jsonwire.UnquoteString(k)] = s
+		return err
+	})
+}
+
+// DecodeJSON decodes b into r.
+func (r *ContextGetResult) DecodeJSON(b []byte) error {
+	return jsonwire.DecodeDocument(b, "abi.ContextGetResult", func(k, v []byte) (err error) {
+		switch {
+		case jsonwire.KeyIs(k, "context"):
+			r.Context, err = jsonwire.DecodeMap(v, r.Context)
+		case jsonwire.KeyIs(k, "version"):
+			err = decodeIntField(&r.Version, v)
+		}
+		return err
+	})
+}
+
+// DecodeJSON decodes b into r.
+func (r *RunValue) DecodeJSON(b []byte) error {
+	return jsonwire.DecodeDocument(b, "abi.RunValue", func(k, v []byte) (err error) {
+		if jsonwire.KeyIs(k, "value") {
+			r.Value, err = jsonwire.DecodeMap(v, r.Value)
+		}
+		return err
+	})
+}
+
+// DecodeJSON decodes b into r. Value keeps the member's JSON text.
+func (r *CacheGetResult) DecodeJSON(b []byte) error {
+	return jsonwire.DecodeDocument(b, "abi.CacheGetResult", func(k, v []byte) error {
+		switch {
+		case jsonwire.KeyIs(k, "found"):
+			return decodeBoolField(&r.Found, v)
+		case jsonwire.KeyIs(k, "value"):
+			r.Value = append(r.Value[:0], v...)
+		}
+		return nil
+	})
+}
+
+// DecodeJSON decodes b into r.
+func (r *AddEntryResult) DecodeJSON(b []byte) error {
+	return jsonwire.DecodeDocument(b, "abi.AddEntryResult", func(k, v []byte) error {
+		if jsonwire.KeyIs(k, "id") {
+			return decodeStringField(&r.ID, v)
+		}
+		return nil
+	})
+}
+
+// DecodeJSON decodes b into r.
+func (r *CreateIncidentsResult) DecodeJSON(b []byte) error {
+	return jsonwire.DecodeDocument(b, "abi.CreateIncidentsResult", func(k, v []byte) (err error) {
+		if jsonwire.KeyIs(k, "ids") {
+			r.IDs, err = jsonwire.DecodeStrings(v)
+		}
+		return err
+	})
+}
+
+// DecodeJSON decodes b into r.
+func (r *DirectMessageResult) DecodeJSON(b []byte) error {
+	return jsonwire.DecodeDocument(b, "abi.DirectMessageResult", func(k, v []byte) error {
+		if jsonwire.KeyIs(k, "reply") {
+			return decodeStringField(&r.Reply, v)
+		}
+		return nil
+	})
+}
+
+// DecodeJSON decodes b into r.
+func (r *HTTPRequest) DecodeJSON(b []byte) error {
+	return jsonwire.DecodeDocument(b, "abi.HTTPRequest", func(k, v []byte) (err error) {
+		switch {
+		case jsonwire.KeyIs(k, "method"):
+			err = decodeStringField(&r.Method, v)
+		case jsonwire.KeyIs(k, "url"):
+			err = decodeStringField(&r.URL, v)
+		case jsonwire.KeyIs(k, "path"):
+			err = decodeStringField(&r.Path, v)
+		case jsonwire.KeyIs(k, "query"):
+			err = decodeStringField(&r.Query, v)
+		case jsonwire.KeyIs(k, "headers"):
+			err = decodeHeaders(&r.Headers, v)
+		case jsonwire.KeyIs(k, "body"):
+			r.Body, err = jsonwire.DecodeBytes(v)
+		case jsonwire.KeyIs(k, "timeout_ms"):
+			err = decodeIntField(&r.TimeoutMS, v)
+		}
+		return err
+	})
+}
+
+// DecodeJSON decodes b into r.
+func (r *HTTPResponse) DecodeJSON(b []byte) error {
+	return jsonwire.DecodeDocument(b, "abi.HTTPResponse", func(k, v []byte) (err error) {
+		switch {
+		case jsonwire.KeyIs(k, "status"):
+			n := int64(r.Status)
+			err = decodeIntField(&n, v)
+			r.Status = int(n)
+		case jsonwire.KeyIs(k, "headers"):
+			err = decodeHeaders(&r.Headers, v)
+		case jsonwire.KeyIs(k, "body"):
+			r.Body, err = jsonwire.DecodeBytes(v)
+		}
+		return err
+	})
+}

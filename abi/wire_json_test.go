@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"reflect"
 	"testing"
 )
 
@@ -81,4 +82,46 @@ func FuzzWireJSON(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) { checkWire(t, s, s) })
+}
+
+type jsonDecoder interface {
+	DecodeJSON([]byte) error
+}
+
+// decoders returns a fresh value of each hand-decoded wire type.
+func decoders() []jsonDecoder {
+	return []jsonDecoder{&ContextGetResult{}, &RunValue{}, &CacheGetResult{}, &AddEntryResult{}, &CreateIncidentsResult{},
+		&DirectMessageResult{}, &HTTPRequest{}, &HTTPResponse{}}
+}
+
+var decodeSeeds = []string{
+	`{}`, `null`, `[]`, `"x"`, `1`, ` {"context":{"a":[1,"x",null,{"b":true}],"n":1e400},"version":3} `, `{"context":null,"version":1.5}`,
+	`{"context":{"a":1},"context":{"b":2},"Version":-1}`, `{"value":{"k":"v"},"VALUE":null}`, `{"found":true,"value":{"x" : 1}}`,
+	`{"found":"yes"}`, `{"value":null}`, `{"id":"e1","ids":["a",null,"b"]}`, `{"ids":"a"}`, `{"ids":[1]}`, `{"ids":[]}`, `{"reply":null}`,
+	`{"method":"POST","path":"/hook","query":"a=1","headers":{"X":["1","2"],"Y":null,"Z":[]},"body":"aGVsbG8=","timeout_ms":5}`,
+	`{"body":"aGVsbG8"}`, `{"body":"aGVs\nbG8="}`, `{"body":"aGVs\u0062G8="}`, `{"body":[104,105,null]}`, `{"body":[256]}`, `{"body":""}`, `{"body":[]}`,
+	`{"headers":{}}`, `{"headers":{"A":["x"]},"headers":{"B":["y"]}}`, `{"headers":[]}`, `{"headers":{"A":"x"}}`, `{"status":200,"status":null}`,
+	`{"status":1e2}`, `{"status":99999999999999999999}`, `{"STATUS":201,"\u212a":1,"body":null}`, `{"timeout_ms":"5"}`, `{"method":1}`,
+	`{"context":{"a":1}} x`, `{"context":"x"}`, `{"version":-9223372036854775808}`, `{"found":null,"found":false}`,
+}
+
+// FuzzDecodeJSON checks that each hand-written decoder accepts exactly what
+// json.Unmarshal accepts into the same type, and decodes the same value.
+func FuzzDecodeJSON(f *testing.F) {
+	for _, s := range decodeSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for i, got := range decoders() {
+			want := decoders()[i]
+			err := got.DecodeJSON(b)
+			werr := json.Unmarshal(b, want)
+			if (err != nil) != (werr != nil) {
+				t.Fatalf("%T.DecodeJSON(%q): error %v, encoding/json %v", got, b, err, werr)
+			}
+			if err == nil && !reflect.DeepEqual(got, want) {
+				t.Fatalf("%T.DecodeJSON(%q) = %+v, encoding/json %+v", got, b, got, want)
+			}
+		}
+	})
 }

@@ -91,7 +91,12 @@ func (h *Host) rpc(ctx context.Context, fn string, req, out any) error {
 	if out == nil || len(env.Result) == 0 {
 		return nil
 	}
-	if err := json.Unmarshal(env.Result, out); err != nil {
+	if d, ok := out.(interface{ DecodeJSON([]byte) error }); ok {
+		err = d.DecodeJSON(env.Result)
+	} else {
+		err = json.Unmarshal(env.Result, out)
+	}
+	if err != nil {
 		return fmt.Errorf("connhost %s: decode result: %w", fn, err)
 	}
 	return nil

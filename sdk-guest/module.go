@@ -125,7 +125,7 @@ func (m *Module) HTTP(ctx context.Context, req []byte) []byte {
 		return m.fail(abi.Errorf(abi.KindNotImplemented, "plugin %s has no HTTP handler", m.host.inst.Brand))
 	}
 	var hr abi.HTTPRequest
-	if err := json.Unmarshal(req, &hr); err != nil {
+	if err := hr.DecodeJSON(req); err != nil {
 		return m.fail(BadRequest("http request: %v", err))
 	}
 	resp, err := m.conn.HTTP(ctx, &m.host, &hr)
