@@ -222,6 +222,45 @@ func BenchmarkEcho2KB(b *testing.B) {
 	}
 }
 
+// ticket2KB is the ~2 KB ticket BenchmarkTypedArgs passes.
+var ticket2KB = json.RawMessage(`{"id":"TD-1042","title":"Suspicious login <from> a new device","body":"` +
+	strings.Repeat("User reported an unexpected MFA prompt. ", 45) + `","tags":["phishing","mfa","vip","triage"]}`)
+
+// BenchmarkTypedArgs compares a command decoding its arguments into a
+// struct and returning one through encoding/json with the same command
+// through jsonwire and sdk.JSONAppender (the typedecho guest), side by side,
+// medians per call.
+func BenchmarkTypedArgs(b *testing.B) {
+	ctx := context.Background()
+	inst := benchInstance(b, "typedecho", false, Limits{})
+	cmds := []string{"ticket-reflect", "ticket-fast"}
+	var want json.RawMessage
+	spent := make([][]time.Duration, len(cmds))
+	b.ResetTimer()
+	for range b.N {
+		for i, cmd := range cmds {
+			start := time.Now()
+			out, err := inst.Execute(ctx, cmd, ticket2KB)
+			spent[i] = append(spent[i], time.Since(start))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if want == nil {
+				want = out
+			} else if !bytes.Equal(bytes.TrimSpace(out), bytes.TrimSpace(want)) {
+				b.Fatalf("%s returned %s, want %s", cmd, out, want)
+			}
+		}
+	}
+	p50 := make([]float64, len(cmds))
+	for i, cmd := range cmds {
+		slices.Sort(spent[i])
+		p50[i] = float64(spent[i][len(spent[i])/2].Nanoseconds()) / 1000
+		b.ReportMetric(p50[i], cmd+"-µs/op-p50")
+	}
+	b.ReportMetric(p50[0]/p50[1], "reflect/fast")
+}
+
 // BenchmarkGate measures the load-time gate (decoding and checking every
 // function body, then instrumenting) against what it precedes, a cold
 // compile, on a ~3.5 MB Go guest.

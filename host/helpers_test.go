@@ -59,6 +59,8 @@ func guestSources() []guestSource {
 	gs = append(gs, guestSource{name: "probe", path: "host/testdata/guests/probe", manifest: probeManifest})
 	// The SDK's echo plugin: what a connector author's trivial command costs.
 	gs = append(gs, guestSource{name: "goecho", path: "plugins/goecho", manifest: manifest("goecho")})
+	// An author's own types through encoding/json and through jsonwire.
+	gs = append(gs, guestSource{name: "typedecho", path: "host/testdata/guests/typedecho", manifest: manifest("typedecho")})
 	return gs
 }
 

@@ -166,3 +166,23 @@ func TestResultMatchesEncoder(t *testing.T) {
 		t.Errorf("invalid raw result: envelope %+v %v, want a failed encode result error", env, err)
 	}
 }
+
+// appender is a result with its own encoder.
+type appender struct{ raw string }
+
+func (a appender) AppendJSON(dst []byte, _ bool) ([]byte, error) { return append(dst, a.raw...), nil }
+
+// TestJSONAppender checks that a result implementing JSONAppender is
+// written by its method, and that one writing invalid JSON fails the
+// command instead of breaking the envelope.
+func TestJSONAppender(t *testing.T) {
+	m := echoModule(t, func(Args) any { return appender{`{"a":[1]}`} })
+	if got := m.Call(context.Background(), "echo", nil); string(got) != `{"result":{"a":[1]}}` {
+		t.Errorf("envelope %s", got)
+	}
+	m = echoModule(t, func(Args) any { return appender{`{"a":`} })
+	env, err := abi.DecodeEnvelope(m.Call(context.Background(), "echo", nil))
+	if err != nil || env.Error == nil || env.Error.Kind != abi.KindFailed {
+		t.Errorf("invalid appended JSON: envelope %+v %v, want kind failed", env, err)
+	}
+}

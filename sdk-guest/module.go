@@ -288,6 +288,18 @@ func (m *Module) result(v any) []byte {
 	return m.keep(append(out, '}'))
 }
 
+// JSONAppender is the fast path for a command's own result types: a result
+// that implements it is written by AppendJSON instead of by encoding/json's
+// reflection. AppendJSON appends exactly one JSON value to dst (escapeHTML
+// says whether <, > and & must be escaped; the SDK passes false) and
+// returns the extended slice; package jsonwire (AppendString,
+// AppendValue, ...) writes the parts as encoding/json would. The SDK checks
+// that the value is valid JSON, so a mistake is a failed command rather
+// than a broken envelope.
+type JSONAppender interface {
+	AppendJSON(dst []byte, escapeHTML bool) ([]byte, error)
+}
+
 // appendResult writes a handler's result, its known wire types by hand.
 func appendResult(dst []byte, v any) ([]byte, error) {
 	switch v := v.(type) {
@@ -299,6 +311,13 @@ func appendResult(dst []byte, v any) ([]byte, error) {
 		}
 	case *httpResult:
 		return v.r.AppendJSON(dst, false)
+	case JSONAppender:
+		start := len(dst)
+		out, err := v.AppendJSON(dst, false)
+		if err == nil {
+			err = jsonwire.Check(out[start:])
+		}
+		return out, err
 	}
 	return jsonwire.AppendValue(dst, v, false)
 }

@@ -78,6 +78,9 @@ func AppendCompact(dst, src []byte, escapeHTML bool) ([]byte, error) {
 	if err := Check(src); err != nil {
 		return dst, err
 	}
+	if !escapeHTML && !hasSpace(src) {
+		return append(dst, src...), nil
+	}
 	start := 0
 	flush := func(i int, repl []byte) {
 		dst = append(dst, src[start:i]...)
@@ -110,6 +113,17 @@ func AppendCompact(dst, src []byte, escapeHTML bool) ([]byte, error) {
 		}
 	}
 	return append(dst, src[start:]...), nil
+}
+
+// hasSpace reports whether b holds a whitespace byte (inside a string or
+// not): without one, compacting without HTML escapes is a copy.
+func hasSpace(b []byte) bool {
+	for _, c := range b {
+		if c <= ' ' && isSpace(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // AppendFloat appends f as encoding/json writes a float64: like %g but with
@@ -204,6 +218,9 @@ func AppendValue(dst []byte, v any, escapeHTML bool) ([]byte, error) {
 	}
 	return appendReflect(dst, v, escapeHTML)
 }
+
+// AppendInt appends an integer.
+func AppendInt(dst []byte, n int64) []byte { return strconv.AppendInt(dst, n, 10) }
 
 // AppendStrings appends a []string (null when nil).
 func AppendStrings(dst []byte, v []string, escapeHTML bool) []byte {
