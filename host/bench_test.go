@@ -168,6 +168,7 @@ func BenchmarkEcho2KB(b *testing.B) {
 	type variant struct {
 		name string
 		call func() error
+		inst *Instance // nil natively
 	}
 	execute := func(inst *Instance) func() error {
 		return func() error {
@@ -179,11 +180,12 @@ func BenchmarkEcho2KB(b *testing.B) {
 			return err
 		}
 	}
-	variants := []variant{{"guest", execute(benchInstance(b, "goecho", false, Limits{}))}}
+	g := benchInstance(b, "goecho", false, Limits{})
+	variants := []variant{{"guest", execute(g), g}}
 	h := sdktest.New(sdk.Connector{Commands: map[string]sdk.CommandFunc{
 		"echo": func(_ context.Context, _ *sdk.Host, args sdk.Args) (any, error) { return args.Raw(), nil },
 	}}, nil)
-	variants = append(variants, variant{"native", func() error { _, err := h.Call(ctx, "echo", echo2KB); return err }})
+	variants = append(variants, variant{"native", func() error { _, err := h.Call(ctx, "echo", echo2KB); return err }, nil})
 	if path := os.Getenv(EnvBaselineEcho); path != "" {
 		raw, err := os.ReadFile(path)
 		if err != nil {
@@ -194,7 +196,8 @@ func BenchmarkEcho2KB(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		variants = append(variants, variant{"baseline", execute(benchInstanceOf(b, wasm, false, Limits{}))})
+		bl := benchInstanceOf(b, wasm, false, Limits{})
+		variants = append(variants, variant{"baseline", execute(bl), bl})
 	}
 	// Medians, not means: on a shared machine a few calls descheduled for
 	// milliseconds would dominate a mean.
@@ -214,6 +217,11 @@ func BenchmarkEcho2KB(b *testing.B) {
 		slices.Sort(spent[i])
 		p50[i] = float64(spent[i][len(spent[i])/2].Nanoseconds()) / 1000
 		b.ReportMetric(p50[i], v.name+"-µs/op-p50")
+		if v.inst != nil {
+			// The Go runtime grows linear memory as its heap grows; an SDK
+			// that allocates less per call needs less of it.
+			b.ReportMetric(float64(v.inst.memoryBytes())/(1<<10), v.name+"-linear-KiB")
+		}
 	}
 	b.ReportMetric(p50[0]/p50[1], "guest/native")
 	if len(variants) == 3 {

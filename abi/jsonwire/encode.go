@@ -13,6 +13,16 @@ import (
 
 const hexDigits = "0123456789abcdef"
 
+// safe marks the ASCII bytes a JSON string holds unescaped; htmlSafe
+// those that need no HTML escape either.
+var safe, htmlSafe = func() (s, h [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		s[c] = c != '"' && c != '\\'
+		h[c] = c != '<' && c != '>' && c != '&'
+	}
+	return s, h
+}()
+
 // AppendString appends s as a JSON string, byte for byte as encoding/json
 // writes it: control characters, quote and backslash escaped, invalid UTF-8
 // bytes as \ufffd, U+2028 and U+2029 escaped, and <, > and & escaped when
@@ -22,7 +32,7 @@ func AppendString[S ~string | ~[]byte](dst []byte, s S, escapeHTML bool) []byte 
 	start := 0
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && (!escapeHTML || (c != '<' && c != '>' && c != '&')) {
+			if safe[c] && (!escapeHTML || htmlSafe[c]) {
 				i++
 				continue
 			}

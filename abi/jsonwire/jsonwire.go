@@ -237,6 +237,12 @@ func isHex(c byte) bool { return isDigit(c) || ('a' <= c && c <= 'f') || ('A' <=
 // UTF-8 is accepted, as encoding/json does (decoding replaces it).
 func checkString(b []byte, i int) (int, error) {
 	for i++; i < len(b); i++ {
+		for i < len(b) && plain[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
 		switch c := b[i]; {
 		case c == '"':
 			return i + 1, nil
@@ -259,12 +265,22 @@ func checkString(b []byte, i int) (int, error) {
 			default:
 				return i, syntaxErr("invalid character "+quoteChar(b[i])+" in string escape code", i)
 			}
-		case c < 0x20:
+		default: // c < 0x20
 			return i, syntaxErr("invalid character "+quoteChar(c)+" in string literal", i)
 		}
 	}
 	return i, unexpectedEnd(b)
 }
+
+// plain marks the bytes a string holds as they are: not a quote, a
+// backslash or a control character. One table load per byte is the
+// cheapest test in a wasm build, which has no vector instructions.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // skip returns the index after the value starting at b[i], in a document
 // already checked.
