@@ -215,3 +215,17 @@ func TestAppendValue(t *testing.T) {
 		}
 	}
 }
+
+// TestMapKeyOrder checks the key order of maps larger than the seeds'.
+func TestMapKeyOrder(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 9, 100, 2000} {
+		m := map[string]any{}
+		for i := range n {
+			m[strings.Repeat("k", i%7)+string(rune('a'+(i*7919)%26))+strings.Repeat("z", i%3)+string(rune(i))] = float64(i)
+		}
+		want, _ := json.Marshal(m)
+		if got, err := AppendValue(nil, m, true); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%d keys: AppendValue differs from json.Marshal", n)
+		}
+	}
+}
