@@ -269,6 +269,63 @@ func BenchmarkTypedArgs(b *testing.B) {
 	b.ReportMetric(p50[0]/p50[1], "reflect/fast")
 }
 
+// EnvBaselineWebhook is EnvBaselineEcho for plugins/webhook.
+const EnvBaselineWebhook = "CONNHOST_BENCH_BASELINE_WEBHOOK"
+
+// alert2KB is a ~2 KB Alertmanager-style webhook body.
+var alert2KB = []byte(`{"receiver":"connhost","status":"firing","groupKey":"{}:{alertname=\"HighLatency\"}","commonLabels":{"alertname":"HighLatency","instance":"api-7:9100","severity":"critical"},"alerts":[` +
+	strings.TrimSuffix(strings.Repeat(`{"status":"firing","labels":{"alertname":"HighLatency","instance":"api-7:9100"},"annotations":{"summary":"p99 latency above 2s <for 10m>"},"startsAt":"2026-12-02T07:00:00Z"},`, 9), ",") + `]}`)
+
+// BenchmarkWebhookGuest measures the webhook connector's connhost_http
+// call for one 2 KB JSON body: the SDK decoding the request, the plugin
+// building the incident, the create_incidents RPC (in-memory services),
+// and the SDK encoding the response. With $CONNHOST_BENCH_BASELINE_WEBHOOK
+// naming the plugin built against an older SDK, both run side by side,
+// medians per call.
+func BenchmarkWebhookGuest(b *testing.B) {
+	ctx := context.Background()
+	req := abi.HTTPRequest{Method: "POST", Path: "/", Headers: map[string][]string{"Content-Type": {"application/json"}}, Body: alert2KB}
+	names := []string{"guest"}
+	insts := []*Instance{benchInstance(b, "webhook", false, Limits{})}
+	if path := os.Getenv(EnvBaselineWebhook); path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := abi.ReadManifest(guest(b, "webhook"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		wasm, err := abi.EmbedManifest(raw, m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		names = append(names, "baseline")
+		insts = append(insts, benchInstanceOf(b, wasm, false, Limits{}))
+	}
+	spent := make([][]time.Duration, len(insts))
+	b.ResetTimer()
+	for range b.N {
+		for i, inst := range insts {
+			start := time.Now()
+			resp, err := inst.HandleHTTP(ctx, req)
+			spent[i] = append(spent[i], time.Since(start))
+			if err != nil || resp.Status != 200 {
+				b.Fatalf("%s: status %d, %v: %s", names[i], resp.Status, err, resp.Body)
+			}
+		}
+	}
+	p50 := make([]float64, len(insts))
+	for i, name := range names {
+		slices.Sort(spent[i])
+		p50[i] = float64(spent[i][len(spent[i])/2].Nanoseconds()) / 1000
+		b.ReportMetric(p50[i], name+"-µs/op-p50")
+	}
+	if len(p50) == 2 {
+		b.ReportMetric(p50[1]/p50[0], "baseline/guest")
+	}
+}
+
 // BenchmarkGate measures the load-time gate (decoding and checking every
 // function body, then instrumenting) against what it precedes, a cold
 // compile, on a ~3.5 MB Go guest.

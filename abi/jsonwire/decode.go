@@ -2,6 +2,7 @@ package jsonwire
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strconv"
 )
@@ -144,14 +145,20 @@ func DecodeBytes(v []byte) ([]byte, error) {
 // DecodeAny decodes any value as encoding/json decodes into an interface{}:
 // objects to map[string]any, arrays to []any, numbers to float64 (one out
 // of float64's range is an error), strings, bools and nil.
-func DecodeAny(v []byte) (any, error) {
+func DecodeAny(v []byte) (any, error) { return decodeAny(v, false) }
+
+// DecodeAnyNumber is DecodeAny for a json.Decoder with UseNumber: numbers
+// become json.Number, kept exactly as written.
+func DecodeAnyNumber(v []byte) (any, error) { return decodeAny(v, true) }
+
+func decodeAny(v []byte, useNumber bool) (any, error) {
 	switch c := v[0]; c {
 	case '{':
-		return DecodeMap(v, nil)
+		return decodeMap(v, nil, useNumber)
 	case '[':
 		out := []any{}
 		err := Elements(v, func(e []byte) error {
-			x, err := DecodeAny(e)
+			x, err := decodeAny(e, useNumber)
 			out = append(out, x)
 			return err
 		})
@@ -165,6 +172,9 @@ func DecodeAny(v []byte) (any, error) {
 	case 'n':
 		return nil, nil
 	default:
+		if useNumber {
+			return json.Number(v), nil
+		}
 		f, err := strconv.ParseFloat(string(v), 64)
 		if err != nil {
 			return nil, &TypeError{Value: "number " + string(v), Type: "float64"}
@@ -177,6 +187,10 @@ func DecodeAny(v []byte) (any, error) {
 // decoded twice into one map field merges, as with encoding/json). null
 // returns nil.
 func DecodeMap(v []byte, m map[string]any) (map[string]any, error) {
+	return decodeMap(v, m, false)
+}
+
+func decodeMap(v []byte, m map[string]any, useNumber bool) (map[string]any, error) {
 	switch v[0] {
 	case 'n':
 		return nil, nil
@@ -188,7 +202,7 @@ func DecodeMap(v []byte, m map[string]any) (map[string]any, error) {
 		m = map[string]any{}
 	}
 	err := Members(v, func(k, e []byte) error {
-		x, err := DecodeAny(e)
+		x, err := decodeAny(e, useNumber)
 		m[UnquoteString(k)] = x
 		return err
 	})
@@ -218,6 +232,18 @@ func DecodeDocument(b []byte, typ string, field func(key, value []byte) error) e
 		return fmt.Errorf("json: %w", err)
 	}
 	return nil
+}
+
+// FirstValue returns the first JSON value of b and what follows it, as a
+// json.Decoder reads one value from a stream: leading whitespace skipped,
+// the value checked, anything after it left for the caller.
+func FirstValue(b []byte) (value, rest []byte, err error) {
+	i := skipSpace(b, 0)
+	end, err := checkValue(b, i, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b[i:end], b[end:], nil
 }
 
 // Elements calls fn with each element of an array value, in order.

@@ -186,6 +186,15 @@ func AppendValue(dst []byte, v any, escapeHTML bool) ([]byte, error) {
 		return strconv.AppendInt(dst, int64(v), 10), nil
 	case int64:
 		return strconv.AppendInt(dst, v, 10), nil
+	case json.Number:
+		n := string(v)
+		if n == "" {
+			n = "0" // encoding/json writes the zero Number as 0
+		}
+		if end, err := checkNumber([]byte(n), 0); n[0] != '-' && !isDigit(n[0]) || err != nil || end != len(n) {
+			return dst, fmt.Errorf("json: invalid number literal %q", n)
+		}
+		return append(dst, n...), nil
 	case json.RawMessage:
 		if v == nil {
 			return append(dst, "null"...), nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -226,6 +227,53 @@ func TestMapKeyOrder(t *testing.T) {
 		want, _ := json.Marshal(m)
 		if got, err := AppendValue(nil, m, true); err != nil || !bytes.Equal(got, want) {
 			t.Errorf("%d keys: AppendValue differs from json.Marshal", n)
+		}
+	}
+}
+
+// FuzzDecodeAnyNumber checks FirstValue and DecodeAnyNumber against a
+// json.Decoder with UseNumber reading one value, and AppendValue of the
+// result against json.Marshal.
+func FuzzDecodeAnyNumber(f *testing.F) {
+	for _, s := range docSeeds {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte(`{"n":12345678901234567890,"f":-1.5e-7,"a":[0,{"b":1E+2}]}`))
+	f.Add([]byte(`{"a":1}}`))
+	f.Add([]byte(`[1] x`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		var want any
+		werr := dec.Decode(&want)
+		v, _, err := FirstValue(b)
+		var got any
+		if err == nil {
+			got, err = DecodeAnyNumber(v)
+		}
+		if (err != nil) != (werr != nil) {
+			t.Fatalf("%q: error %v, json.Decoder %v", b, err, werr)
+		}
+		if err != nil {
+			return
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: decoded %#v, json.Decoder %#v", b, got, want)
+		}
+		wantOut, werr := json.Marshal(want)
+		gotOut, err := AppendValue(nil, got, true)
+		if (err != nil) != (werr != nil) || !bytes.Equal(gotOut, wantOut) {
+			t.Fatalf("%q: AppendValue %s %v, json.Marshal %s %v", b, gotOut, err, wantOut, werr)
+		}
+	})
+}
+
+func TestAppendNumber(t *testing.T) {
+	for _, n := range []json.Number{"", "0", "-1.5e+10", "01", "1.", "abc", "-", "1e", "+1", " 1"} {
+		want, werr := json.Marshal(n)
+		got, err := AppendValue(nil, n, true)
+		if (err != nil) != (werr != nil) || !bytes.Equal(got, want) {
+			t.Errorf("AppendValue(Number %q) = %s %v, json.Marshal %s %v", n, got, err, want, werr)
 		}
 	}
 }
