@@ -7,10 +7,13 @@
 package abi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/connhost/connhost/abi/jsonwire"
 )
 
 // Version is the ABI version this package describes. A guest reports the
@@ -249,54 +252,111 @@ type Envelope struct {
 }
 
 // DecodeEnvelope parses an envelope strictly: it must be a JSON object with
-// exactly one member, result or error, and an error needs a kind.
+// exactly one member, result or error, and an error needs a kind. It
+// accepts and rejects exactly what decoding with encoding/json into a map of
+// members and then into an Envelope did (duplicate members, member names of
+// the error matched case-insensitively, unknown members of the error
+// ignored), without reflection; Result is a copy.
 func DecodeEnvelope(b []byte) (Envelope, error) {
-	// Members are checked first: a bare null or an object with a misspelt
-	// member would otherwise decode as an empty success.
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(b, &members); err != nil {
+	if err := jsonwire.CheckObject(b); err != nil {
 		return Envelope{}, fmt.Errorf("malformed result envelope: %w", err)
 	}
-	if members == nil {
-		return Envelope{}, errors.New("malformed result envelope: not a JSON object")
-	}
-	for k := range members {
-		if k != "result" && k != "error" {
-			return Envelope{}, fmt.Errorf("malformed result envelope: unknown member %q", k)
+	var (
+		env               Envelope
+		hasResult, hasErr bool
+		result            []byte
+	)
+	err := jsonwire.Members(b, func(key, value []byte) error {
+		switch jsonwire.UnquoteString(key) {
+		case "result":
+			hasResult, result = true, value
+		case "error":
+			hasErr = true
+			return decodeError(&env.Error, value)
+		default:
+			// Members are checked first: a misspelt member would otherwise
+			// decode as an empty success.
+			return fmt.Errorf("unknown member %s", key)
 		}
-	}
-	switch len(members) {
-	case 0:
+		return nil
+	})
+	switch {
+	case err != nil:
+		return Envelope{}, fmt.Errorf("malformed result envelope: %w", err)
+	case !hasResult && !hasErr:
 		return Envelope{}, errors.New("malformed result envelope: no result or error member")
-	case 2:
+	case hasResult && hasErr:
 		return Envelope{}, errors.New("malformed result envelope: both result and error set")
-	}
-	var env Envelope
-	if err := json.Unmarshal(b, &env); err != nil {
-		return Envelope{}, fmt.Errorf("malformed result envelope: %w", err)
-	}
-	if _, ok := members["error"]; ok {
-		if env.Error == nil {
-			return Envelope{}, errors.New("malformed result envelope: error is null")
-		}
-		if env.Error.Kind == "" {
-			return Envelope{}, errors.New("malformed result envelope: error without kind")
-		}
+	case hasResult:
+		env.Result = bytes.Clone(result)
+	case env.Error == nil:
+		return Envelope{}, errors.New("malformed result envelope: error is null")
+	case env.Error.Kind == "":
+		return Envelope{}, errors.New("malformed result envelope: error without kind")
 	}
 	return env, nil
 }
 
+// decodeError decodes an envelope's error member as encoding/json decodes
+// a *Error: null clears it, an object fills it (merging with an earlier
+// duplicate member), anything else is a type error.
+func decodeError(dst **Error, value []byte) error {
+	switch value[0] {
+	case 'n':
+		*dst = nil
+		return nil
+	case '{':
+	default:
+		return errors.New("error is not an object")
+	}
+	if *dst == nil {
+		*dst = &Error{}
+	}
+	e := *dst
+	return jsonwire.Members(value, func(key, v []byte) error {
+		var field *string
+		switch {
+		case jsonwire.KeyIs(key, "kind"):
+			field = (*string)(&e.Kind)
+		case jsonwire.KeyIs(key, "message"):
+			field = &e.Message
+		default:
+			return nil
+		}
+		switch v[0] {
+		case '"':
+			*field = jsonwire.UnquoteString(v)
+		case 'n':
+		default:
+			return fmt.Errorf("error member %s is not a string", key)
+		}
+		return nil
+	})
+}
+
 // OK builds a success envelope around v.
 func OK(v any) ([]byte, error) {
-	raw, err := json.Marshal(v)
+	b := append(make([]byte, 0, 64), `{"result":`...)
+	b, err := jsonwire.AppendValue(b, v, true)
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(Envelope{Result: raw})
+	return append(b, '}'), nil
+}
+
+// AppendFail appends an error envelope to dst, as json.Marshal writes it.
+func AppendFail(dst []byte, e *Error) []byte {
+	if e == nil {
+		return append(dst, `{}`...)
+	}
+	dst = append(dst, `{"error":{"kind":`...)
+	dst = jsonwire.AppendString(dst, e.Kind, true)
+	dst = append(dst, `,"message":`...)
+	dst = jsonwire.AppendString(dst, e.Message, true)
+	return append(dst, "}}"...)
 }
 
 // Fail builds an error envelope.
 func Fail(e *Error) []byte {
-	b, _ := json.Marshal(Envelope{Error: e}) // an Error always marshals
-	return b
+	return AppendFail(make([]byte, 0, 64), e)
 }

@@ -1,9 +1,11 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -24,13 +26,19 @@ import (
 // instruments guests unless unchecked is set.
 func benchInstance(b *testing.B, name string, unchecked bool, lim Limits) *Instance {
 	b.Helper()
+	return benchInstanceOf(b, guest(b, name), unchecked, lim)
+}
+
+// benchInstanceOf is benchInstance for a module given as bytes.
+func benchInstanceOf(b *testing.B, wasm []byte, unchecked bool, lim Limits) *Instance {
+	b.Helper()
 	ctx := context.Background()
 	rt, err := newRuntime(ctx, Config{Logger: zerolog.Nop()}, unchecked)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = rt.Close(ctx) })
-	p, err := rt.Load(ctx, guest(b, name))
+	p, err := rt.Load(ctx, wasm)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -139,6 +147,182 @@ func BenchmarkInterruption(b *testing.B) {
 				b.ReportMetric(float64(spent[0])/float64(spent[2]), "checked/native")
 			}
 		})
+	}
+}
+
+// EnvBaselineEcho names the environment variable BenchmarkEcho2KB reads: the
+// path of a raw goecho module (no manifest) built against an older SDK, to
+// compare with today's SDK in the same run (docs/benchmarks-runtime.md says
+// how to build it).
+const EnvBaselineEcho = "CONNHOST_BENCH_BASELINE_ECHO"
+
+// BenchmarkEcho2KB measures the Go SDK echoing a 2 KB JSON object: the goecho
+// guest in the sandbox as the server runs it (instrumented), the same SDK
+// code and handler compiled natively and called through sdktest, and, when
+// $CONNHOST_BENCH_BASELINE_ECHO names one, goecho built against an older
+// SDK. Each iteration calls every variant once, so load on the machine
+// affects them alike; it reports each variant's median time per call and
+// the ratios of the medians.
+func BenchmarkEcho2KB(b *testing.B) {
+	ctx := context.Background()
+	type variant struct {
+		name string
+		call func() error
+		inst *Instance // nil natively
+	}
+	execute := func(inst *Instance) func() error {
+		return func() error {
+			out, err := inst.Execute(ctx, "echo", echo2KB)
+			// An older SDK's result ends in the newline of json.Encoder.
+			if err == nil && len(bytes.TrimSpace(out)) != len(echo2KB) {
+				err = fmt.Errorf("echo returned %d bytes, want %d", len(out), len(echo2KB))
+			}
+			return err
+		}
+	}
+	g := benchInstance(b, "goecho", false, Limits{})
+	variants := []variant{{"guest", execute(g), g}}
+	h := sdktest.New(sdk.Connector{Commands: map[string]sdk.CommandFunc{
+		"echo": func(_ context.Context, _ *sdk.Host, args sdk.Args) (any, error) { return args.Raw(), nil },
+	}}, nil)
+	variants = append(variants, variant{"native", func() error { _, err := h.Call(ctx, "echo", echo2KB); return err }, nil})
+	if path := os.Getenv(EnvBaselineEcho); path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m := manifest("goecho")
+		wasm, err := abi.EmbedManifest(raw, &m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bl := benchInstanceOf(b, wasm, false, Limits{})
+		variants = append(variants, variant{"baseline", execute(bl), bl})
+	}
+	// Medians, not means: on a shared machine a few calls descheduled for
+	// milliseconds would dominate a mean.
+	spent := make([][]time.Duration, len(variants))
+	b.ResetTimer()
+	for range b.N {
+		for i, v := range variants {
+			start := time.Now()
+			if err := v.call(); err != nil {
+				b.Fatal(err)
+			}
+			spent[i] = append(spent[i], time.Since(start))
+		}
+	}
+	p50 := make([]float64, len(variants))
+	for i, v := range variants {
+		slices.Sort(spent[i])
+		p50[i] = float64(spent[i][len(spent[i])/2].Nanoseconds()) / 1000
+		b.ReportMetric(p50[i], v.name+"-µs/op-p50")
+		if v.inst != nil {
+			// The Go runtime grows linear memory as its heap grows; an SDK
+			// that allocates less per call needs less of it.
+			b.ReportMetric(float64(v.inst.memoryBytes())/(1<<10), v.name+"-linear-KiB")
+		}
+	}
+	b.ReportMetric(p50[0]/p50[1], "guest/native")
+	if len(variants) == 3 {
+		b.ReportMetric(p50[2]/p50[0], "baseline/guest")
+		b.ReportMetric(p50[2]/p50[1], "baseline/native")
+	}
+}
+
+// ticket2KB is the ~2 KB ticket BenchmarkTypedArgs passes.
+var ticket2KB = json.RawMessage(`{"id":"TD-1042","title":"Suspicious login <from> a new device","body":"` +
+	strings.Repeat("User reported an unexpected MFA prompt. ", 45) + `","tags":["phishing","mfa","vip","triage"]}`)
+
+// BenchmarkTypedArgs compares a command decoding its arguments into a
+// struct and returning one through encoding/json with the same command
+// through jsonwire and sdk.JSONAppender (the typedecho guest), side by side,
+// medians per call.
+func BenchmarkTypedArgs(b *testing.B) {
+	ctx := context.Background()
+	inst := benchInstance(b, "typedecho", false, Limits{})
+	cmds := []string{"ticket-reflect", "ticket-fast"}
+	var want json.RawMessage
+	spent := make([][]time.Duration, len(cmds))
+	b.ResetTimer()
+	for range b.N {
+		for i, cmd := range cmds {
+			start := time.Now()
+			out, err := inst.Execute(ctx, cmd, ticket2KB)
+			spent[i] = append(spent[i], time.Since(start))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if want == nil {
+				want = out
+			} else if !bytes.Equal(bytes.TrimSpace(out), bytes.TrimSpace(want)) {
+				b.Fatalf("%s returned %s, want %s", cmd, out, want)
+			}
+		}
+	}
+	p50 := make([]float64, len(cmds))
+	for i, cmd := range cmds {
+		slices.Sort(spent[i])
+		p50[i] = float64(spent[i][len(spent[i])/2].Nanoseconds()) / 1000
+		b.ReportMetric(p50[i], cmd+"-µs/op-p50")
+	}
+	b.ReportMetric(p50[0]/p50[1], "reflect/fast")
+}
+
+// EnvBaselineWebhook is EnvBaselineEcho for plugins/webhook.
+const EnvBaselineWebhook = "CONNHOST_BENCH_BASELINE_WEBHOOK"
+
+// alert2KB is a ~2 KB Alertmanager-style webhook body.
+var alert2KB = []byte(`{"receiver":"connhost","status":"firing","groupKey":"{}:{alertname=\"HighLatency\"}","commonLabels":{"alertname":"HighLatency","instance":"api-7:9100","severity":"critical"},"alerts":[` +
+	strings.TrimSuffix(strings.Repeat(`{"status":"firing","labels":{"alertname":"HighLatency","instance":"api-7:9100"},"annotations":{"summary":"p99 latency above 2s <for 10m>"},"startsAt":"2026-12-02T07:00:00Z"},`, 9), ",") + `]}`)
+
+// BenchmarkWebhookGuest measures the webhook connector's connhost_http
+// call for one 2 KB JSON body: the SDK decoding the request, the plugin
+// building the incident, the create_incidents RPC (in-memory services),
+// and the SDK encoding the response. With $CONNHOST_BENCH_BASELINE_WEBHOOK
+// naming the plugin built against an older SDK, both run side by side,
+// medians per call.
+func BenchmarkWebhookGuest(b *testing.B) {
+	ctx := context.Background()
+	req := abi.HTTPRequest{Method: "POST", Path: "/", Headers: map[string][]string{"Content-Type": {"application/json"}}, Body: alert2KB}
+	names := []string{"guest"}
+	insts := []*Instance{benchInstance(b, "webhook", false, Limits{})}
+	if path := os.Getenv(EnvBaselineWebhook); path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := abi.ReadManifest(guest(b, "webhook"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		wasm, err := abi.EmbedManifest(raw, m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		names = append(names, "baseline")
+		insts = append(insts, benchInstanceOf(b, wasm, false, Limits{}))
+	}
+	spent := make([][]time.Duration, len(insts))
+	b.ResetTimer()
+	for range b.N {
+		for i, inst := range insts {
+			start := time.Now()
+			resp, err := inst.HandleHTTP(ctx, req)
+			spent[i] = append(spent[i], time.Since(start))
+			if err != nil || resp.Status != 200 {
+				b.Fatalf("%s: status %d, %v: %s", names[i], resp.Status, err, resp.Body)
+			}
+		}
+	}
+	p50 := make([]float64, len(insts))
+	for i, name := range names {
+		slices.Sort(spent[i])
+		p50[i] = float64(spent[i][len(spent[i])/2].Nanoseconds()) / 1000
+		b.ReportMetric(p50[i], name+"-µs/op-p50")
+	}
+	if len(p50) == 2 {
+		b.ReportMetric(p50[1]/p50[0], "baseline/guest")
 	}
 }
 

@@ -28,7 +28,7 @@ var (
 type guestSource struct {
 	name     string // the name tests ask for
 	path     string
-	manifest abi.Manifest
+	manifest abi.Manifest // zero: the guest's own manifest.json
 }
 
 func manifest(name string) abi.Manifest {
@@ -59,6 +59,10 @@ func guestSources() []guestSource {
 	gs = append(gs, guestSource{name: "probe", path: "host/testdata/guests/probe", manifest: probeManifest})
 	// The SDK's echo plugin: what a connector author's trivial command costs.
 	gs = append(gs, guestSource{name: "goecho", path: "plugins/goecho", manifest: manifest("goecho")})
+	// An author's own types through encoding/json and through jsonwire.
+	gs = append(gs, guestSource{name: "typedecho", path: "host/testdata/guests/typedecho", manifest: manifest("typedecho")})
+	// The webhook connector: connhost_http and create_incidents through the SDK.
+	gs = append(gs, guestSource{name: "webhook", path: "plugins/webhook"})
 	return gs
 }
 
@@ -83,7 +87,11 @@ func buildGuests() error {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			wasm, err := wasmbuild.Build(context.Background(), wasmbuild.Source{Path: g.path, Manifest: &g.manifest})
+			src := wasmbuild.Source{Path: g.path}
+			if g.manifest.Name != "" { // else the package's manifest.json
+				src.Manifest = &g.manifest
+			}
+			wasm, err := wasmbuild.Build(context.Background(), src)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

@@ -2,6 +2,9 @@ package sdk_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/connhost/connhost/abi"
@@ -32,6 +35,18 @@ func benchModule(b *testing.B) *sdk.Module {
 	return m
 }
 
+// echo2KB is the 2 KB arguments object of the runtime's echo benchmark.
+var echo2KB = func() string {
+	obj := map[string]string{}
+	for i := 0; len(obj) < 40; i++ {
+		obj[fmt.Sprintf("field_%02d", i)] = strings.Repeat(string(rune('a'+i%26)), 36)
+	}
+	b, _ := json.Marshal(obj)
+	return string(b)
+}()
+
+// BenchmarkCall measures Module.Call natively: the SDK's dispatch and
+// codec, its allocations, without a wasm runtime.
 func BenchmarkCall(b *testing.B) {
 	cases := []struct {
 		name, cmd, args string
@@ -40,6 +55,7 @@ func BenchmarkCall(b *testing.B) {
 		{"no-args", "noargs", `{}`},
 		{"echo-small", "echo", `{"id":"TD-1","body":"hello"}`},
 		{"cache-rpc", "cache", `{}`},
+		{"echo-2KB", "echo", echo2KB},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {

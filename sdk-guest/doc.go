@@ -31,6 +31,16 @@
 // net/http, which would triple a plugin's size and cold compile time; code
 // that wants net/http anyway uses package nethttp.
 //
+// # JSON
+//
+// encoding/json's reflection is slow in a wasm build, so the SDK writes and
+// reads its own wire types with package jsonwire, byte for byte as
+// encoding/json would. A hot command can do the same for its own types:
+// Args.Raw passes the arguments through (their map is built only when a
+// value is asked for), jsonwire.Members and the jsonwire Decode functions
+// read them, and a result implementing JSONAppender is written by its
+// AppendJSON method.
+//
 // # Errors
 //
 // A handler's error becomes the call's error envelope. Return the helpers

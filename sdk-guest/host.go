@@ -1,7 +1,6 @@
 package sdk
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/abi/jsonwire"
 )
 
 // Host is a handler's access to the connector instance it serves and to the
@@ -22,8 +22,7 @@ type Host struct {
 	params        Params
 	limits        abi.Limits
 
-	req    bytes.Buffer // reused request encoding buffer
-	reqEnc *json.Encoder
+	req []byte // reused request encoding buffer
 }
 
 // Params returns the instance parameters.
@@ -92,7 +91,12 @@ func (h *Host) rpc(ctx context.Context, fn string, req, out any) error {
 	if out == nil || len(env.Result) == 0 {
 		return nil
 	}
-	if err := json.Unmarshal(env.Result, out); err != nil {
+	if d, ok := out.(interface{ DecodeJSON([]byte) error }); ok {
+		err = d.DecodeJSON(env.Result)
+	} else {
+		err = json.Unmarshal(env.Result, out)
+	}
+	if err != nil {
 		return fmt.Errorf("connhost %s: decode result: %w", fn, err)
 	}
 	return nil
@@ -101,21 +105,30 @@ func (h *Host) rpc(ctx context.Context, fn string, req, out any) error {
 var emptyObject = []byte("{}")
 
 // encode marshals an RPC request into a reused buffer; the host copies it
-// before the host function returns.
+// before the host function returns. The abi request types encode by hand.
 func (h *Host) encode(v any) ([]byte, error) {
 	if v == nil {
 		return emptyObject, nil
 	}
-	if h.reqEnc == nil || h.req.Cap() > retainLimit {
-		h.req = bytes.Buffer{}
-		h.reqEnc = json.NewEncoder(&h.req)
-		h.reqEnc.SetEscapeHTML(false)
+	if cap(h.req) > retainLimit {
+		h.req = nil
 	}
-	h.req.Reset()
-	if err := h.reqEnc.Encode(v); err != nil {
+	var (
+		b   []byte
+		err error
+	)
+	if a, ok := v.(interface {
+		AppendJSON([]byte, bool) ([]byte, error)
+	}); ok {
+		b, err = a.AppendJSON(h.req[:0], false)
+	} else {
+		b, err = jsonwire.AppendValue(h.req[:0], v, false)
+	}
+	if err != nil {
 		return nil, err
 	}
-	return h.req.Bytes(), nil
+	h.req = b
+	return b, nil
 }
 
 // IntegrationContext returns the instance's integration context and its
@@ -137,7 +150,7 @@ func (h *Host) IntegrationContext(ctx context.Context) (map[string]any, int64, e
 // ErrConflict) and nothing changed.
 func (h *Host) SetIntegrationContext(ctx context.Context, value map[string]any, version int64) (int64, error) {
 	var r abi.ContextGetResult
-	if err := h.rpc(ctx, abi.ImportIntegrationContextSet, abi.ContextSetRequest{Context: value, Version: version}, &r); err != nil {
+	if err := h.rpc(ctx, abi.ImportIntegrationContextSet, &abi.ContextSetRequest{Context: value, Version: version}, &r); err != nil {
 		return 0, err
 	}
 	return r.Version, nil
@@ -189,7 +202,7 @@ func (h *Host) CacheSet(ctx context.Context, key string, v any, ttl time.Duratio
 	if err != nil {
 		return fmt.Errorf("cache %q: encode value: %w", key, err)
 	}
-	return h.rpc(ctx, abi.ImportCacheSet, abi.CacheSetRequest{Key: key, Value: raw, TTLSeconds: ttl.Seconds()}, nil)
+	return h.rpc(ctx, abi.ImportCacheSet, &abi.CacheSetRequest{Key: key, Value: raw, TTLSeconds: ttl.Seconds()}, nil)
 }
 
 // CacheDelete removes a cache entry; a missing key is no error.
@@ -205,7 +218,7 @@ func (h *Host) LastRun(ctx context.Context) (map[string]any, error) {
 // SetLastRun stores the fetch-incidents last run. During fetch-incidents the
 // host keeps it only if the fetch succeeds.
 func (h *Host) SetLastRun(ctx context.Context, v map[string]any) error {
-	return h.rpc(ctx, abi.ImportLastRunSet, abi.RunValue{Value: v}, nil)
+	return h.rpc(ctx, abi.ImportLastRunSet, &abi.RunValue{Value: v}, nil)
 }
 
 // LastMirrorRun returns the stored last mirror run (empty if none).
@@ -215,7 +228,7 @@ func (h *Host) LastMirrorRun(ctx context.Context) (map[string]any, error) {
 
 // SetLastMirrorRun stores the last mirror run.
 func (h *Host) SetLastMirrorRun(ctx context.Context, v map[string]any) error {
-	return h.rpc(ctx, abi.ImportLastMirrorRunSet, abi.RunValue{Value: v}, nil)
+	return h.rpc(ctx, abi.ImportLastMirrorRunSet, &abi.RunValue{Value: v}, nil)
 }
 
 func (h *Host) runGet(ctx context.Context, fn string) (map[string]any, error) {
@@ -232,7 +245,7 @@ func (h *Host) runGet(ctx context.Context, fn string) (map[string]any, error) {
 // AddEntry writes a war-room entry to an incident and returns its id.
 func (h *Host) AddEntry(ctx context.Context, req abi.AddEntryRequest) (string, error) {
 	var r abi.AddEntryResult
-	err := h.rpc(ctx, abi.ImportAddEntry, req, &r)
+	err := h.rpc(ctx, abi.ImportAddEntry, &req, &r)
 	return r.ID, err
 }
 
@@ -240,7 +253,7 @@ func (h *Host) AddEntry(ctx context.Context, req abi.AddEntryRequest) (string, e
 // connectors) and returns their ids in order.
 func (h *Host) CreateIncidents(ctx context.Context, req abi.CreateIncidentsRequest) ([]string, error) {
 	var r abi.CreateIncidentsResult
-	err := h.rpc(ctx, abi.ImportCreateIncidents, req, &r)
+	err := h.rpc(ctx, abi.ImportCreateIncidents, &req, &r)
 	return r.IDs, err
 }
 

@@ -3,12 +3,12 @@ package sdk
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/abi/jsonwire"
 )
 
 // The SDK speaks HTTP in abi.HTTPRequest and abi.HTTPResponse values instead
@@ -42,7 +42,7 @@ func (h *Host) HTTP(ctx context.Context, req abi.HTTPRequest) (abi.HTTPResponse,
 		req.TimeoutMS = max(1, time.Until(dl).Milliseconds())
 	}
 	var r abi.HTTPResponse
-	if err := h.rpc(ctx, abi.ImportHTTPRequest, req, &r); err != nil {
+	if err := h.rpc(ctx, abi.ImportHTTPRequest, &req, &r); err != nil {
 		return abi.HTTPResponse{}, err
 	}
 	return r, nil
@@ -57,7 +57,7 @@ type HTTPHandler func(ctx context.Context, h *Host, req *abi.HTTPRequest) (*abi.
 
 // JSONResponse answers status with v encoded as JSON.
 func JSONResponse(status int, v any) (*abi.HTTPResponse, error) {
-	b, err := json.Marshal(v)
+	b, err := jsonwire.AppendValue(nil, v, true) // as json.Marshal writes it
 	if err != nil {
 		return nil, fmt.Errorf("encode JSON response: %w", err)
 	}

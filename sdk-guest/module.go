@@ -1,12 +1,12 @@
 package sdk
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/abi/jsonwire"
 )
 
 // Imports are the connhost_v1 host functions as the SDK calls them. In a
@@ -30,6 +30,28 @@ type Imports interface {
 // calls, so that one huge result does not pin memory for the module's life.
 const retainLimit = 64 << 10
 
+// stage is the buffer staged input is read into: export inputs and RPC
+// responses. Their contents are read afresh each time, so growing it never
+// copies; it grows to at least twice its capacity, so a run of slowly
+// growing responses reallocates a logarithmic number of times, and it is
+// dropped past retainLimit.
+type stage struct {
+	buf    []byte
+	allocs int // arrays allocated, for tests
+}
+
+// get returns the buffer with length n.
+func (s *stage) get(n int) []byte {
+	if cap(s.buf) > retainLimit {
+		s.buf = nil
+	}
+	if cap(s.buf) < n {
+		s.buf = make([]byte, max(n, min(2*cap(s.buf), retainLimit)))
+		s.allocs++
+	}
+	return s.buf[:n]
+}
+
 // Module is one module instance of a connector bound to host imports: the
 // three ABI entry points as Go methods. The wasm exports call the Module of
 // the registered connector; sdktest calls one natively. A Module is not safe
@@ -39,8 +61,8 @@ type Module struct {
 	host       Host
 	configured bool
 
-	out bytes.Buffer // envelope of the current call, reused
-	enc *json.Encoder
+	out   []byte // envelope of the current call, reused
+	grows int    // times out moved to a larger array; tests check it settles
 }
 
 // NewModule returns a Module serving c over imp. It panics if c is invalid,
@@ -51,8 +73,6 @@ func NewModule(c Connector, imp Imports) *Module {
 	}
 	m := &Module{conn: &c}
 	m.host.imp = imp
-	m.enc = json.NewEncoder(&m.out)
-	m.enc.SetEscapeHTML(false)
 	return m
 }
 
@@ -105,7 +125,7 @@ func (m *Module) HTTP(ctx context.Context, req []byte) []byte {
 		return m.fail(abi.Errorf(abi.KindNotImplemented, "plugin %s has no HTTP handler", m.host.inst.Brand))
 	}
 	var hr abi.HTTPRequest
-	if err := json.Unmarshal(req, &hr); err != nil {
+	if err := hr.DecodeJSON(req); err != nil {
 		return m.fail(BadRequest("http request: %v", err))
 	}
 	resp, err := m.conn.HTTP(ctx, &m.host, &hr)
@@ -118,8 +138,11 @@ func (m *Module) HTTP(ctx context.Context, req []byte) []byte {
 	if resp.Status == 0 {
 		resp.Status = 200
 	}
-	return m.result(resp)
+	return m.result(&httpResult{resp})
 }
+
+// httpResult encodes an HTTP handler's response by hand.
+type httpResult struct{ r *abi.HTTPResponse }
 
 // decodeArgs decodes the arguments of a reserved command; bad JSON is the
 // host's fault or a test's, reported as bad_request naming the command.
@@ -242,7 +265,10 @@ var (
 	envNull = []byte(`{"result":null}`)
 )
 
-// result encodes a success envelope into the reused output buffer.
+// result encodes a success envelope into the reused output buffer, as an
+// Encoder without HTML escaping wrote it, reflection-free for the types a
+// handler usually returns (json.RawMessage, strings, maps and slices of
+// JSON values, abi.CommandResults).
 func (m *Module) result(v any) []byte {
 	switch v {
 	case okResult:
@@ -250,28 +276,81 @@ func (m *Module) result(v any) []byte {
 	case nil:
 		return envNull
 	}
-	m.reset()
-	m.out.WriteString(`{"result":`)
-	if err := m.enc.Encode(v); err != nil {
+	m.trim()
+	out := append(m.out[:0], `{"result":`...)
+	if raw, ok := v.(json.RawMessage); ok {
+		out = m.reserve(out, len(raw)+1)
+	}
+	out, err := appendResult(out, v)
+	if err != nil {
 		return m.fail(fmt.Errorf("encode result: %w", err))
 	}
-	m.out.WriteByte('}')
-	return m.out.Bytes()
+	return m.keep(append(out, '}'))
+}
+
+// JSONAppender is the fast path for a command's own result types: a result
+// that implements it is written by AppendJSON instead of by encoding/json's
+// reflection. AppendJSON appends exactly one JSON value to dst (escapeHTML
+// says whether <, > and & must be escaped; the SDK passes false) and
+// returns the extended slice; package jsonwire (AppendString,
+// AppendValue, ...) writes the parts as encoding/json would. The SDK checks
+// that the value is valid JSON, so a mistake is a failed command rather
+// than a broken envelope.
+type JSONAppender interface {
+	AppendJSON(dst []byte, escapeHTML bool) ([]byte, error)
+}
+
+// appendResult writes a handler's result, its known wire types by hand.
+func appendResult(dst []byte, v any) ([]byte, error) {
+	switch v := v.(type) {
+	case abi.CommandResults:
+		return v.AppendJSON(dst, false)
+	case *abi.CommandResults:
+		if v != nil {
+			return v.AppendJSON(dst, false)
+		}
+	case *httpResult:
+		return v.r.AppendJSON(dst, false)
+	case JSONAppender:
+		start := len(dst)
+		out, err := v.AppendJSON(dst, false)
+		if err == nil {
+			err = jsonwire.Check(out[start:])
+		}
+		return out, err
+	}
+	return jsonwire.AppendValue(dst, v, false)
+}
+
+// reserve makes room for n more bytes in one step, at least doubling, so
+// that a result of known size does not grow the buffer several times.
+func (m *Module) reserve(b []byte, n int) []byte {
+	if cap(b)-len(b) >= n {
+		return b
+	}
+	nb := make([]byte, len(b), max(2*cap(b), len(b)+n))
+	copy(nb, b)
+	return nb
+}
+
+// keep stores the envelope's buffer for reuse and counts a growth.
+func (m *Module) keep(out []byte) []byte {
+	if cap(out) != cap(m.out) {
+		m.grows++
+	}
+	m.out = out
+	return out
 }
 
 func (m *Module) fail(err error) []byte {
-	return abi.Fail(toABIError(err))
-}
-
-func (m *Module) reset() {
 	m.trim()
-	m.out.Reset()
+	return m.keep(abi.AppendFail(m.out[:0], toABIError(err)))
 }
 
 // trim drops an output buffer grown past retainLimit. The wasm exports call
 // it as soon as output has returned, since the host has copied the bytes.
 func (m *Module) trim() {
-	if m.out.Cap() > retainLimit {
-		m.out = bytes.Buffer{}
+	if cap(m.out) > retainLimit {
+		m.out = nil
 	}
 }

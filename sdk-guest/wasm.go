@@ -104,15 +104,12 @@ func ptr(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }
 
 // wasmImports implements Imports over the real host functions.
 type wasmImports struct {
-	staged []byte // reused for RPC responses and export inputs
+	staged stage // reused for RPC responses and export inputs
 }
 
-// readStaged copies n staged bytes into the reused buffer.
+// readStaged reads n staged bytes into the reused buffer.
 func (w *wasmImports) readStaged(n uint32) []byte {
-	if uint32(cap(w.staged)) < n || cap(w.staged) > retainLimit {
-		w.staged = make([]byte, n)
-	}
-	b := w.staged[:n]
+	b := w.staged.get(int(n))
 	if n > 0 {
 		b = b[:bufferRead(ptr(b), n)]
 	}

@@ -16,10 +16,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/abi/jsonwire"
 	sdk "github.com/connhost/connhost/sdk-guest"
 	"github.com/connhost/connhost/sdk-guest/cache"
 )
@@ -172,13 +173,7 @@ func parseBody(b []byte, contentType string) (document, error) {
 	if text == "" {
 		return document{obj: map[string]any{}}, nil
 	}
-	var v any
-	dec := json.NewDecoder(strings.NewReader(text))
-	dec.UseNumber() // keep large integers (ids, counters) exact
-	err := dec.Decode(&v)
-	if err == nil && dec.More() {
-		err = errors.New("trailing data after the JSON value")
-	}
+	v, err := decodeFirst([]byte(text))
 	if err != nil {
 		if isJSON(contentType) {
 			return document{}, fmt.Errorf("body: Content-Type %s but not JSON: %w", contentType, err)
@@ -189,6 +184,21 @@ func parseBody(b []byte, contentType string) (document, error) {
 		return document{obj: m}, nil
 	}
 	return document{raw: v}, nil
+}
+
+// decodeFirst reads the body's JSON value without reflection, as a
+// json.Decoder with UseNumber does (numbers kept exact: ids and counters
+// must not round through float64). After the value only whitespace may
+// follow, or a closing bracket, which the Decoder's More let through.
+func decodeFirst(b []byte) (any, error) {
+	v, rest, err := jsonwire.FirstValue(b)
+	if err != nil {
+		return nil, err
+	}
+	if rest = bytes.TrimLeft(rest, " \t\r\n"); len(rest) > 0 && rest[0] != '}' && rest[0] != ']' {
+		return nil, errors.New("trailing data after the JSON value")
+	}
+	return jsonwire.DecodeAnyNumber(v)
 }
 
 // isJSON reports whether a Content-Type is application/json or a +json
@@ -224,7 +234,7 @@ func incident(h *sdk.Host, s settings, doc document, headers map[string][]string
 	case string:
 		inc.Details = d
 	default:
-		b, err := json.Marshal(d)
+		b, err := jsonwire.AppendValue(nil, d, true)
 		if err != nil {
 			return abi.Incident{}, fmt.Errorf("details: %w", err)
 		}
@@ -247,7 +257,7 @@ func incident(h *sdk.Host, s settings, doc document, headers map[string][]string
 		hd[k] = strings.Join(v, ", ")
 	}
 	rawJSON["headers"] = hd
-	enc, err := json.Marshal(rawJSON)
+	enc, err := jsonwire.AppendValue(nil, rawJSON, true) // as json.Marshal writes it
 	if err != nil {
 		return abi.Incident{}, fmt.Errorf("rawJSON: %w", err)
 	}
@@ -314,7 +324,7 @@ func templatedName(h *sdk.Host, s settings, body map[string]any) string {
 		}
 		if str, isStr := v.(string); isStr {
 			b.WriteString(str)
-		} else if enc, err := json.Marshal(v); err == nil {
+		} else if enc, err := jsonwire.AppendValue(nil, v, true); err == nil {
 			b.Write(enc)
 		}
 		if b.Len() > maxNameBytes {
@@ -341,7 +351,7 @@ func dedupKey(s settings, doc document) (string, bool) {
 		if !ok {
 			return "", false
 		}
-		b, err := json.Marshal(v)
+		b, err := jsonwire.AppendValue(nil, v, true)
 		if err != nil {
 			return "", false
 		}
