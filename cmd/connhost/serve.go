@@ -108,7 +108,7 @@ func (sc *storeConfig) open(ctx context.Context, mode openMode) (*dataDir, error
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, dbDir, store.Options{Logger: &log, MinFreeBytes: int64(cfg.Store.MinFreeMiB) << 20})
+	st, err := store.Open(ctx, dbDir, store.Options{Logger: &log, MinFreeBytes: int64(cfg.Store.MinFreeMiB) << 20, NoGroupCommit: !cfg.Store.GroupCommit})
 	if err != nil {
 		if strings.Contains(err.Error(), "Another process is using this Badger database") {
 			return nil, fmt.Errorf("data dir %s is in use by another connhost process (a running `connhost serve`?); stop it first", cfg.DataDir)

@@ -98,6 +98,9 @@ type Egress struct {
 type Store struct {
 	// MinFreeMiB is the free disk space the store keeps; default 448.
 	MinFreeMiB int `koanf:"min_free_mib" default:"448" help:"free space (MiB) the store keeps on its filesystem: below it writes are refused (HTTP 507) so that badger, which crashes on a full disk, keeps room for its memtables and a compaction; 448 fits badger's default table sizes"`
+	// GroupCommit joins concurrent incident and entry writes into one
+	// synced commit; default true.
+	GroupCommit bool `koanf:"group_commit" default:"true" help:"join concurrent incident creations and war-room entries into one synced commit (each still acknowledged only once on disk); false gives each its own sync, for comparison"`
 }
 
 // Signing is the trust policy every plugin install path applies

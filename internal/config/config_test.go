@@ -44,7 +44,7 @@ func TestDefaults(t *testing.T) {
 		DataDir:  "./data",
 		Listen:   "127.0.0.1:8080",
 		CacheDir: filepath.Join("data", "cache", "wazero"),
-		Store:    Store{MinFreeMiB: 448},
+		Store:    Store{MinFreeMiB: 448, GroupCommit: true},
 		Limits: Limits{MemoryMiB: 128, CallTimeout: 30 * time.Second, OutputBytes: 4 << 20, PoolSize: 4,
 			LogBytes: 64 << 10, LogRecords: 1000, LogRecordsPerMinute: 10000, LogBytesPerMinute: 1 << 20,
 			StackKiB: 1024, CompileTimeout: 2 * time.Minute, Module: ModuleLimits{
