@@ -45,7 +45,7 @@ func TestDefaults(t *testing.T) {
 		Listen:   "127.0.0.1:8080",
 		CacheDir: filepath.Join("data", "cache", "wazero"),
 		Store:    Store{MinFreeMiB: 448, GroupCommit: true},
-		Limits: Limits{MemoryMiB: 128, CallTimeout: 30 * time.Second, OutputBytes: 4 << 20, PoolSize: 4,
+		Limits: Limits{MemoryMiB: 128, CallTimeout: 30 * time.Second, OutputBytes: 4 << 20, PoolSize: 4, PoolIdle: 5 * time.Minute,
 			LogBytes: 64 << 10, LogRecords: 1000, LogRecordsPerMinute: 10000, LogBytesPerMinute: 1 << 20,
 			StackKiB: 1024, CompileTimeout: 2 * time.Minute, Module: ModuleLimits{
 				Bytes: 32 << 20, Types: 10000, Imports: 1000, Functions: 50000, FunctionBodyBytes: 1 << 20,
@@ -207,6 +207,8 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"limits.call_timeout", "not a duration", "config file"}},
 		{name: "out of range", args: []string{"--limits-memory-mib", "0", "--limits-pool-size", "0"},
 			want: []string{"limits.memory_mib", "limits.pool_size"}},
+		{name: "pool idle too short", environ: []string{"CONNHOST_LIMITS_POOL_IDLE=10ms"},
+			want: []string{"limits.pool_idle", "want 0 (never) or 1s-24h", "env CONNHOST_LIMITS_POOL_IDLE"}},
 		{name: "no store reserve", environ: []string{"CONNHOST_STORE_MIN_FREE_MIB=0"},
 			want: []string{"store.min_free_mib", "want 1-1048576", "env CONNHOST_STORE_MIN_FREE_MIB"}},
 		{name: "bad listen", environ: []string{"CONNHOST_LISTEN=localhost"},

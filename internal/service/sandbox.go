@@ -28,6 +28,11 @@ func (c *core) limitsFor(st store.Settings) host.Limits {
 	if st.CallTimeoutSeconds > 0 {
 		l.CallTimeout = time.Duration(st.CallTimeoutSeconds) * time.Second
 	}
+	if st.LongRunning {
+		// A long-running instance serves its own HTTP requests and runs
+		// all the time: its pool stays warm.
+		l.PoolIdle = 0
+	}
 	return l
 }
 
