@@ -381,7 +381,7 @@ func (i *Instance) reap() {
 		i.discard(context.Background(), mi)
 	}
 	if n > 0 {
-		i.log.Debug().Int("closed", n).Dur("idle", i.lim.PoolIdle).Msg("idle module instances closed")
+		i.log.Debug().Int("closed", n).Dur("idle_ms", i.lim.PoolIdle).Msg("idle module instances closed")
 	}
 }
 

@@ -77,6 +77,9 @@ type openMode struct {
 	// do not exist; without it a missing store is a usage error, so that a
 	// mistyped --data-dir is not silently created.
 	create bool
+	// background starts the enabled instances while the server already
+	// answers (/readyz says how many are left).
+	background bool
 }
 
 // open opens the data directory. The badger lock makes a second process
@@ -120,7 +123,7 @@ func (sc *storeConfig) open(ctx context.Context, mode openMode) (*dataDir, error
 		_ = st.Close()
 		return nil, fmt.Errorf("starting runtime: %w", err)
 	}
-	svc, err := service.New(ctx, service.Options{Store: st, Runtime: rt, Secrets: box, Logger: log, Limits: hostLimits(cfg.Limits), Idle: mode.idle,
+	svc, err := service.New(ctx, service.Options{Store: st, Runtime: rt, Secrets: box, Logger: log, Limits: hostLimits(cfg.Limits), Idle: mode.idle, StartInBackground: mode.background,
 		Policy: sc.policy, WatchDir: cfg.Plugins.WatchDir, LongRunning: longRunningOptions(cfg.LongRunning)})
 	if err != nil {
 		_ = rt.Close(ctx)
@@ -180,7 +183,7 @@ func runServe(ctx context.Context, a *app, fs *pflag.FlagSet) error {
 	// The signal context ends the serve loop only; opening and shutting
 	// down must not be cut short by it.
 	base := context.WithoutCancel(ctx)
-	d, err := sc.open(base, openMode{create: true})
+	d, err := sc.open(base, openMode{create: true, background: true})
 	if err != nil {
 		return err
 	}
