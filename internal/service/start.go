@@ -66,7 +66,12 @@ func (c *core) startOne(ctx context.Context, rec store.Instance) {
 	if c.onStart != nil {
 		defer c.onStart(rec.Name)()
 	}
-	if err := c.startOrRecord(ctx, rec); err != nil {
+	// An instance whose pool idles out starts cold: warming it would cost a
+	// module instance (megabytes, tens of ms of CPU) per instance at every
+	// restart, most of them closed unused after limits.pool_idle.
+	// Long-running instances run at once and keep a warm pool.
+	warm := c.limitsFor(rec.Settings).PoolIdle <= 0
+	if err := c.startOrRecordWarm(ctx, rec, warm); err != nil {
 		c.log.Error().Err(err).Str("instance", rec.Name).Str("plugin", c.pluginLabel(ctx, rec)).Msg("instance did not start")
 	}
 }
