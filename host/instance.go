@@ -286,13 +286,18 @@ func (i *Instance) newCall(command string) *callState {
 
 // newModule instantiates and configures a module instance.
 func (i *Instance) newModule(ctx context.Context, cs *callState) (*modInst, *abi.Error) {
-	mi, e := i.p.instantiate(ctx, cs)
-	if e != nil {
-		return nil, e
+	mi := i.p.takeSpare(i.lim.MemoryBytes)
+	if mi != nil {
+		cs.mi = mi
+	} else {
+		var e *abi.Error
+		if mi, e = i.p.instantiate(ctx, cs); e != nil {
+			return nil, e
+		}
 	}
 	i.created.Add(1)
 	mi.staged = i.configure
-	_, e, _ = cs.invoke(ctx, mi.fnConfigure, abi.ExportConfigure, uint64(len(i.configure)))
+	_, e, _ := cs.invoke(ctx, mi.fnConfigure, abi.ExportConfigure, uint64(len(i.configure)))
 	mi.staged = nil
 	if e != nil {
 		i.discard(ctx, mi)

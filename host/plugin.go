@@ -152,6 +152,7 @@ type Plugin struct {
 	hasInit  bool
 	hasHTTP  bool
 	minPages uint32
+	spare    spareSlot
 
 	closeOnce sync.Once
 	closeErr  error
@@ -163,6 +164,7 @@ func (p *Plugin) Label() string { return p.Manifest.Name + "@" + p.Manifest.Vers
 // Close releases the compiled module and every module instance of p.
 func (p *Plugin) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() {
+		p.dropSpare()
 		p.rt.mu.Lock()
 		delete(p.rt.plugins, p)
 		p.rt.mu.Unlock()
@@ -472,6 +474,7 @@ func (p *Plugin) probe(ctx context.Context) error {
 	if aerr != nil {
 		return abi.Errorf(aerr.Kind, "plugin %q: %s", p.Label(), aerr.Message)
 	}
-	_ = mi.mod.Close(ctx)
+	mi.staged = nil
+	p.keepSpare(mi, lim.MemoryBytes)
 	return nil
 }
