@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -42,11 +43,15 @@ type Instance struct {
 	stopped atomic.Bool
 
 	mu       sync.Mutex
-	idle     []*modInst
+	idle     []*modInst // oldest first: release appends, acquire takes the newest
 	closed   bool
 	inflight sync.WaitGroup
+	// reaper closes module instances idle for lim.PoolIdle; reapArmed
+	// says it is due (both under mu).
+	reaper    *time.Timer
+	reapArmed bool
 
-	busy, created, discarded atomic.Int64
+	busy, created, discarded, reaped atomic.Int64
 }
 
 // NewInstance creates a connector instance of p. Module instances are
@@ -100,7 +105,7 @@ func (i *Instance) Stats() InstanceStats {
 	i.mu.Unlock()
 	return InstanceStats{
 		Idle: idle, Busy: int(i.busy.Load()),
-		Created: int(i.created.Load()), Discarded: int(i.discarded.Load()),
+		Created: int(i.created.Load()), Discarded: int(i.discarded.Load()), Reaped: int(i.reaped.Load()),
 	}
 }
 
@@ -142,6 +147,9 @@ func (i *Instance) Close(ctx context.Context) error {
 	i.mu.Lock()
 	idle := i.idle
 	i.idle = nil
+	if i.reaper != nil {
+		i.reaper.Stop()
+	}
 	i.mu.Unlock()
 	for _, mi := range idle {
 		i.discard(ctx, mi)
@@ -278,13 +286,18 @@ func (i *Instance) newCall(command string) *callState {
 
 // newModule instantiates and configures a module instance.
 func (i *Instance) newModule(ctx context.Context, cs *callState) (*modInst, *abi.Error) {
-	mi, e := i.p.instantiate(ctx, cs)
-	if e != nil {
-		return nil, e
+	mi := i.p.takeSpare(i.lim.MemoryBytes)
+	if mi != nil {
+		cs.mi = mi
+	} else {
+		var e *abi.Error
+		if mi, e = i.p.instantiate(ctx, cs); e != nil {
+			return nil, e
+		}
 	}
 	i.created.Add(1)
 	mi.staged = i.configure
-	_, e, _ = cs.invoke(ctx, mi.fnConfigure, abi.ExportConfigure, uint64(len(i.configure)))
+	_, e, _ := cs.invoke(ctx, mi.fnConfigure, abi.ExportConfigure, uint64(len(i.configure)))
 	mi.staged = nil
 	if e != nil {
 		i.discard(ctx, mi)
@@ -326,11 +339,55 @@ func (i *Instance) release(ctx context.Context, mi *modInst, discard bool) {
 			i.mu.Unlock()
 			i.discard(ctx, mi)
 		} else {
+			mi.idleSince = time.Now()
 			i.idle = append(i.idle, mi)
+			i.armReaper(i.lim.PoolIdle)
 			i.mu.Unlock()
 		}
 	}
 	<-i.tokens
+}
+
+// armReaper makes sure the reaper runs within d, if pools idle out at all.
+// A reaper already due is due sooner (it was armed for an older module
+// instance) and is left alone. Called with mu held.
+func (i *Instance) armReaper(d time.Duration) {
+	if i.lim.PoolIdle <= 0 || i.closed || i.reapArmed {
+		return
+	}
+	i.reapArmed = true
+	if i.reaper == nil {
+		i.reaper = time.AfterFunc(d, i.reap)
+		return
+	}
+	i.reaper.Reset(d)
+}
+
+// reap closes the module instances idle for PoolIdle or longer and re-arms
+// for the oldest one left. Calls keep taking the newest, so the oldest are
+// the ones a quiet pool does not need.
+func (i *Instance) reap() {
+	now := time.Now()
+	i.mu.Lock()
+	n := 0
+	for n < len(i.idle) && now.Sub(i.idle[n].idleSince) >= i.lim.PoolIdle {
+		n++
+	}
+	old := append([]*modInst(nil), i.idle[:n]...)
+	i.idle = append(i.idle[:0], i.idle[n:]...)
+	clear(i.idle[len(i.idle):cap(i.idle)])
+	i.reapArmed = false
+	if len(i.idle) > 0 {
+		i.armReaper(i.lim.PoolIdle - now.Sub(i.idle[0].idleSince))
+	}
+	i.mu.Unlock()
+	for _, mi := range old {
+		i.reaped.Add(1)
+		i.discard(context.Background(), mi)
+	}
+	if n > 0 {
+		i.log.Debug().Int("closed", n).Dur("idle_ms", i.lim.PoolIdle).Msg("idle module instances closed")
+	}
 }
 
 func (i *Instance) discard(ctx context.Context, mi *modInst) {

@@ -184,3 +184,61 @@ func TestCorruptCacheRecompiles(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolIdle: with Limits.PoolIdle set, a pool nobody calls closes every
+// module instance and the next call instantiates one again; with it 0 the
+// pool keeps them. A module instance in use is not closed, however long the
+// call.
+func TestPoolIdle(t *testing.T) {
+	tests := []struct {
+		name   string
+		idle   time.Duration
+		shrink bool
+	}{
+		{"idle period set: shrinks to zero", 150 * time.Millisecond, true},
+		{"0: never shrinks", 0, false},
+	}
+	e := newEnv(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			inst := e.instance(t, "probe", NewMemServices(), InstanceSpec{Limits: Limits{PoolSize: 3, PoolIdle: tc.idle}})
+			// Fill the pool: three calls at once need three module instances.
+			var wg sync.WaitGroup
+			for range 3 {
+				wg.Go(func() { mustExec[bool](t, inst, "sleep", map[string]int{"ms": 300}) })
+			}
+			wg.Wait()
+			if st := inst.Stats(); st.Idle != 3 || st.Created != 3 {
+				t.Fatalf("after three concurrent calls: %+v, want 3 idle", st)
+			}
+			if !tc.shrink {
+				time.Sleep(500 * time.Millisecond)
+				if st := inst.Stats(); st.Idle != 3 || st.Reaped != 0 {
+					t.Fatalf("PoolIdle 0: %+v, want the 3 kept", st)
+				}
+				return
+			}
+			// A call longer than the idle period keeps its module instance.
+			longDone := make(chan bool, 1)
+			go func() { longDone <- mustExec[bool](t, inst, "sleep", map[string]int{"ms": 700}) }()
+			wait.For(t, 10*time.Second, "the idle module instances to close", func() bool {
+				st := inst.Stats()
+				return st.Idle == 0 && st.Reaped == 2
+			})
+			if st := inst.Stats(); st.Busy != 1 {
+				t.Errorf("the long call's module instance: %+v, want it busy", st)
+			}
+			<-longDone
+			wait.For(t, 10*time.Second, "the pool to shrink to zero", func() bool {
+				st := inst.Stats()
+				return st.Idle == 0 && st.Reaped == 3
+			})
+			if got := mustExec[map[string]int](t, inst, "echo", map[string]int{"n": 1}); got["n"] != 1 {
+				t.Errorf("echo after the pool emptied = %v", got)
+			}
+			if st := inst.Stats(); st.Created != 4 || st.Idle != 1 || st.Discarded != 3 {
+				t.Errorf("after refill: %+v, want a 4th module instance created and idle", st)
+			}
+		})
+	}
+}

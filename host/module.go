@@ -1,6 +1,8 @@
 package host
 
 import (
+	"time"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,6 +32,8 @@ type modInst struct {
 	// callBuf backs the staged command and arguments, reused across calls.
 	callBuf []byte
 	stack   [2]uint64
+	// idleSince is when the module instance last went back to the pool.
+	idleSince time.Time
 }
 
 // memoryBytes returns the size of the instance's linear memory.

@@ -152,6 +152,7 @@ type Plugin struct {
 	hasInit  bool
 	hasHTTP  bool
 	minPages uint32
+	spare    spareSlot
 
 	closeOnce sync.Once
 	closeErr  error
@@ -163,6 +164,7 @@ func (p *Plugin) Label() string { return p.Manifest.Name + "@" + p.Manifest.Vers
 // Close releases the compiled module and every module instance of p.
 func (p *Plugin) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() {
+		p.dropSpare()
 		p.rt.mu.Lock()
 		delete(p.rt.plugins, p)
 		p.rt.mu.Unlock()
@@ -243,15 +245,13 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte) (*Plugin, error) {
 	if closed {
 		return nil, abi.Errorf(abi.KindUnavailable, "plugin %q: runtime closed", label)
 	}
-	mod, err := parseModule(wasm, r.cfg.Module, r.hostFuncs)
+	gatePath := r.gateCachePath(sha)
+	ge, gateCached, err := r.gateModule(wasm, gatePath)
 	if err != nil {
 		return nil, abi.Errorf(abi.KindIncompatible, "plugin %q: %s", label, err.(*abi.Error).Message)
 	}
-	code := wasm
-	if !r.unchecked {
-		code = mod.Instrument(gate.Config{CheckModule: guardModule, CheckName: guardName, StackBytes: r.cfg.StackBytes})
-	}
-	p := &Plugin{Manifest: m, SHA256: sha, Size: len(wasm), rt: r, minPages: uint32(mod.InitialMemoryBytes() / wasmPageSize)}
+	code := ge.code
+	p := &Plugin{Manifest: m, SHA256: sha, Size: len(wasm), rt: r, minPages: ge.minPages}
 	start := time.Now()
 	log := r.cfg.Logger.With().Str("plugin", label).Str("sha256", sha).Logger()
 	cached := r.cfg.CacheDir != "" && dirHasEntries(filepath.Join(r.cfg.CacheDir, sha))
@@ -270,10 +270,15 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte) (*Plugin, error) {
 		_ = p.wr.Close(ctx)
 		return nil, err
 	}
+	if !gateCached {
+		// Only a module that compiled, passed the checks and probed is
+		// cached as such.
+		writeGateCache(gatePath, ge)
+	}
 	r.mu.Lock()
 	r.plugins[p] = struct{}{}
 	r.mu.Unlock()
-	log.Info().Bool("from_cache", cached).Dur("took_ms", time.Since(start)).Msg("plugin loaded")
+	log.Info().Bool("from_cache", cached).Bool("gate_from_cache", gateCached).Dur("took_ms", time.Since(start)).Msg("plugin loaded")
 	return p, nil
 }
 
@@ -469,6 +474,7 @@ func (p *Plugin) probe(ctx context.Context) error {
 	if aerr != nil {
 		return abi.Errorf(aerr.Kind, "plugin %q: %s", p.Label(), aerr.Message)
 	}
-	_ = mi.mod.Close(ctx)
+	mi.staged = nil
+	p.keepSpare(mi, lim.MemoryBytes)
 	return nil
 }

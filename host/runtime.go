@@ -76,6 +76,11 @@ type Limits struct {
 	LogBytes      int           // default 64 KiB per call (guest log + stdout/stderr), then truncated with a marker
 	HTTPBodyBytes int           // default 8 MiB, http_request response body cap
 	PoolSize      int           // max warm module instances per Instance; default 4
+	// PoolIdle closes each warm module instance that has waited this long
+	// for a call, so a pool nobody calls shrinks to zero and costs almost
+	// nothing; the next call instantiates one again. 0 keeps them forever
+	// (the zero value: this is not defaulted).
+	PoolIdle time.Duration
 
 	// LogRecords bounds the log records of one call: log host function
 	// calls and stdout/stderr lines, empty ones included. Default 1,000.
@@ -156,5 +161,8 @@ type InstanceStats struct {
 	Idle      int // warm, waiting for a call
 	Busy      int // serving a call
 	Created   int // instantiated since the Instance was created
-	Discarded int // closed after a fault, a failed configure or Close
+	Discarded int // closed after a fault, a failed configure, Close or idling
+	// Reaped counts the module instances closed because they waited
+	// Limits.PoolIdle for a call (part of Discarded).
+	Reaped int
 }

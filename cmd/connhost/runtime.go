@@ -76,6 +76,7 @@ func hostLimits(l config.Limits) host.Limits {
 		CallTimeout: l.CallTimeout,
 		OutputBytes: l.OutputBytes,
 		PoolSize:    l.PoolSize,
+		PoolIdle:    l.PoolIdle,
 		LogBytes:    l.LogBytes, LogRecords: l.LogRecords,
 		LogRecordsPerMinute: l.LogRecordsPerMinute, LogBytesPerMinute: l.LogBytesPerMinute,
 	}

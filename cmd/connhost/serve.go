@@ -78,6 +78,9 @@ type openMode struct {
 	// do not exist; without it a missing store is a usage error, so that a
 	// mistyped --data-dir is not silently created.
 	create bool
+	// background starts the enabled instances while the server already
+	// answers (/readyz says how many are left).
+	background bool
 }
 
 // open opens the data directory. The badger lock makes a second process
@@ -109,7 +112,7 @@ func (sc *storeConfig) open(ctx context.Context, mode openMode) (*dataDir, error
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, dbDir, store.Options{Logger: &log, MinFreeBytes: int64(cfg.Store.MinFreeMiB) << 20})
+	st, err := store.Open(ctx, dbDir, store.Options{Logger: &log, MinFreeBytes: int64(cfg.Store.MinFreeMiB) << 20, NoGroupCommit: !cfg.Store.GroupCommit})
 	if err != nil {
 		if strings.Contains(err.Error(), "Another process is using this Badger database") {
 			return nil, fmt.Errorf("data dir %s is in use by another connhost process (a running `connhost serve`?); stop it first", cfg.DataDir)
@@ -121,7 +124,7 @@ func (sc *storeConfig) open(ctx context.Context, mode openMode) (*dataDir, error
 		_ = st.Close()
 		return nil, fmt.Errorf("starting runtime: %w", err)
 	}
-	svc, err := service.New(ctx, service.Options{Store: st, Runtime: rt, Secrets: box, Logger: log, Limits: hostLimits(cfg.Limits), Idle: mode.idle,
+	svc, err := service.New(ctx, service.Options{Store: st, Runtime: rt, Secrets: box, Logger: log, Limits: hostLimits(cfg.Limits), Idle: mode.idle, StartInBackground: mode.background,
 		Policy: sc.policy, WatchDir: cfg.Plugins.WatchDir, LongRunning: longRunningOptions(cfg.LongRunning)})
 	if err != nil {
 		_ = rt.Close(ctx)
@@ -181,7 +184,7 @@ func runServe(ctx context.Context, a *app, fs *pflag.FlagSet) error {
 	// The signal context ends the serve loop only; opening and shutting
 	// down must not be cut short by it.
 	base := context.WithoutCancel(ctx)
-	d, err := sc.open(base, openMode{create: true})
+	d, err := sc.open(base, openMode{create: true, background: true})
 	if err != nil {
 		return err
 	}

@@ -224,6 +224,10 @@ func (s *Server) readyz(c echo.Context) error {
 	case s.draining.Load():
 		return apiErr(http.StatusServiceUnavailable, apitypes.CodeNotReady, "the server is shutting down")
 	case !s.svc.Ready():
+		if left, total := s.svc.Starting(); left > 0 {
+			return apiErr(http.StatusServiceUnavailable, apitypes.CodeNotReady,
+				"the service is starting: %d of %d instances still starting", left, total)
+		}
 		return apiErr(http.StatusServiceUnavailable, apitypes.CodeNotReady, "the service is starting or shutting down")
 	}
 	return c.JSON(http.StatusOK, apitypes.Status{Status: "ready"})

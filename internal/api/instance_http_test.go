@@ -36,7 +36,13 @@ type ihServer struct {
 
 func newIHServer(t *testing.T, limits host.Limits) *ihServer {
 	t.Helper()
-	s := &ihServer{t: t, Server: newServer(t, testenv.ServerOptions{Service: func(o *service.Options) {
+	return newIHServerStore(t, limits, nil)
+}
+
+// newIHServerStore is newIHServer with the store options adjusted by st.
+func newIHServerStore(t *testing.T, limits host.Limits, st func(*store.Options)) *ihServer {
+	t.Helper()
+	s := &ihServer{t: t, Server: newServer(t, testenv.ServerOptions{Store: st, Service: func(o *service.Options) {
 		o.Limits = limits
 		o.LongRunning = service.LongRunningOptions{
 			Supervisor:       supervisor.Config{MinBackoff: 30 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
@@ -285,15 +291,27 @@ func TestChatFlow(t *testing.T) {
 }
 
 // TestWebhookLoad posts 2,000 webhook requests from 16 clients and reports
-// throughput and p99 latency. Run with CONNHOST_LOAD=1:
+// throughput and p99 latency, with store group commit on and off in the
+// same run. Run with CONNHOST_LOAD=1:
 //
 //	CONNHOST_LOAD=1 go test ./internal/api -run TestWebhookLoad -v
 func TestWebhookLoad(t *testing.T) {
 	if os.Getenv("CONNHOST_LOAD") == "" {
 		t.Skip("set CONNHOST_LOAD=1 to run the load test")
 	}
+	for _, tc := range []struct {
+		name        string
+		groupCommit bool
+	}{{"group commit on", true}, {"group commit off", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			webhookLoad(t, func(o *store.Options) { o.NoGroupCommit = !tc.groupCommit })
+		})
+	}
+}
+
+func webhookLoad(t *testing.T, st func(*store.Options)) {
 	const total, clients, loadPool = 2000, 16, 16
-	s := newIHServer(t, host.Limits{PoolSize: loadPool})
+	s := newIHServerStore(t, host.Limits{PoolSize: loadPool}, st)
 	s.instance("hook", "webhook", map[string]any{"credentials_identifier": "alice", "credentials_password": "s3cret"},
 		store.Settings{ExternalHTTP: true, LongRunning: true})
 	url := s.srv.URL + "/instance/execute/hook/"

@@ -98,6 +98,9 @@ type Egress struct {
 type Store struct {
 	// MinFreeMiB is the free disk space the store keeps; default 448.
 	MinFreeMiB int `koanf:"min_free_mib" default:"448" help:"free space (MiB) the store keeps on its filesystem: below it writes are refused (HTTP 507) so that badger, which crashes on a full disk, keeps room for its memtables and a compaction; 448 fits badger's default table sizes"`
+	// GroupCommit joins concurrent incident and entry writes into one
+	// synced commit; default true.
+	GroupCommit bool `koanf:"group_commit" default:"true" help:"join concurrent incident creations and war-room entries into one synced commit (each still acknowledged only once on disk); false gives each its own sync, for comparison"`
 }
 
 // Signing is the trust policy every plugin install path applies
@@ -273,6 +276,9 @@ type Limits struct {
 	OutputBytes int `koanf:"output_bytes" default:"4194304" help:"maximum size of a result envelope and of each host-function request, bytes"`
 	// PoolSize is the number of warm module instances per connector instance; default 4.
 	PoolSize int `koanf:"pool_size" default:"4" help:"maximum warm module instances per connector instance (1-1024)"`
+	// PoolIdle is how long a warm module instance waits for a call before
+	// it is closed; default 5m, 0 keeps them.
+	PoolIdle time.Duration `koanf:"pool_idle" default:"5m" help:"a warm module instance no call used for this long is closed, so idle connector instances shrink to no module instance and the next call starts one again (about 30 ms for a Go guest); long-running instances keep theirs; 0 never closes them (0 or 1s-24h)"`
 	// LogBytes caps the guest log bytes of one call; default 64 KiB.
 	LogBytes int `koanf:"log_bytes" default:"65536" help:"guest log bytes of one call (log host function and stdout/stderr); the rest is dropped and counted"`
 	// LogRecords caps the guest log records of one call; default 1000.
@@ -437,6 +443,9 @@ func (c *Config) problems() []problem {
 	}
 	if c.Limits.PoolSize < 1 || c.Limits.PoolSize > 1024 {
 		bad("limits.pool_size", "%d: want 1-1024", c.Limits.PoolSize)
+	}
+	if c.Limits.PoolIdle != 0 && (c.Limits.PoolIdle < time.Second || c.Limits.PoolIdle > 24*time.Hour) {
+		bad("limits.pool_idle", "%v: want 0 (never) or 1s-24h", c.Limits.PoolIdle)
 	}
 	for _, r := range []struct {
 		key      string

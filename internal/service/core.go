@@ -46,10 +46,18 @@ type core struct {
 
 	mu      sync.Mutex
 	plugins map[string]*host.Plugin  // compiled, by SHA-256
+	loading map[string]*pluginLoad   // being compiled, by SHA-256
 	live    map[string]*liveInstance // enabled instances, by id
 
-	ready   atomic.Bool
-	closing atomic.Bool
+	// opened is set when New returns; started is closed when the
+	// start-up starts of the enabled instances have all finished, and
+	// startLeft counts those not finished of startTotal.
+	opened     atomic.Bool
+	started    chan struct{}
+	startLeft  atomic.Int64
+	startTotal int
+	onStart    func(instance string) (done func())
+	closing    atomic.Bool
 	// gate orders enter's check of closing and its inflight.Add before
 	// drain's inflight.Wait (a WaitGroup must not grow from zero while
 	// waited on).
@@ -126,6 +134,23 @@ func (c *core) hold(id string) (li *liveInstance, release func()) {
 	return li, li.calls.Done
 }
 
+// holdStarted is hold for rec, but an enabled instance not live yet while
+// the start-up starts run is waited for (bounded by ctx): it may be among
+// them.
+func (c *core) holdStarted(ctx context.Context, rec store.Instance) (*liveInstance, func(), error) {
+	li, release := c.hold(rec.ID)
+	if li != nil || !rec.Enabled {
+		return li, release, nil
+	}
+	select {
+	case <-c.started:
+	case <-ctx.Done():
+		return nil, nil, fmt.Errorf("instance %q: waiting for it to start: %w", rec.Name, ctx.Err())
+	}
+	li, release = c.hold(rec.ID)
+	return li, release, nil
+}
+
 // running returns the live instance called name, held until release is
 // called (see hold). A disabled instance is ErrConflict.
 func (c *core) running(ctx context.Context, name string) (li *liveInstance, release func(), err error) {
@@ -133,7 +158,10 @@ func (c *core) running(ctx context.Context, name string) (li *liveInstance, rele
 	if err != nil {
 		return nil, nil, fmt.Errorf("instance %q: %w", name, fromStore(err))
 	}
-	li, release = c.hold(rec.ID)
+	li, release, err = c.holdStarted(ctx, rec)
+	if err != nil {
+		return nil, nil, err
+	}
 	if li == nil {
 		return nil, nil, fmt.Errorf("%w: instance %q is disabled", ErrConflict, name)
 	}
@@ -190,24 +218,53 @@ func (c *core) resolvePlugin(ctx context.Context, name, pinned string) (store.Pl
 	return pvs[0], nil
 }
 
+// pluginLoad is one compilation of a plugin version that concurrent
+// starts of its instances wait for, rather than each compiling it.
+type pluginLoad struct {
+	done chan struct{}
+	p    *host.Plugin
+	err  error
+}
+
 // loadPlugin returns the compiled plugin of a stored version, compiling it
-// from the verified blob on first use.
+// from the verified blob on first use; the instances of a version share
+// one compiled module.
 func (c *core) loadPlugin(ctx context.Context, pv store.PluginVersion) (*host.Plugin, error) {
 	c.mu.Lock()
-	p, ok := c.plugins[pv.SHA256]
-	c.mu.Unlock()
-	if ok {
+	if p, ok := c.plugins[pv.SHA256]; ok {
+		c.mu.Unlock()
 		return p, nil
 	}
+	if l, ok := c.loading[pv.SHA256]; ok {
+		c.mu.Unlock()
+		select {
+		case <-l.done:
+			return l.p, l.err
+		case <-ctx.Done():
+			return nil, fmt.Errorf("plugin %s@%s: waiting for its compilation: %w", pv.Name, pv.Version, ctx.Err())
+		}
+	}
+	l := &pluginLoad{done: make(chan struct{})}
+	c.loading[pv.SHA256] = l
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.loading, pv.SHA256)
+		c.mu.Unlock()
+		close(l.done)
+	}()
 	blob, err := c.st.GetPluginBlob(ctx, pv.SHA256)
 	if err != nil {
+		l.err = err
 		return nil, err
 	}
-	p, err = c.rt.Load(ctx, blob)
+	p, err := c.rt.Load(ctx, blob)
 	if err != nil {
-		return nil, fmt.Errorf("plugin %s@%s: %w", pv.Name, pv.Version, err)
+		l.err = fmt.Errorf("plugin %s@%s: %w", pv.Name, pv.Version, err)
+		return nil, l.err
 	}
-	return c.keepPlugin(ctx, p), nil
+	l.p = c.keepPlugin(ctx, p)
+	return l.p, nil
 }
 
 // keepPlugin caches a freshly compiled plugin by hash, or returns the one

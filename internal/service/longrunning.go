@@ -171,7 +171,10 @@ func (lr *LongRunning) HandleHTTP(ctx context.Context, name string, req abi.HTTP
 	if err != nil || !rec.Settings.ExternalHTTP {
 		return abi.HTTPResponse{}, fmt.Errorf("instance %q: %w", name, ErrNotFound)
 	}
-	li, release := c.hold(rec.ID)
+	li, release, err := c.holdStarted(ctx, rec)
+	if err != nil {
+		return abi.HTTPResponse{}, err
+	}
 	defer release()
 	if li == nil {
 		return abi.HTTPResponse{}, fmt.Errorf("%w: instance %q is disabled", ErrConflict, name)

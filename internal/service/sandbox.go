@@ -28,6 +28,11 @@ func (c *core) limitsFor(st store.Settings) host.Limits {
 	if st.CallTimeoutSeconds > 0 {
 		l.CallTimeout = time.Duration(st.CallTimeoutSeconds) * time.Second
 	}
+	if st.LongRunning {
+		// A long-running instance serves its own HTTP requests and runs
+		// all the time: its pool stays warm.
+		l.PoolIdle = 0
+	}
 	return l
 }
 
@@ -107,15 +112,17 @@ func (c *core) sandboxOf(ctx context.Context, rec store.Instance, p *host.Plugin
 	return inst, nil
 }
 
-// start brings up an enabled instance and warms one sandbox, so the first
-// command does not pay for instantiation and a broken configuration shows at
-// once.
-func (c *core) start(ctx context.Context, rec store.Instance) error {
+// start brings up an enabled instance and, if warm, warms one sandbox, so
+// the first command does not pay for instantiation and a broken
+// configuration shows at once.
+func (c *core) start(ctx context.Context, rec store.Instance, warm bool) error {
 	inst, p, err := c.sandbox(ctx, rec)
 	if err != nil {
 		return err
 	}
-	if err := inst.Warm(ctx, 1); err != nil {
+	if !warm {
+		c.log.Debug().Str("instance", rec.Name).Msg("instance starts cold: its first call instantiates a module instance")
+	} else if err := inst.Warm(ctx, 1); err != nil {
 		_ = inst.Close(ctx)
 		return fmt.Errorf("instance %q plugin %s: warm: %w", rec.Name, rec.Plugin, err)
 	}
@@ -133,7 +140,12 @@ func (c *core) start(ctx context.Context, rec store.Instance) error {
 // startOrRecord starts an enabled instance, recording a failure as its
 // health (the instance stays stored and enabled).
 func (c *core) startOrRecord(ctx context.Context, rec store.Instance) error {
-	err := c.start(ctx, rec)
+	return c.startOrRecordWarm(ctx, rec, true)
+}
+
+// startOrRecordWarm is startOrRecord, warming a sandbox only if warm.
+func (c *core) startOrRecordWarm(ctx context.Context, rec store.Instance, warm bool) error {
+	err := c.start(ctx, rec, warm)
 	if err != nil {
 		_ = c.st.SetHealth(ctx, rec.ID, "instance did not start: "+err.Error(), true)
 	}

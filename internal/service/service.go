@@ -42,6 +42,16 @@ type Options struct {
 	// Idle skips starting the enabled instances, for CLI maintenance
 	// commands (API keys, plugin install) that run with the server stopped.
 	Idle bool
+	// StartInBackground makes New return once the enabled instances'
+	// starts are under way rather than done, so a server can answer
+	// /readyz (503, with Starting's count) meanwhile. Ready turns true when
+	// every start has finished; a command for an instance not started yet
+	// waits for the starts.
+	StartInBackground bool
+
+	// onStart, if set, is called as each start-up start begins, and what
+	// it returns as it ends (tests watch the starts with it).
+	onStart func(instance string) (done func())
 	// Policy is the trust policy of Plugins.Install; nil admits unsigned
 	// plugins (with a warning) and trusts no key.
 	Policy *signing.Policy
@@ -77,6 +87,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		st: opts.Store, rt: opts.Runtime, box: opts.Secrets, log: opts.Logger,
 		limits: opts.Limits, now: opts.Now,
 		plugins: map[string]*host.Plugin{}, live: map[string]*liveInstance{},
+		loading: map[string]*pluginLoad{}, started: make(chan struct{}), onStart: opts.onStart,
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -106,40 +117,49 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	}
 	insts, err := c.st.ListInstances(ctx)
 	if err != nil {
+		close(c.started)
 		return nil, errors.Join(fromStore(err), s.Close(ctx))
 	}
-	for _, rec := range insts {
-		if opts.Idle {
-			continue
+	if !opts.Idle {
+		c.startAll(ctx, insts)
+		if !opts.StartInBackground {
+			<-c.started
 		}
-		if rec, err = c.migrateInstance(ctx, rec); err != nil {
-			c.log.Error().Err(err).Str("instance", rec.Name).Str("plugin", c.pluginLabel(ctx, rec)).Msg("instance settings not migrated; they still apply")
-		}
-		if !rec.Enabled {
-			continue
-		}
-		if err := c.startOrRecord(ctx, rec); err != nil {
-			c.log.Error().Err(err).Str("instance", rec.Name).Str("plugin", c.pluginLabel(ctx, rec)).Msg("instance did not start")
-		}
+	} else {
+		close(c.started)
 	}
 	if opts.WatchDir != "" && !opts.Idle {
 		if err := s.Plugins.watchDir(ctx, opts.WatchDir); err != nil {
 			return nil, errors.Join(err, s.Close(ctx))
 		}
 	}
-	c.ready.Store(true)
+	c.opened.Store(true)
 	return s, nil
 }
 
-// Ready reports whether the service has loaded its plugins and instances and
-// is not shutting down.
-func (s *Service) Ready() bool { return s.c.ready.Load() && !s.c.closing.Load() }
+// Ready reports whether the service has loaded its plugins, started its
+// instances and is not shutting down.
+func (s *Service) Ready() bool {
+	select {
+	case <-s.c.started:
+	default:
+		return false
+	}
+	return s.c.opened.Load() && !s.c.closing.Load()
+}
+
+// Starting reports how many of the enabled instances found at start-up
+// are still starting, and how many there are.
+func (s *Service) Starting() (left, total int) {
+	return int(s.c.startLeft.Load()), s.c.startTotal
+}
 
 // Close stops accepting work, waits for in-flight commands (bounded by ctx),
 // and drains every instance's sandbox pool. The store and runtime stay open:
 // their owner closes them.
 func (s *Service) Close(ctx context.Context) error {
 	s.c.refuse()
+	<-s.c.started // starts in progress see closing and end soon
 	s.Plugins.stopWatching()
 	s.LongRunning.close(ctx)
 	return s.c.drain(ctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/connhost/connhost/abi"
@@ -104,6 +105,40 @@ func BenchmarkAddEntries(b *testing.B) {
 				}
 				b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "entries/s")
 			})
+		})
+	}
+}
+
+// BenchmarkGroupCommit creates one incident per call from 16 goroutines,
+// the shape of webhook ingest, with group commit on and off: on, the calls
+// share synced commits; off, each pays its own sync.
+func BenchmarkGroupCommit(b *testing.B) {
+	ctx := context.Background()
+	for _, mode := range []struct {
+		name string
+		off  bool
+	}{{"on", false}, {"off", true}} {
+		b.Run(mode.name, func(b *testing.B) {
+			var commits atomic.Int64
+			s, err := Open(ctx, b.TempDir(), Options{NoGroupCommit: mode.off, GCInterval: -1,
+				onCommit: func(int) { commits.Add(1) }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			b.SetParallelism(8) // 16 goroutines on 2 CPUs
+			b.RunParallel(func(pb *testing.PB) {
+				for i := 0; pb.Next(); i++ {
+					inc := benchIncident(i)
+					inc.SourceID = ""
+					if _, err := s.CreateIncidents(ctx, []Incident{inc}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "incidents/s")
+			b.ReportMetric(float64(b.N)/float64(max(commits.Load(), 1)), "calls/sync")
 		})
 	}
 }

@@ -37,7 +37,8 @@ func TestAcknowledgedWritesAreSynced(t *testing.T) {
 		// dirty: whether acknowledged writes may leave unsynced pages.
 		dirty bool
 	}{
-		{"synced writes (production)", Options{}, false},
+		{"synced writes, group commit (production)", Options{}, false},
+		{"synced writes, group commit off", Options{NoGroupCommit: true}, false},
 		{"control: synced writes off", Options{noSync: true}, true},
 	}
 	for _, tt := range tests {

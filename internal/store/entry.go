@@ -66,30 +66,34 @@ func entExtKey(incidentID, ext string) []byte { return key(pIdxEntExt, incidentI
 // appears earlier in the batch, is returned as stored with New false.
 func (s *Store) AddEntries(ctx context.Context, entries []Entry) ([]Entry, error) {
 	var out []Entry
-	err := s.update(ctx, func(txn *badger.Txn) error {
+	err := s.commit(ctx, 0, func(txn *badger.Txn) error {
 		out = make([]Entry, len(entries))
 		now := s.now().UTC()
 		// incs holds each incident of the batch as read, and as it must be
 		// written back when an entry gives it something to mirror out.
+		// All are read before the first write, so a bad incident id fails
+		// the call cleanly (see commit).
 		type pair struct {
 			old, cur *Incident
 			changed  bool
 		}
 		incs := map[string]*pair{}
+		for _, e := range entries {
+			if incs[e.IncidentID] != nil {
+				continue
+			}
+			if err := checkPart("entry", "incident id", e.IncidentID); err != nil {
+				return clean(err)
+			}
+			var old, cur Incident
+			if err := getJSON(txn, incKey(e.IncidentID), &old); err != nil {
+				return clean(fmt.Errorf("incident %s: %w", e.IncidentID, err))
+			}
+			_ = getJSON(txn, incKey(e.IncidentID), &cur)
+			incs[e.IncidentID] = &pair{old: &old, cur: &cur}
+		}
 		for i, e := range entries {
 			p := incs[e.IncidentID]
-			if p == nil {
-				if err := checkPart("entry", "incident id", e.IncidentID); err != nil {
-					return err
-				}
-				var old, cur Incident
-				if err := getJSON(txn, incKey(e.IncidentID), &old); err != nil {
-					return fmt.Errorf("incident %s: %w", e.IncidentID, err)
-				}
-				_ = getJSON(txn, incKey(e.IncidentID), &cur)
-				p = &pair{old: &old, cur: &cur}
-				incs[e.IncidentID] = p
-			}
 			e, err := s.putEntry(txn, e, now)
 			if err != nil {
 				return err

@@ -188,7 +188,7 @@ func writeIncident(txn *badger.Txn, old, inc *Incident) error {
 // returned with New false.
 func (s *Store) CreateIncidents(ctx context.Context, incs []Incident) ([]Incident, error) {
 	var out []Incident
-	err := s.update(ctx, func(txn *badger.Txn) error {
+	err := s.commit(ctx, 0, func(txn *badger.Txn) error {
 		var err error
 		out, err = s.createIncidents(txn, incs)
 		return err
@@ -204,10 +204,10 @@ func (s *Store) CreateIncidents(ctx context.Context, incs []Incident) ([]Inciden
 // without Instance get the instance's name.
 func (s *Store) CreateIncidentsWithLastRun(ctx context.Context, instanceID string, incs []Incident, lastRun map[string]any) ([]Incident, error) {
 	var out []Incident
-	err := s.update(ctx, func(txn *badger.Txn) error {
+	err := s.commit(ctx, 0, func(txn *badger.Txn) error {
 		inst, err := getInstance(txn, instanceID)
 		if err != nil {
-			return err
+			return clean(err)
 		}
 		named := make([]Incident, len(incs))
 		for i, inc := range incs {
@@ -227,14 +227,19 @@ func (s *Store) CreateIncidentsWithLastRun(ctx context.Context, instanceID strin
 	return out, nil
 }
 
+// createIncidents writes incs in txn. Invalid input fails the call before
+// it writes anything (a clean error, see commit).
 func (s *Store) createIncidents(txn *badger.Txn, incs []Incident) ([]Incident, error) {
+	for _, inc := range incs {
+		inc.normalize()
+		if err := inc.validate(); err != nil {
+			return nil, clean(err)
+		}
+	}
 	out := make([]Incident, len(incs))
 	now := s.now().UTC()
 	for i, inc := range incs {
 		inc.normalize()
-		if err := inc.validate(); err != nil {
-			return nil, err
-		}
 		existing, err := findDuplicate(txn, &inc)
 		if err != nil {
 			return nil, err

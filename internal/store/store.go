@@ -86,6 +86,15 @@ type Options struct {
 	// by default); a negative value turns the check off.
 	MinFreeBytes int64
 
+	// NoGroupCommit turns group commit off: each incident creation and
+	// each AddEntries call is then its own synced transaction, as every
+	// other write is. Group commit (the default) lets concurrent calls
+	// share one synced commit; both acknowledge only durable writes.
+	NoGroupCommit bool
+
+	// onCommit, if set, is called after each successful synced commit with
+	// the number of calls it acknowledged (tests count syncs with it).
+	onCommit func(calls int)
 	// noSync turns synchronous writes off; only benchmarks measuring the
 	// cost of durability set it.
 	noSync bool
@@ -100,8 +109,11 @@ type Store struct {
 	log     zerolog.Logger
 	ids     idGen
 	stop    chan struct{}
-	wg      sync.WaitGroup
-	once    sync.Once
+	// groupCh feeds the group committer; nil when group commit is off.
+	groupCh  chan *groupOp
+	onCommit func(calls int)
+	wg       sync.WaitGroup
+	once     sync.Once
 }
 
 const defaultGCInterval = 10 * time.Minute
@@ -131,7 +143,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store %s: open: %w", dir, err)
 	}
-	s := &Store{db: db, dir: dir, reserve: opts.MinFreeBytes, now: opts.Now, log: logger, stop: make(chan struct{})}
+	s := &Store{db: db, dir: dir, reserve: opts.MinFreeBytes, now: opts.Now, log: logger, stop: make(chan struct{}), onCommit: opts.onCommit}
 	if s.reserve == 0 {
 		s.reserve = defaultReserve(bo)
 	}
@@ -152,6 +164,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err := s.resumePurges(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
+	}
+	if !opts.NoGroupCommit {
+		s.groupCh = make(chan *groupOp)
+		s.wg.Add(1)
+		go s.commitLoop()
 	}
 	interval := opts.GCInterval
 	if interval == 0 {
@@ -299,6 +316,9 @@ func (s *Store) updateSized(ctx context.Context, n int, fn func(txn *badger.Txn)
 			return err
 		}
 		err := s.db.Update(fn)
+		if err == nil && s.onCommit != nil {
+			s.onCommit(1)
+		}
 		if !errors.Is(err, badger.ErrConflict) {
 			return s.noSpace(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -240,68 +241,111 @@ func wantValue(v map[string]any, err error) error {
 	return err
 }
 
-const crashEnv = "CONNHOST_STORE_CRASH_DIR"
+const (
+	crashEnv        = "CONNHOST_STORE_CRASH_DIR"
+	crashWritersEnv = "CONNHOST_STORE_CRASH_WRITERS"
+	crashNoGroupEnv = "CONNHOST_STORE_CRASH_NO_GROUP"
+)
 
 // TestCrashKeepsAcknowledgedWrites re-runs the test binary as a child that
-// creates incidents from two goroutines and prints each id once
+// creates incidents from concurrent goroutines and prints each id once
 // CreateIncidents returned; the parent SIGKILLs it mid-stream and checks
-// that every printed id survived intact, indexes included. A process crash
+// that every printed id survived intact, indexes included, and that each
+// acknowledged request made exactly one incident. It runs with group
+// commit on (many writers, so commits are shared) and off. A process crash
 // does not lose the page cache, so this passes with synced writes off too:
 // TestAcknowledgedWritesAreSynced is the check that they were synced.
 func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	if dir := os.Getenv(crashEnv); dir != "" {
-		crashChild(dir)
+		writers, _ := strconv.Atoi(os.Getenv(crashWritersEnv))
+		crashChild(dir, writers, os.Getenv(crashNoGroupEnv) != "")
 		return
 	}
-	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashKeepsAcknowledgedWrites$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashEnv+"="+dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name    string
+		writers int
+		noGroup bool
+	}{
+		{"group commit, 32 writers", 32, false},
+		{"group commit off, 2 writers", 2, true},
 	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	acked := map[string]string{} // id -> name
-	sc := bufio.NewScanner(out)
-	killed := false
-	for sc.Scan() {
-		id, name, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
-			continue
-		}
-		acked[id] = name
-		if len(acked) == 300 && !killed {
-			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cmd := exec.Command(os.Args[0], "-test.run=^TestCrashKeepsAcknowledgedWrites$", "-test.count=1")
+			cmd.Env = append(os.Environ(), crashEnv+"="+dir, crashWritersEnv+"="+strconv.Itoa(tc.writers))
+			if tc.noGroup {
+				cmd.Env = append(cmd.Env, crashNoGroupEnv+"=1")
+			}
+			out, err := cmd.StdoutPipe()
+			if err != nil {
 				t.Fatal(err)
 			}
-			killed = true // keep reading: lines already written were acknowledged too
-		}
+			cmd.Stderr = os.Stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			acked := map[string]string{} // id -> name
+			sc := bufio.NewScanner(out)
+			killed := false
+			for sc.Scan() {
+				id, name, ok := strings.Cut(sc.Text(), " ")
+				if !ok {
+					continue
+				}
+				acked[id] = name
+				if len(acked) == 600 && !killed {
+					if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+						t.Fatal(err)
+					}
+					killed = true // keep reading: lines already written were acknowledged too
+				}
+			}
+			werr := cmd.Wait()
+			if !killed {
+				t.Fatalf("child exited before it was killed: %v", werr)
+			}
+			s := openAt(t, dir, Options{})
+			defer s.Close()
+			ctx := context.Background()
+			for id, name := range acked {
+				inc, err := s.GetIncident(ctx, id)
+				if err != nil {
+					t.Errorf("acknowledged incident %s lost: %v", id, err)
+					continue
+				}
+				if inc.Name != name || inc.RawJSON != `{"n":"`+name+`"}` {
+					t.Errorf("incident %s = %q %q, want name %q", id, inc.Name, inc.RawJSON, name)
+				}
+			}
+			// Exactly one incident per acknowledged request: none twice.
+			byName := map[string]int{}
+			for cursor := ""; ; {
+				page, next, err := s.SearchIncidents(ctx, IncidentQuery{Instance: "crash", Limit: 1000, Cursor: cursor})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, inc := range page {
+					byName[inc.Name]++
+				}
+				if next == "" {
+					break
+				}
+				cursor = next
+			}
+			for _, name := range acked {
+				if byName[name] != 1 {
+					t.Errorf("acknowledged request %q: %d incidents, want 1", name, byName[name])
+				}
+			}
+			t.Logf("%d acknowledged incidents survived SIGKILL (%d stored)", len(acked), len(byName))
+			checkIndexes(t, s)
+		})
 	}
-	werr := cmd.Wait()
-	if !killed {
-		t.Fatalf("child exited before it was killed: %v", werr)
-	}
-	s := openAt(t, dir, Options{})
-	defer s.Close()
-	for id, name := range acked {
-		inc, err := s.GetIncident(context.Background(), id)
-		if err != nil {
-			t.Errorf("acknowledged incident %s lost: %v", id, err)
-			continue
-		}
-		if inc.Name != name || inc.RawJSON != `{"n":"`+name+`"}` {
-			t.Errorf("incident %s = %q %q, want name %q", id, inc.Name, inc.RawJSON, name)
-		}
-	}
-	t.Logf("%d acknowledged incidents survived SIGKILL", len(acked))
-	checkIndexes(t, s)
 }
 
-func crashChild(dir string) {
-	s, err := Open(context.Background(), dir, Options{Tune: smallTables})
+func crashChild(dir string, writers int, noGroup bool) {
+	s, err := Open(context.Background(), dir, Options{Tune: smallTables, NoGroupCommit: noGroup})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -309,7 +353,7 @@ func crashChild(dir string) {
 	var mu sync.Mutex
 	deadline := time.Now().Add(60 * time.Second) // in case the parent died
 	var wg sync.WaitGroup
-	for w := range 2 {
+	for w := range max(writers, 1) {
 		wg.Go(func() {
 			for i := 0; time.Now().Before(deadline); i++ {
 				name := fmt.Sprintf("w%d-%d", w, i)

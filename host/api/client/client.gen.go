@@ -1943,7 +1943,7 @@ type ClientInterface interface {
 	// Corresponds with GET /metrics (the `Metrics` operationId).
 	Metrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// Readyz Ready: store open, plugins compiled, not shutting down
+	// Readyz Ready: store open, plugins compiled, instances started, not shutting down
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3239,7 +3239,7 @@ func (c *Client) Metrics(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 	return c.Client.Do(req)
 }
 
-// Readyz Ready: store open, plugins compiled, not shutting down
+// Readyz Ready: store open, plugins compiled, instances started, not shutting down
 //
 // Corresponds with GET /readyz (the `Readyz` operationId).
 func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6599,7 +6599,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /metrics (the `Metrics` operationId).
 	MetricsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*MetricsResponse, error)
 
-	// ReadyzWithResponse Ready: store open, plugins compiled, not shutting down
+	// ReadyzWithResponse Ready: store open, plugins compiled, instances started, not shutting down
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -13981,7 +13981,7 @@ func (c *ClientWithResponses) MetricsWithResponse(ctx context.Context, reqEditor
 	return ParseMetricsResponse(rsp)
 }
 
-// ReadyzWithResponse Ready: store open, plugins compiled, not shutting down
+// ReadyzWithResponse Ready: store open, plugins compiled, instances started, not shutting down
 //
 // Returns a wrapper object for the known response body format(s).
 //
