@@ -50,13 +50,13 @@ type EngineOptions struct {
 
 // Engine is a connected engine.
 type Engine struct {
-	opts   EngineOptions
-	log    zerolog.Logger
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	leases jetstream.KeyValue
-	objs   jetstream.ObjectStore
-	slots  chan struct{}
+	opts     EngineOptions
+	log      zerolog.Logger
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	leases   jetstream.KeyValue
+	objs     jetstream.ObjectStore
+	slots    chan struct{}
 	inflight atomic.Int64
 
 	mu        sync.Mutex

@@ -104,7 +104,7 @@ type execRequest struct {
 
 // reply is an engine's (or the server's) answer.
 type reply struct {
-	Result json.RawMessage  `json:"result,omitempty"`
+	Result json.RawMessage   `json:"result,omitempty"`
 	HTTP   *abi.HTTPResponse `json:"http,omitempty"`
 	Error  *wireError        `json:"error,omitempty"`
 	Engine string            `json:"engine,omitempty"`
