@@ -205,7 +205,7 @@ func (cs *Commands) Test(ctx context.Context, name string) (err error) {
 	}
 	li, release := c.hold(rec.ID)
 	defer release()
-	inst := (*host.Instance)(nil)
+	var inst runner
 	if li != nil {
 		inst = li.inst
 	} else {
