@@ -65,6 +65,8 @@ type Options struct {
 	// header names the client (for logs and per-client limits); from any
 	// other peer the headers are ignored.
 	TrustedProxies []netip.Prefix
+	// Engines, when set, serves /engines and adds the engines to /readyz.
+	Engines EngineHub
 }
 
 // Server is the HTTP API of one service.
@@ -198,6 +200,7 @@ func (s *Server) routes() {
 	s.mountPluginSwap()
 	s.mountMirror()
 	s.mountAPIKeys()
+	s.mountEngines()
 }
 
 func (s *Server) livez(c echo.Context) error {
@@ -210,8 +213,16 @@ func (s *Server) readyz(c echo.Context) error {
 		return apiErr(http.StatusServiceUnavailable, apitypes.CodeNotReady, "the server is shutting down")
 	case !s.svc.Ready():
 		return apiErr(http.StatusServiceUnavailable, apitypes.CodeNotReady, "the service is starting or shutting down")
+	case s.opts.Engines != nil && !s.opts.Engines.Ready():
+		return apiErr(http.StatusServiceUnavailable, apitypes.CodeNotReady, "the engines' NATS server is not running")
 	}
-	return c.JSON(http.StatusOK, apitypes.Status{Status: "ready"})
+	st := apitypes.Status{Status: "ready"}
+	if s.opts.Engines != nil {
+		for _, e := range s.opts.Engines.Engines() {
+			st.Engines = append(st.Engines, apitypes.EngineReady{Name: e.Name, Group: e.Group, Connected: e.Connected})
+		}
+	}
+	return c.JSON(http.StatusOK, st)
 }
 
 func (s *Server) serveMetrics(c echo.Context) error {

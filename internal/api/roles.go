@@ -100,6 +100,8 @@ var routeAccess = map[string]access{
 	"GET " + Prefix + "/apikeys":        admin,
 	"POST " + Prefix + "/apikeys":       admin,
 	"DELETE " + Prefix + "/apikeys/:id": admin,
+	"GET " + Prefix + "/engines":        reader,
+	"POST " + Prefix + "/engines":       admin,
 }
 
 // accessFor returns the rule of a route: its own, or its Any rule.
