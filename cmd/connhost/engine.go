@@ -42,7 +42,14 @@ type engineCreds struct {
 }
 
 func engineCommand(a *app) *cobra.Command {
-	c := leaf("engine", "run an engine: connector instances of a group, on this machine, for a connhost server",
+	return group(a, "engine", "run connector instances on this machine for a connhost server (docs/engines.md)",
+		engineRunCommand(a),
+		engineEnrollCommand(a),
+	)
+}
+
+func engineRunCommand(a *app) *cobra.Command {
+	c := leaf("run --creds FILE", "run an engine: the commands of a group's instances, on this machine",
 		"Connects outbound to a connhost server's NATS endpoint (engines.listen) with the credentials of\n"+
 			"--creds (from `connhost engine enroll`), announces its name, group, version and capacity, and\n"+
 			"runs the commands of the instances assigned to its group (settings.engine_group) in its own\n"+
@@ -59,17 +66,16 @@ func engineCommand(a *app) *cobra.Command {
 	_ = c.MarkFlagFilename("creds", "json")
 	c.RunE = func(c *cobra.Command, args []string) error {
 		if len(args) != 0 {
-			return argsErr("engine: unexpected arguments %q", args)
+			return argsErr("engine run: unexpected arguments %q", args)
 		}
 		return runEngine(c.Context(), a, c.Flags(), *creds, *url, *caFile, *capacity)
 	}
-	c.AddCommand(engineEnrollCommand(a))
 	return c
 }
 
 func runEngine(ctx context.Context, a *app, fs *pflag.FlagSet, credsFile, url, caFile string, capacity int) error {
 	if credsFile == "" {
-		return argsErr("engine: --creds is required")
+		return argsErr("engine run: --creds is required")
 	}
 	if capacity < 1 || capacity > 4096 {
 		return usageErr("engine: --capacity %d: want 1-4096", capacity)
@@ -133,7 +139,7 @@ func engineEnrollCommand(a *app) *cobra.Command {
 		"Asks the server (POST /api/v1/engines, an admin API key in "+envAPIKey+") for the credentials of a\n"+
 			"new engine NAME in GROUP and writes them to -o FILE (mode 0600): the engine's NKey seed, shown this\n"+
 			"once, and the server's NATS URL. Copy the file to the engine's machine and run\n"+
-			"`connhost engine --creds FILE` there (--url when the engine reaches the server at another address).")
+			"`connhost engine run --creds FILE` there (--url when the engine reaches the server at another address).")
 	f := c.Flags()
 	server := f.String("server", "http://127.0.0.1:8080", "`URL` of the connhost server's HTTP API")
 	name := f.String("name", "", "the engine's `NAME` (a-z, 0-9, _ or -)")

@@ -131,6 +131,8 @@ func Connect(ctx context.Context, opts EngineOptions) (*Engine, error) {
 
 // open binds the buckets and subscribes to the group's commands.
 func (e *Engine) open(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	var err error
 	if e.js, err = jetstream.New(e.nc); err != nil {
 		return err

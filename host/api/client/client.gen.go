@@ -1090,6 +1090,9 @@ type Settings struct {
 	// Egress Egress narrows the hosts the plugin's manifest lets the instance reach: host, host:port or *.domain, each allowing only what the manifest's list also allows; an entry the manifest does not allow at all is refused (400). Unset keeps the manifest's list.
 	Egress *[]string `json:"egress,omitempty"`
 
+	// EngineGroup EngineGroup runs the instance's commands on the engines of this group (docs/engines.md); empty runs them on the server. Refused when the server runs without engines.
+	EngineGroup *string `json:"engine_group,omitempty"`
+
 	// ExternalHTTP ExternalHTTP exposes the instance at /instance/execute/{name}.
 	ExternalHTTP *bool `json:"externalHTTP,omitempty"`
 
@@ -1461,7 +1464,7 @@ type ClientInterface interface {
 
 	// EnrollEngineWithBody Enroll an engine
 	//
-	// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine --seed-file) and may then serve only its own group's commands and host functions.
+	// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine enroll writes it to a credentials file for connhost engine run --creds) and may then serve only its own group's commands and host functions.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1470,7 +1473,7 @@ type ClientInterface interface {
 
 	// EnrollEngine Enroll an engine
 	//
-	// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine --seed-file) and may then serve only its own group's commands and host functions.
+	// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine enroll writes it to a credentials file for connhost engine run --creds) and may then serve only its own group's commands and host functions.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2052,7 +2055,7 @@ func (c *Client) ListEngines(ctx context.Context, reqEditors ...RequestEditorFn)
 
 // EnrollEngineWithBody Enroll an engine
 //
-// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine --seed-file) and may then serve only its own group's commands and host functions.
+// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine enroll writes it to a credentials file for connhost engine run --creds) and may then serve only its own group's commands and host functions.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2071,7 +2074,7 @@ func (c *Client) EnrollEngineWithBody(ctx context.Context, contentType string, b
 
 // EnrollEngine Enroll an engine
 //
-// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine --seed-file) and may then serve only its own group's commands and host functions.
+// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine enroll writes it to a credentials file for connhost engine run --creds) and may then serve only its own group's commands and host functions.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -6172,7 +6175,7 @@ type ClientWithResponsesInterface interface {
 
 	// EnrollEngineWithBodyWithResponse Enroll an engine
 	//
-	// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine --seed-file) and may then serve only its own group's commands and host functions.
+	// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine enroll writes it to a credentials file for connhost engine run --creds) and may then serve only its own group's commands and host functions.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6181,7 +6184,7 @@ type ClientWithResponsesInterface interface {
 
 	// EnrollEngineWithResponse Enroll an engine
 	//
-	// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine --seed-file) and may then serve only its own group's commands and host functions.
+	// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine enroll writes it to a credentials file for connhost engine run --creds) and may then serve only its own group's commands and host functions.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -13330,7 +13333,7 @@ func (c *ClientWithResponses) ListEnginesWithResponse(ctx context.Context, reqEd
 
 // EnrollEngineWithBodyWithResponse Enroll an engine
 //
-// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine --seed-file) and may then serve only its own group's commands and host functions.
+// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine enroll writes it to a credentials file for connhost engine run --creds) and may then serve only its own group's commands and host functions.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13345,7 +13348,7 @@ func (c *ClientWithResponses) EnrollEngineWithBodyWithResponse(ctx context.Conte
 
 // EnrollEngineWithResponse Enroll an engine
 //
-// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine --seed-file) and may then serve only its own group's commands and host functions.
+// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine enroll writes it to a credentials file for connhost engine run --creds) and may then serve only its own group's commands and host functions.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
