@@ -2,9 +2,7 @@ package engines
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -310,8 +308,7 @@ func (e *Engine) onHTTP(m *nats.Msg) {
 // limits make a new pool.
 func specHash(s Spec) string {
 	raw, _ := json.Marshal(s)
-	sum := sha256.Sum256(raw)
-	return hex.EncodeToString(sum[:])
+	return sha256Hex(raw)
 }
 
 // runnerFor returns the pool of a spec, creating it (and fetching and
@@ -376,8 +373,7 @@ func (e *Engine) plugin(ctx context.Context, s Spec) (*host.Plugin, error) {
 	if err != nil {
 		return nil, abi.Errorf(abi.KindUnavailable, "engine %q: plugin %s (sha256 %s): %v", e.opts.Name, s.Plugin, s.SHA256, err)
 	}
-	sum := sha256.Sum256(blob)
-	if got := hex.EncodeToString(sum[:]); got != s.SHA256 {
+	if got := sha256Hex(blob); got != s.SHA256 {
 		return nil, abi.Errorf(abi.KindDenied, "engine %q: plugin %s: file hash %s is not %s", e.opts.Name, s.Plugin, got, s.SHA256)
 	}
 	v, err := e.opts.Policy.Verify(blob, nil)

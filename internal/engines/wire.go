@@ -6,6 +6,8 @@
 package engines
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -181,4 +183,10 @@ type beatReply struct {
 type lease struct {
 	Engine string `json:"engine"`
 	Token  uint64 `json:"token"`
+}
+
+// sha256Hex is the hex SHA-256 of b.
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
