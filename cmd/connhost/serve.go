@@ -246,6 +246,9 @@ func runServe(ctx context.Context, a *app, fs *pflag.FlagSet) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	reg := api.NewRegistry()
+	if d.hub != nil {
+		reg.MustRegister(d.hub.Collector())
+	}
 	engine := mirror.New(mirror.Options{
 		Store: d.st, Instances: d.svc.Mirroring, Logger: log, MirrorEnabled: cfg.Mirror.JobEnable,
 		MirrorInterval: cfg.MirrorInterval(), Concurrency: cfg.Mirror.Concurrency, Metrics: reg,

@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
 	"github.com/connhost/connhost/abi"
@@ -141,6 +144,17 @@ func TestExecuteOnEngine(t *testing.T) {
 	}
 	if st := f.hub.Engines(); len(st) != 1 || st[0].Calls != 3 || st[0].Name != "e1" {
 		t.Fatalf("engines %+v", st)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(f.hub.Collector())
+	if n, err := testutil.GatherAndCount(reg, "connhost_engine_calls_total"); err != nil || n != 1 {
+		t.Fatalf("metrics: %d series, %v", n, err)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`# HELP connhost_engine_calls_total Commands an engine answered since the server started.
+# TYPE connhost_engine_calls_total counter
+connhost_engine_calls_total{engine="e1",group="dmz"} 3
+`), "connhost_engine_calls_total"); err != nil {
+		t.Fatal(err)
 	}
 }
 

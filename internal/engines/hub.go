@@ -108,7 +108,10 @@ type Hub struct {
 	enrolled  map[string]Enrolled // by public key
 	status    map[string]*Status  // by engine name
 	published map[string]bool     // plugin hashes in the object store
+	lost      map[string]bool     // engines whose loss was logged
 	subs      []*nats.Subscription
+	stop      chan struct{}
+	swept     sync.WaitGroup
 }
 
 type backendBox struct{ Backend }
@@ -127,7 +130,8 @@ func StartHub(ctx context.Context, opts HubOptions) (*Hub, error) {
 	}
 	pub, _ := kp.PublicKey()
 	h := &Hub{opts: opts, log: opts.Logger.With().Str("component", "engines").Logger(), key: kp, pub: pub,
-		enrolled: map[string]Enrolled{}, status: map[string]*Status{}, published: map[string]bool{}}
+		enrolled: map[string]Enrolled{}, status: map[string]*Status{}, published: map[string]bool{},
+		lost: map[string]bool{}, stop: make(chan struct{})}
 	hostStr, portStr, err := net.SplitHostPort(opts.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("engines.listen %q: %w", opts.Listen, err)
@@ -161,7 +165,33 @@ func StartHub(ctx context.Context, opts HubOptions) (*Hub, error) {
 		h.Close()
 		return nil, err
 	}
+	h.swept.Add(1)
+	go h.sweep()
 	return h, nil
+}
+
+// sweep logs engines whose heartbeats stopped, once each time.
+func (h *Hub) sweep() {
+	defer h.swept.Done()
+	t := time.NewTicker(heartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		h.mu.Lock()
+		for name, s := range h.status {
+			gone := now.Sub(s.LastHeartbeat) >= h.opts.HeartbeatTimeout
+			if gone && !h.lost[name] {
+				h.log.Warn().Str("engine", name).Str("group", s.Group).Time("last_heartbeat", s.LastHeartbeat).Msg("engine lost: no heartbeat")
+			}
+			h.lost[name] = gone
+		}
+		h.mu.Unlock()
+	}
 }
 
 // connect opens the server's own connection, in process, and the buckets.
@@ -226,6 +256,12 @@ func (h *Hub) ClientURL() string { return h.ns.ClientURL() }
 
 // Close stops the NATS server.
 func (h *Hub) Close() {
+	select {
+	case <-h.stop:
+	default:
+		close(h.stop)
+	}
+	h.swept.Wait()
 	if h.nc != nil {
 		h.nc.Close()
 	}
@@ -421,6 +457,10 @@ func (h *Hub) request(ctx context.Context, group string, req execRequest, spec S
 		return reply{}, callErr(abi.KindInternalError, "engine group %q: bad reply: %v", group, err)
 	}
 	h.count(rep.Engine, rep.Error != nil)
+	if rep.Error != nil {
+		h.log.Debug().Str("engine", rep.Engine).Str("group", group).Str("instance", spec.Info.Name).Str("plugin", spec.Plugin).
+			Str("command", command).Str("kind", string(rep.Error.Kind)).Msg("command failed on engine")
+	}
 	return rep, nil
 }
 
