@@ -62,7 +62,7 @@ type fixture struct {
 	wasm []byte
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := t.Context()
 	hub, err := StartHub(ctx, HubOptions{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Logger: zerolog.Nop()})
@@ -85,7 +85,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // engine enrolls and connects an engine.
-func (f *fixture) engine(t *testing.T, name, group string) *Engine {
+func (f *fixture) engine(t testing.TB, name, group string) *Engine {
 	t.Helper()
 	_, seed, err := f.hub.Enroll(t.Context(), name, group)
 	if err != nil {
@@ -101,7 +101,7 @@ func (f *fixture) engine(t *testing.T, name, group string) *Engine {
 }
 
 // spec publishes the probe plugin and assigns instance id to group.
-func (f *fixture) spec(t *testing.T, id, group string) Spec {
+func (f *fixture) spec(t testing.TB, id, group string) Spec {
 	t.Helper()
 	sha := shaHex(f.wasm)
 	if err := f.hub.Publish(t.Context(), sha, f.wasm); err != nil {
