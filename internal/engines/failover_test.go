@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/connhost/connhost/abi"
-	"github.com/connhost/connhost/internal/testenv/wasmbuild"
 	"github.com/connhost/connhost/internal/testenv/wait"
+	"github.com/connhost/connhost/internal/testenv/wasmbuild"
 )
 
 // TestLongRunningHTTPAndCutOff: HTTP into a long-running HTTP plugin on a
