@@ -153,8 +153,9 @@ func (e *Engine) open(ctx context.Context) error {
 	if err := e.nc.LastError(); err != nil {
 		return fmt.Errorf("engine %q: %w", e.opts.Name, err)
 	}
-	e.done.Add(1)
-	go e.loop()
+	e.done.Add(2)
+	go e.every(e.beat)
+	go e.every(e.keepLeases)
 	return nil
 }
 
@@ -188,14 +189,15 @@ func (e *Engine) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// loop beats every heartbeatInterval and keeps the leases.
-func (e *Engine) loop() {
+// every runs fn now and then every heartbeatInterval until Close. Beats
+// and leases run apart, so a heartbeat waiting on an unreachable server
+// does not delay a lease's renewal or its deadline.
+func (e *Engine) every(fn func()) {
 	defer e.done.Done()
 	t := time.NewTicker(heartbeatInterval)
 	defer t.Stop()
 	for {
-		e.beat()
-		e.keepLeases()
+		fn()
 		select {
 		case <-e.stop:
 			return

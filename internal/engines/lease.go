@@ -33,8 +33,7 @@ type lrRun struct {
 // about to expire unrenewed, releases those no longer wanted, and tries
 // to take the free ones.
 func (e *Engine) keepLeases() {
-	ctx, cancel := context.WithTimeout(context.Background(), heartbeatInterval)
-	defer cancel()
+	ctx := context.Background()
 	e.mu.Lock()
 	specs := e.specs
 	held := make(map[string]*lrRun, len(e.lr))
@@ -47,6 +46,12 @@ func (e *Engine) keepLeases() {
 		want[s.Info.ID] = s
 	}
 	for id, r := range held {
+		select {
+		case <-r.stopped:
+			e.drop(ctx, id, r, true, "execution stopped: its lease went unrenewed too long")
+			continue
+		default:
+		}
 		s, ok := want[id]
 		if !ok || specHash(s) != r.hash {
 			e.drop(ctx, id, r, true, "instance no longer runs long on this group, or changed")
@@ -55,16 +60,6 @@ func (e *Engine) keepLeases() {
 		if err := e.renew(ctx, r); err != nil {
 			e.drop(ctx, id, r, false, "lease lost: "+err.Error())
 			continue
-		}
-	}
-	// A cut-off engine cannot renew: it stops before the lease can expire
-	// on the server, so no other engine ever runs beside it.
-	for id, r := range held {
-		e.mu.Lock()
-		cur := e.lr[id]
-		e.mu.Unlock()
-		if cur == r && time.Since(r.renewed) > e.opts.LeaseTTL-2*heartbeatInterval {
-			e.drop(ctx, id, r, false, "lease not renewed in time")
 		}
 	}
 	for id, s := range want {
@@ -79,6 +74,8 @@ func (e *Engine) keepLeases() {
 
 // renew updates a held lease, fenced by its last revision.
 func (e *Engine) renew(ctx context.Context, r *lrRun) error {
+	ctx, cancel := context.WithTimeout(ctx, heartbeatInterval)
+	defer cancel()
 	sent := time.Now()
 	raw, _ := json.Marshal(lease{Engine: e.opts.Name, Token: r.token})
 	rev, err := e.leases.Update(ctx, leaseKey(e.opts.Group, r.spec.Info.ID), raw, r.rev)
@@ -94,6 +91,8 @@ func (e *Engine) renew(ctx context.Context, r *lrRun) error {
 // acquire tries to take a free lease and, on success, starts the
 // execution.
 func (e *Engine) acquire(ctx context.Context, s Spec) {
+	ctx, cancel := context.WithTimeout(ctx, heartbeatInterval)
+	defer cancel()
 	key := leaseKey(e.opts.Group, s.Info.ID)
 	sent := time.Now()
 	rev, err := e.leases.Create(ctx, key, []byte(`{}`))
@@ -111,7 +110,37 @@ func (e *Engine) acquire(ctx context.Context, s Spec) {
 	e.lr[s.Info.ID] = r
 	e.mu.Unlock()
 	e.log.Info().Str("instance", s.Info.Name).Str("plugin", s.Plugin).Uint64("token", rev).Msg("long-running lease taken; execution starting")
+	go e.watchdog(runCtx, r)
 	go e.runLong(runCtx, r)
+}
+
+// leaseMargin is how long before the lease could expire on the server a
+// holder that has not renewed stops its execution.
+const leaseMargin = 2 * heartbeatInterval
+
+// watchdog stops an execution whose lease went unrenewed for LeaseTTL -
+// leaseMargin: a cut-off engine cannot renew, and it must stop before the
+// lease expires on the server and another engine takes it, so that no two
+// engines ever run the instance at once. The renewal time is taken before
+// the renewal is sent, so the server's expiry is never earlier than it.
+func (e *Engine) watchdog(ctx context.Context, r *lrRun) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		e.mu.Lock()
+		late := time.Since(r.renewed) > e.opts.LeaseTTL-leaseMargin
+		e.mu.Unlock()
+		if late {
+			e.log.Warn().Str("instance", r.spec.Info.Name).Str("plugin", r.spec.Plugin).Msg("long-running lease not renewed in time; execution stopping")
+			r.cancel()
+			return
+		}
+	}
 }
 
 // drop stops an execution and forgets it; release also deletes the lease
@@ -135,6 +164,8 @@ func (r *lrRun) end(ctx context.Context, e *Engine, release bool) {
 	case <-time.After(5 * time.Second):
 	}
 	if release {
+		ctx, cancel := context.WithTimeout(ctx, heartbeatInterval)
+		defer cancel()
 		_ = e.leases.Delete(ctx, leaseKey(e.opts.Group, r.spec.Info.ID), jetstream.LastRevision(r.rev))
 	}
 }
