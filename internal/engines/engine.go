@@ -309,8 +309,10 @@ func (e *Engine) onHTTP(m *nats.Msg) {
 // specHash identifies a spec's content: a changed plugin, params or
 // limits make a new pool.
 func specHash(s Spec) string {
-	raw, _ := json.Marshal(s)
-	return sha256Hex(raw)
+	if s.Hash != "" {
+		return s.Hash
+	}
+	return s.WithHash().Hash
 }
 
 // runnerFor returns the pool of a spec, creating it (and fetching and

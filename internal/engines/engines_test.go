@@ -110,7 +110,7 @@ func (f *fixture) spec(t testing.TB, id, group string) Spec {
 	f.be.mu.Lock()
 	f.be.groups[id] = group
 	f.be.mu.Unlock()
-	return Spec{Info: abi.InstanceInfo{ID: id, Name: "inst-" + id, Brand: "engineprobe"}, Plugin: "engineprobe@1.0.0", SHA256: sha}
+	return Spec{Info: abi.InstanceInfo{ID: id, Name: "inst-" + id, Brand: "engineprobe"}, Plugin: "engineprobe@1.0.0", SHA256: sha}.WithHash()
 }
 
 func shaHex(b []byte) string { return sha256Hex(b) }
@@ -281,6 +281,7 @@ func TestLongRunningLease(t *testing.T) {
 	e2 := f.engine(t, "e2", "dmz")
 	sp := f.spec(t, "lr", "dmz")
 	sp.LongRunning = true
+	sp = sp.WithHash()
 	f.be.mu.Lock()
 	f.be.lr = []Spec{sp}
 	f.be.mu.Unlock()

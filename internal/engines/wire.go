@@ -93,6 +93,17 @@ type Spec struct {
 	// LongRunning asks the engine holding the lease to run
 	// long-running-execution.
 	LongRunning bool `json:"longRunning,omitempty"`
+	// Hash identifies the content above (WithHash), so an engine finds its
+	// pool for a spec without hashing the spec on every call.
+	Hash string `json:"hash,omitempty"`
+}
+
+// WithHash returns s with Hash set over its content.
+func (s Spec) WithHash() Spec {
+	s.Hash = ""
+	raw, _ := json.Marshal(s)
+	s.Hash = sha256Hex(raw)
+	return s
 }
 
 // execRequest is a command for an engine of a group.

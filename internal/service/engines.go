@@ -72,7 +72,7 @@ func (c *core) engineSpec(rec store.Instance, p *host.Plugin, lim host.Limits) (
 		Info:   abi.InstanceInfo{ID: rec.ID, Name: rec.Name, Brand: rec.Plugin},
 		Plugin: p.Label(), SHA256: p.SHA256, Params: params, Limits: lim, Egress: rec.Settings.Egress,
 		LongRunning: wantsLongRun(p.Manifest, rec),
-	}, nil
+	}.WithHash(), nil
 }
 
 // remoteRunner runs an instance's calls on its engine group.
