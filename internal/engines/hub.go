@@ -51,6 +51,18 @@ type HubOptions struct {
 	LeaseTTL time.Duration
 	// HeartbeatTimeout marks an engine gone when it has not beaten for it.
 	HeartbeatTimeout time.Duration
+
+	// URL, when set, is an external NATS (JetStream) cluster to use instead
+	// of the embedded server: Listen, StoreDir and TLS are then unused, the
+	// cluster authenticates engines (EnginePermissions are theirs) and
+	// Enroll is refused.
+	URL string
+	// Seed is the NKey seed of the server's user on the external cluster.
+	Seed []byte
+	// ClientTLS, when set, is used to connect to the external cluster.
+	ClientTLS *tls.Config
+	// Replicas of the JetStream buckets on the external cluster; default 1.
+	Replicas int
 }
 
 // Defaults of HubOptions.
@@ -85,8 +97,9 @@ type Status struct {
 var (
 	// ErrExists is returned when enrolling a name already enrolled.
 	ErrExists = errors.New("engine already enrolled")
-	// ErrNotFound is returned for an engine that is not enrolled.
-	ErrNotFound = errors.New("engine not enrolled")
+	// ErrExternal is returned by Enroll when engines authenticate with an
+	// external NATS cluster, whose operator issues their credentials.
+	ErrExternal = errors.New("engines use an external NATS cluster: its operator issues their credentials")
 )
 
 // Hub is the server side of engines: an embedded NATS server with
@@ -128,10 +141,24 @@ func StartHub(ctx context.Context, opts HubOptions) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.URL != "" {
+		if kp, err = nkeys.FromSeed(opts.Seed); err != nil {
+			return nil, fmt.Errorf("engines: server seed: %w", err)
+		}
+	}
 	pub, _ := kp.PublicKey()
 	h := &Hub{opts: opts, log: opts.Logger.With().Str("component", "engines").Logger(), key: kp, pub: pub,
 		enrolled: map[string]Enrolled{}, status: map[string]*Status{}, published: map[string]bool{},
 		lost: map[string]bool{}, stop: make(chan struct{})}
+	if opts.URL != "" {
+		if err := h.connect(ctx); err != nil {
+			h.Close()
+			return nil, err
+		}
+		h.swept.Add(1)
+		go h.sweep()
+		return h, nil
+	}
 	hostStr, portStr, err := net.SplitHostPort(opts.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("engines.listen %q: %w", opts.Listen, err)
@@ -196,23 +223,29 @@ func (h *Hub) sweep() {
 
 // connect opens the server's own connection, in process, and the buckets.
 func (h *Hub) connect(ctx context.Context) error {
-	nc, err := nats.Connect("", nats.InProcessServer(h.ns), nats.Name(serverUser),
-		nats.Nkey(h.pub, h.key.Sign), nats.MaxReconnects(-1))
+	no := []nats.Option{nats.Name(serverUser), nats.Nkey(h.pub, h.key.Sign), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	url := h.opts.URL
+	if url == "" {
+		no = append(no, nats.InProcessServer(h.ns))
+	} else if h.opts.ClientTLS != nil {
+		no = append(no, nats.Secure(h.opts.ClientTLS))
+	}
+	nc, err := nats.Connect(url, no...)
 	if err != nil {
-		return fmt.Errorf("engines: connecting to the embedded server: %w", err)
+		return fmt.Errorf("engines: connecting to NATS %s: %w", url, err)
 	}
 	h.nc = nc
 	if h.js, err = jetstream.New(nc); err != nil {
 		return err
 	}
-	if h.enroll, err = h.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketEnrolled, Storage: jetstream.FileStorage}); err != nil {
+	if h.enroll, err = h.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketEnrolled, Storage: jetstream.FileStorage, Replicas: h.replicas()}); err != nil {
 		return fmt.Errorf("engines: bucket %s: %w", BucketEnrolled, err)
 	}
 	// Leases live in memory: they mean nothing after a restart.
-	if h.leases, err = h.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketLeases, Storage: jetstream.MemoryStorage, TTL: h.opts.LeaseTTL}); err != nil {
+	if h.leases, err = h.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketLeases, Storage: jetstream.MemoryStorage, TTL: h.opts.LeaseTTL, Replicas: h.replicas()}); err != nil {
 		return fmt.Errorf("engines: bucket %s: %w", BucketLeases, err)
 	}
-	if h.objs, err = h.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: BucketPlugins, Storage: jetstream.FileStorage}); err != nil {
+	if h.objs, err = h.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: BucketPlugins, Storage: jetstream.FileStorage, Replicas: h.replicas()}); err != nil {
 		return fmt.Errorf("engines: bucket %s: %w", BucketPlugins, err)
 	}
 	if err := h.loadEnrolled(ctx); err != nil {
@@ -225,6 +258,9 @@ func (h *Hub) connect(ctx context.Context) error {
 	h.subs = append(h.subs, sub)
 	return nil
 }
+
+// replicas is the buckets' replication factor.
+func (h *Hub) replicas() int { return max(h.opts.Replicas, 1) }
 
 // loadEnrolled reads the enrolled engines into memory, where Check looks
 // them up.
@@ -252,7 +288,12 @@ func (h *Hub) loadEnrolled(ctx context.Context) error {
 func (h *Hub) Attach(b Backend) { h.be.Store(&backendBox{b}) }
 
 // ClientURL is the URL engines connect to.
-func (h *Hub) ClientURL() string { return h.ns.ClientURL() }
+func (h *Hub) ClientURL() string {
+	if h.opts.URL != "" {
+		return h.opts.URL
+	}
+	return h.ns.ClientURL()
+}
 
 // Close stops the NATS server.
 func (h *Hub) Close() {
@@ -307,8 +348,12 @@ func (h *Hub) Check(c server.ClientAuthentication) bool {
 	return true
 }
 
-// permissions are what an engine may do: answer its group's commands,
-// call host functions as itself, use its group's leases and read plugins.
+// EnginePermissions are what an engine may do: answer its group's
+// commands, call host functions as itself, use its group's leases and read
+// plugins. The embedded server grants them itself; the operator of an
+// external cluster gives them to each engine's user.
+func EnginePermissions(name, group string) *server.Permissions { return permissions(Enrolled{Name: name, Group: group}) }
+
 func permissions(en Enrolled) *server.Permissions {
 	kvLeases, objPlugins := "KV_"+BucketLeases, "OBJ_"+BucketPlugins
 	return &server.Permissions{
@@ -342,6 +387,9 @@ func (h *Hub) Enroll(ctx context.Context, name, group string) (Enrolled, []byte,
 	if err := errors.Join(ValidName("engine", name), ValidName("group", group)); err != nil {
 		return Enrolled{}, nil, err
 	}
+	if h.opts.URL != "" {
+		return Enrolled{}, nil, fmt.Errorf("engine %q: %w", name, ErrExternal)
+	}
 	kp, err := nkeys.CreateUser()
 	if err != nil {
 		return Enrolled{}, nil, err
@@ -368,8 +416,18 @@ func (h *Hub) Engines() []Status {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := time.Now()
-	out := make([]Status, 0, len(h.enrolled))
+	known := make(map[string]Enrolled, len(h.enrolled)+len(h.status))
 	for _, en := range h.enrolled {
+		known[en.Name] = en
+	}
+	// On an external cluster engines are known by their heartbeats.
+	for name, s := range h.status {
+		if _, ok := known[name]; !ok {
+			known[name] = Enrolled{Name: name, Group: s.Group}
+		}
+	}
+	out := make([]Status, 0, len(known))
+	for _, en := range known {
 		st := Status{Beat: Beat{Name: en.Name, Group: en.Group}}
 		if s := h.status[en.Name]; s != nil {
 			st = *s
@@ -391,7 +449,7 @@ func (h *Hub) Engines() []Status {
 }
 
 // Ready reports whether the NATS server takes connections.
-func (h *Hub) Ready() bool { return h.ns.Running() && h.nc.IsConnected() }
+func (h *Hub) Ready() bool { return (h.ns == nil || h.ns.Running()) && h.nc.IsConnected() }
 
 // Publish makes a plugin file available to engines, by its SHA-256.
 func (h *Hub) Publish(ctx context.Context, sha string, blob []byte) error {
