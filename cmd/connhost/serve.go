@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -150,8 +151,21 @@ func (sc *storeConfig) open(ctx context.Context, mode openMode) (*dataDir, error
 	return &dataDir{cfg: cfg, log: log, st: st, rt: rt, svc: svc, hub: hub}, nil
 }
 
-// startHub starts the engines' embedded NATS server (engines.*).
+// startHub starts the engines' embedded NATS server, or connects to the
+// external cluster of engines.nats_url (engines.*).
 func startHub(ctx context.Context, cfg config.Engines, log zerolog.Logger) (*engines.Hub, error) {
+	if cfg.NATSURL != "" {
+		seed, err := os.ReadFile(cfg.NATSSeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("engines.nats_seed_file: %w", err)
+		}
+		hub, err := engines.StartHub(ctx, engines.HubOptions{URL: cfg.NATSURL, Seed: bytes.TrimSpace(seed), Replicas: cfg.Replicas, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		log.Info().Str("url", cfg.NATSURL).Int("replicas", cfg.Replicas).Msg("engines: connected to the external NATS cluster")
+		return hub, nil
+	}
 	var tc *tls.Config
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)

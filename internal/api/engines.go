@@ -65,6 +65,8 @@ func (s *Server) enrollEngine(c echo.Context) error {
 		return apiErr(http.StatusBadRequest, apitypes.CodeInvalidRequest, "%v", err)
 	case errors.Is(err, engines.ErrExists):
 		return apiErr(http.StatusConflict, apitypes.CodeAlreadyExists, "%v", err)
+	case errors.Is(err, engines.ErrExternal):
+		return apiErr(http.StatusConflict, apitypes.CodeConflict, "%v", err)
 	case err != nil:
 		return err
 	}

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -105,6 +106,14 @@ type Engines struct {
 	// listener; default none (loopback only).
 	TLSCert string `koanf:"tls_cert" default:"" help:"PEM certificate file of the embedded NATS server's TLS listener"`
 	TLSKey  string `koanf:"tls_key" default:"" help:"PEM private key file of engines.tls_cert"`
+	// NATSURL, when set, is an external NATS JetStream cluster used instead
+	// of the embedded server; default "" (embedded).
+	NATSURL string `koanf:"nats_url" default:"" help:"external NATS JetStream cluster (comma-separated nats:// or tls:// URLs) used instead of the embedded server; its operator issues the engines' credentials (docs/engines.md); empty embeds the server"`
+	// NATSSeedFile is the NKey seed of the server's user on the external
+	// cluster; default none.
+	NATSSeedFile string `koanf:"nats_seed_file" default:"" help:"file with the NKey seed (SU...) of the connhost server's user on engines.nats_url"`
+	// Replicas of the JetStream buckets on the external cluster; default 1.
+	Replicas int `koanf:"replicas" default:"1" help:"replicas of the engines' JetStream buckets on engines.nats_url (1-5; 3 survives the loss of a node)"`
 }
 
 // Egress configures the address checks of http_request (abi/SPEC.md §4):
@@ -566,7 +575,23 @@ func (e Engines) problems() []problem {
 	if (e.TLSCert == "") != (e.TLSKey == "") {
 		out = append(out, problem{"engines.tls_cert", "engines.tls_cert and engines.tls_key go together"})
 	}
+	if e.Replicas < 1 || e.Replicas > 5 {
+		out = append(out, problem{"engines.replicas", fmt.Sprintf("%d: want 1-5", e.Replicas)})
+	}
 	if !e.Enable {
+		return out
+	}
+	if e.NATSURL != "" {
+		if e.NATSSeedFile == "" {
+			return append(out, problem{"engines.nats_seed_file", "required with engines.nats_url"})
+		}
+		raw, err := os.ReadFile(e.NATSSeedFile)
+		if err != nil {
+			return append(out, problem{"engines.nats_seed_file", err.Error()})
+		}
+		if !strings.HasPrefix(strings.TrimSpace(string(raw)), "SU") {
+			out = append(out, problem{"engines.nats_seed_file", fmt.Sprintf("%s holds no NKey user seed (SU...)", e.NATSSeedFile)})
+		}
 		return out
 	}
 	if e.TLSCert != "" && e.TLSKey != "" {

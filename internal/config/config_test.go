@@ -62,7 +62,7 @@ func TestDefaults(t *testing.T) {
 		Metrics:     Metrics{Auth: MetricsAuthAuto},
 		Mirror:      Mirror{JobEnable: true, JobDelay: 1, Concurrency: 8},
 		Signing:     Signing{TrustedKeys: []string{}},
-		Engines:     Engines{Listen: "127.0.0.1:4222", StoreDir: filepath.Join("data", "engines")},
+		Engines:     Engines{Listen: "127.0.0.1:4222", StoreDir: filepath.Join("data", "engines"), Replicas: 1},
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", *c, want)
@@ -246,6 +246,12 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"engines.tls_cert", "/nonexistent/c.pem"}},
 		{name: "engines bad listen", environ: []string{"CONNHOST_ENGINES_LISTEN=4222"},
 			want: []string{"engines.listen", "host:port"}},
+		{name: "external cluster without a seed", args: []string{"--engines-enable", "--engines-nats-url", "nats://10.0.0.1:4222"},
+			want: []string{"engines.nats_seed_file", "required with engines.nats_url"}},
+		{name: "external cluster seed not a seed", args: []string{"--engines-enable", "--engines-nats-url", "nats://10.0.0.1:4222", "--engines-nats-seed-file", "config_test.go"},
+			want: []string{"engines.nats_seed_file", "no NKey user seed"}},
+		{name: "engines replicas", environ: []string{"CONNHOST_ENGINES_REPLICAS=7"},
+			want: []string{"engines.replicas", "want 1-5"}},
 		{name: "unknown file key", file: "log:\n  levle: debug\n",
 			want: []string{"unknown keys", "log.levle"}},
 		{name: "unknown env var", environ: []string{"CONNHOST_LOG_LEVLE=debug"},
