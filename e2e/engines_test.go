@@ -26,12 +26,15 @@ import (
 
 // startEngineServer starts `connhost serve` with embedded NATS on a
 // loopback port.
-func startEngineServer(t *testing.T) *server {
+func startEngineServer(t *testing.T, extra ...string) *server {
 	t.Helper()
 	dir := t.TempDir()
 	s := &server{t: t, name: "server"}
-	s.cmd = exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", dir, "--log-format", "json",
-		"--api-rate-limit", "0", "--engines-enable", "--engines-listen", "127.0.0.1:0")
+	if extra == nil {
+		extra = []string{"--engines-listen", "127.0.0.1:0"}
+	}
+	s.cmd = exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dir, "--log-format", "json",
+		"--api-rate-limit", "0", "--engines-enable"}, extra...)...)
 	s.cmd.Env = serverEnv()
 	s.cmd.Stderr = &s.logs
 	out, err := s.cmd.StdoutPipe()
