@@ -352,7 +352,9 @@ func (h *Hub) Check(c server.ClientAuthentication) bool {
 // commands, call host functions as itself, use its group's leases and read
 // plugins. The embedded server grants them itself; the operator of an
 // external cluster gives them to each engine's user.
-func EnginePermissions(name, group string) *server.Permissions { return permissions(Enrolled{Name: name, Group: group}) }
+func EnginePermissions(name, group string) *server.Permissions {
+	return permissions(Enrolled{Name: name, Group: group})
+}
 
 func permissions(en Enrolled) *server.Permissions {
 	kvLeases, objPlugins := "KV_"+BucketLeases, "OBJ_"+BucketPlugins
