@@ -18,6 +18,8 @@ type EngineHub interface {
 	Engines() []engines.Status
 	// Enroll registers an engine and returns its seed, once.
 	Enroll(ctx context.Context, name, group string) (engines.Enrolled, []byte, error)
+	// Remove revokes an engine's key and closes its connections.
+	Remove(ctx context.Context, name string) error
 	// ClientURL is the NATS endpoint engines connect to.
 	ClientURL() string
 	// Ready reports whether engines can connect.
@@ -27,6 +29,29 @@ type EngineHub interface {
 func (s *Server) mountEngines() {
 	s.echo.GET(Prefix+"/engines", s.listEngines)
 	s.echo.POST(Prefix+"/engines", s.enrollEngine)
+	s.echo.DELETE(Prefix+"/engines/:name", s.removeEngine)
+}
+
+// removeEngine revokes an engine: its key is refused and its connections
+// closed.
+func (s *Server) removeEngine(c echo.Context) error {
+	if err := checkQuery(c); err != nil {
+		return err
+	}
+	if s.opts.Engines == nil {
+		return apiErr(http.StatusNotFound, apitypes.CodeNotFound, "engine %q: engines are not enabled on this server (engines.enable)", c.Param("name"))
+	}
+	err := s.opts.Engines.Remove(ctx(c), c.Param("name"))
+	switch {
+	case errors.Is(err, engines.ErrNotFound):
+		return apiErr(http.StatusNotFound, apitypes.CodeNotFound, "%v", err)
+	case errors.Is(err, engines.ErrExternal):
+		return apiErr(http.StatusConflict, apitypes.CodeConflict, "%v", err)
+	case err != nil:
+		return err
+	}
+	s.log.Info().Str("apikey", keyName(c)).Str("engine", c.Param("name")).Msg("engine removed")
+	return c.NoContent(http.StatusNoContent)
 }
 
 func engineOut(st engines.Status) apitypes.Engine {

@@ -76,4 +76,15 @@ func TestEnginesAPI(t *testing.T) {
 	if len(ready.Engines) != 1 || ready.Engines[0] != (apitypes.EngineReady{Name: "e1", Group: "dmz"}) {
 		t.Fatalf("readyz %+v", ready)
 	}
+	e.must(http.StatusNoContent, "DELETE", "/api/v1/engines/e1", nil)
+	if r := e.call("DELETE", "/api/v1/engines/e1", nil); r.status != http.StatusNotFound {
+		t.Fatalf("remove twice: %s", r)
+	}
+	e.must(http.StatusOK, "GET", "/api/v1/engines", nil).decode(t, &list)
+	if len(list.Engines) != 0 {
+		t.Fatalf("list after removal %+v", list)
+	}
+	if r := off.call("DELETE", "/api/v1/engines/e1", nil); r.status != http.StatusNotFound {
+		t.Fatalf("remove with engines off: %s", r)
+	}
 }

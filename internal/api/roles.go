@@ -97,11 +97,12 @@ var routeAccess = map[string]access{
 	"GET " + Prefix + "/users":     reader,
 	"GET " + Prefix + "/users/:id": reader,
 
-	"GET " + Prefix + "/apikeys":        admin,
-	"POST " + Prefix + "/apikeys":       admin,
-	"DELETE " + Prefix + "/apikeys/:id": admin,
-	"GET " + Prefix + "/engines":        reader,
-	"POST " + Prefix + "/engines":       admin,
+	"GET " + Prefix + "/apikeys":          admin,
+	"POST " + Prefix + "/apikeys":         admin,
+	"DELETE " + Prefix + "/apikeys/:id":   admin,
+	"GET " + Prefix + "/engines":          reader,
+	"POST " + Prefix + "/engines":         admin,
+	"DELETE " + Prefix + "/engines/:name": admin,
 }
 
 // accessFor returns the rule of a route: its own, or its Any rule.

@@ -332,3 +332,30 @@ func TestLongRunningLease(t *testing.T) {
 		t.Fatalf("host call with the old token: %v, want conflict", err)
 	}
 }
+
+// TestRemove: a removed engine is cut off at once and cannot come back
+// with its key; its group's calls are then unavailable.
+func TestRemove(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	f.engine(t, "r1", "dmz")
+	sp := f.spec(t, "i1", "dmz")
+	if _, err := f.hub.Execute(ctx, "dmz", sp, "echo", json.RawMessage(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.hub.Remove(ctx, "nosuch"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("remove unknown: %v", err)
+	}
+	if err := f.hub.Remove(ctx, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	// The engine reconnects on its own; the server refuses its key.
+	time.Sleep(time.Second)
+	_, err := f.hub.Execute(ctx, "dmz", sp, "echo", json.RawMessage(`{}`))
+	if abi.KindOf(err) != abi.KindUnavailable {
+		t.Fatalf("after removal: %v, want unavailable", err)
+	}
+	if st := f.hub.Engines(); len(st) != 0 {
+		t.Fatalf("engines after removal: %+v", st)
+	}
+}

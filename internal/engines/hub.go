@@ -97,6 +97,8 @@ type Status struct {
 var (
 	// ErrExists is returned when enrolling a name already enrolled.
 	ErrExists = errors.New("engine already enrolled")
+	// ErrNotFound is returned for an engine that is not enrolled.
+	ErrNotFound = errors.New("engine not enrolled")
 	// ErrExternal is returned by Enroll when engines authenticate with an
 	// external NATS cluster, whose operator issues their credentials.
 	ErrExternal = errors.New("engines use an external NATS cluster: its operator issues their credentials")
@@ -122,6 +124,7 @@ type Hub struct {
 	status    map[string]*Status  // by engine name
 	published map[string]bool     // plugin hashes in the object store
 	lost      map[string]bool     // engines whose loss was logged
+	conns     map[string][]uint64 // client ids of each engine's connections
 	subs      []*nats.Subscription
 	stop      chan struct{}
 	swept     sync.WaitGroup
@@ -149,7 +152,7 @@ func StartHub(ctx context.Context, opts HubOptions) (*Hub, error) {
 	pub, _ := kp.PublicKey()
 	h := &Hub{opts: opts, log: opts.Logger.With().Str("component", "engines").Logger(), key: kp, pub: pub,
 		enrolled: map[string]Enrolled{}, status: map[string]*Status{}, published: map[string]bool{},
-		lost: map[string]bool{}, stop: make(chan struct{})}
+		lost: map[string]bool{}, conns: map[string][]uint64{}, stop: make(chan struct{})}
 	if opts.URL != "" {
 		if err := h.connect(ctx); err != nil {
 			h.Close()
@@ -339,6 +342,9 @@ func (h *Hub) Check(c server.ClientAuthentication) bool {
 	}
 	h.mu.Lock()
 	en, ok := h.enrolled[o.Nkey]
+	if ok {
+		h.conns[en.Name] = append(h.conns[en.Name], c.GetID())
+	}
 	h.mu.Unlock()
 	if !ok {
 		h.log.Warn().Str("remote", c.RemoteAddress().String()).Msg("engine refused: unknown key")
@@ -411,6 +417,39 @@ func (h *Hub) Enroll(ctx context.Context, name, group string) (Enrolled, []byte,
 	h.mu.Unlock()
 	h.log.Info().Str("engine", name).Str("group", group).Msg("engine enrolled")
 	return en, seed, nil
+}
+
+// Remove revokes an engine: its key is refused from now on and its
+// connections are closed, so a lost or compromised engine stops at once.
+func (h *Hub) Remove(ctx context.Context, name string) error {
+	if h.opts.URL != "" {
+		return fmt.Errorf("engine %q: %w", name, ErrExternal)
+	}
+	h.mu.Lock()
+	var pub string
+	for k, en := range h.enrolled {
+		if en.Name == name {
+			pub = k
+		}
+	}
+	h.mu.Unlock()
+	if pub == "" {
+		return fmt.Errorf("engine %q: %w", name, ErrNotFound)
+	}
+	if err := h.enroll.Delete(ctx, name); err != nil {
+		return fmt.Errorf("engine %q: %w", name, err)
+	}
+	h.mu.Lock()
+	delete(h.enrolled, pub)
+	delete(h.status, name)
+	ids := h.conns[name]
+	delete(h.conns, name)
+	h.mu.Unlock()
+	for _, id := range ids {
+		_ = h.ns.DisconnectClientByID(id)
+	}
+	h.log.Info().Str("engine", name).Msg("engine removed; its key is refused")
+	return nil
 }
 
 // Engines lists the enrolled engines with their state, by name.

@@ -1480,6 +1480,13 @@ type ClientInterface interface {
 	// Corresponds with POST /api/v1/engines (the `EnrollEngine` operationId).
 	EnrollEngine(ctx context.Context, body EnrollEngineJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RemoveEngine Remove an engine
+	//
+	// Revokes an engine: its NKey is refused from now on and its open connections are closed at once, so a lost or compromised engine stops serving its group. Instances of the group keep their setting; their calls go to the group's other engines, or fail with kind unavailable when none is left.
+	//
+	// Corresponds with DELETE /api/v1/engines/{name} (the `RemoveEngine` operationId).
+	RemoveEngine(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListIncidents Search incidents
 	//
 	// Corresponds with GET /api/v1/incidents (the `ListIncidents` operationId).
@@ -2081,6 +2088,23 @@ func (c *Client) EnrollEngineWithBody(ctx context.Context, contentType string, b
 // Corresponds with POST /api/v1/engines (the `EnrollEngine` operationId).
 func (c *Client) EnrollEngine(ctx context.Context, body EnrollEngineJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewEnrollEngineRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RemoveEngine Remove an engine
+//
+// Revokes an engine: its NKey is refused from now on and its open connections are closed at once, so a lost or compromised engine stops serving its group. Instances of the group keep their setting; their calls go to the group's other engines, or fail with kind unavailable when none is left.
+//
+// Corresponds with DELETE /api/v1/engines/{name} (the `RemoveEngine` operationId).
+func (c *Client) RemoveEngine(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRemoveEngineRequest(c.Server, name)
 	if err != nil {
 		return nil, err
 	}
@@ -3488,6 +3512,40 @@ func NewEnrollEngineRequestWithBody(server string, contentType string, body io.R
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRemoveEngineRequest constructs an http.Request for the RemoveEngine method
+func NewRemoveEngineRequest(server string, name string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/engines/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -6191,6 +6249,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/v1/engines (the `EnrollEngine` operationId).
 	EnrollEngineWithResponse(ctx context.Context, body EnrollEngineJSONRequestBody, reqEditors ...RequestEditorFn) (*EnrollEngineResponse, error)
 
+	// RemoveEngineWithResponse Remove an engine
+	//
+	// Revokes an engine: its NKey is refused from now on and its open connections are closed at once, so a lost or compromised engine stops serving its group. Instances of the group keep their setting; their calls go to the group's other engines, or fail with kind unavailable when none is left.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/v1/engines/{name} (the `RemoveEngine` operationId).
+	RemoveEngineWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*RemoveEngineResponse, error)
+
 	// ListIncidentsWithResponse Search incidents
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -7236,6 +7303,103 @@ func (r EnrollEngineResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r EnrollEngineResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RemoveEngineResponse429Headers the declared response headers of an HTTP 429 response for RemoveEngine
+type RemoveEngineResponse429Headers struct {
+	RetryAfter *int
+}
+
+// RemoveEngineResponse503Headers the declared response headers of an HTTP 503 response for RemoveEngine
+type RemoveEngineResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RemoveEngineResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RemoveEngineResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RemoveEngineResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RemoveEngineResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RemoveEngineResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RemoveEngineResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RemoveEngineResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r RemoveEngineResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RemoveEngineResponse) GetJSON429() *Error {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RemoveEngineResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RemoveEngineResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RemoveEngineResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RemoveEngineResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RemoveEngineResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -13361,6 +13525,21 @@ func (c *ClientWithResponses) EnrollEngineWithResponse(ctx context.Context, body
 	return ParseEnrollEngineResponse(rsp)
 }
 
+// RemoveEngineWithResponse Remove an engine
+//
+// Revokes an engine: its NKey is refused from now on and its open connections are closed at once, so a lost or compromised engine stops serving its group. Instances of the group keep their setting; their calls go to the group's other engines, or fail with kind unavailable when none is left.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/v1/engines/{name} (the `RemoveEngine` operationId).
+func (c *ClientWithResponses) RemoveEngineWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*RemoveEngineResponse, error) {
+	rsp, err := c.RemoveEngine(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRemoveEngineResponse(rsp)
+}
+
 // ListIncidentsWithResponse Search incidents
 //
 // Returns a wrapper object for the known response body format(s).
@@ -14821,6 +15000,100 @@ func ParseEnrollEngineResponse(rsp *http.Response) (*EnrollEngineResponse, error
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers EnrollEngineResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRemoveEngineResponse parses an HTTP response from a RemoveEngineWithResponse call
+func ParseRemoveEngineResponse(rsp *http.Response) (*RemoveEngineResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RemoveEngineResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers RemoveEngineResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers RemoveEngineResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
