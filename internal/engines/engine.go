@@ -59,6 +59,7 @@ type Engine struct {
 
 	mu        sync.Mutex
 	plugins   map[string]*host.Plugin // compiled, by SHA-256
+	loading   map[string]*loadCall    // compilations under way, by SHA-256
 	instances map[string]*runner      // by instance id
 	lr        map[string]*lrRun       // long-running executions, by instance id
 	specs     []Spec                  // the group's long-running instances
@@ -100,13 +101,16 @@ func Connect(ctx context.Context, opts EngineOptions) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{opts: opts, log: opts.Logger.With().Str("engine", opts.Name).Str("group", opts.Group).Logger(),
-		slots: make(chan struct{}, opts.Capacity), plugins: map[string]*host.Plugin{},
+		slots: make(chan struct{}, opts.Capacity), plugins: map[string]*host.Plugin{}, loading: map[string]*loadCall{},
 		instances: map[string]*runner{}, lr: map[string]*lrRun{}, stop: make(chan struct{})}
 	no := []nats.Option{
 		nats.Name("engine:" + opts.Name), nats.Nkey(pub, kp.Sign), nats.CustomInboxPrefix(inboxPrefix(opts.Name)),
 		nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), nats.Timeout(5 * time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { e.log.Warn().Err(err).Msg("disconnected from the server") }),
 		nats.ReconnectHandler(func(*nats.Conn) { e.log.Info().Msg("reconnected to the server") }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			e.log.Warn().Err(err).Msg("NATS error")
+		}),
 	}
 	if opts.TLS != nil {
 		no = append(no, nats.Secure(opts.TLS))
@@ -364,15 +368,49 @@ func (e *Engine) newInstance(ctx context.Context, s Spec, lim host.Limits, token
 	return inst, nil
 }
 
+// loadCall is one fetch and compilation of a plugin that concurrent first
+// calls wait for, instead of each compiling it.
+type loadCall struct {
+	done chan struct{}
+	p    *host.Plugin
+	err  error
+}
+
 // plugin returns the compiled plugin of a spec: fetched from the object
-// store by hash, checked against it and the engine's trust policy.
+// store by hash, checked against it and the engine's trust policy, and
+// compiled once however many calls need it at the same time.
 func (e *Engine) plugin(ctx context.Context, s Spec) (*host.Plugin, error) {
 	e.mu.Lock()
-	p := e.plugins[s.SHA256]
-	e.mu.Unlock()
-	if p != nil {
+	if p := e.plugins[s.SHA256]; p != nil {
+		e.mu.Unlock()
 		return p, nil
 	}
+	lc := e.loading[s.SHA256]
+	if lc == nil {
+		lc = &loadCall{done: make(chan struct{})}
+		e.loading[s.SHA256] = lc
+		e.mu.Unlock()
+		lc.p, lc.err = e.load(context.WithoutCancel(ctx), s)
+		e.mu.Lock()
+		if lc.err == nil {
+			e.plugins[s.SHA256] = lc.p
+		}
+		delete(e.loading, s.SHA256)
+		e.mu.Unlock()
+		close(lc.done)
+		return lc.p, lc.err
+	}
+	e.mu.Unlock()
+	select {
+	case <-lc.done:
+		return lc.p, lc.err
+	case <-ctx.Done():
+		return nil, abi.Errorf(abi.KindTimeout, "engine %q: plugin %s still compiling: %v", e.opts.Name, s.Plugin, ctx.Err())
+	}
+}
+
+// load fetches, checks and compiles a plugin file.
+func (e *Engine) load(ctx context.Context, s Spec) (*host.Plugin, error) {
 	blob, err := e.objs.GetBytes(ctx, s.SHA256)
 	if err != nil {
 		return nil, abi.Errorf(abi.KindUnavailable, "engine %q: plugin %s (sha256 %s): %v", e.opts.Name, s.Plugin, s.SHA256, err)
@@ -387,16 +425,9 @@ func (e *Engine) plugin(ctx context.Context, s Spec) (*host.Plugin, error) {
 	if v.Warning != "" {
 		e.log.Warn().Str("plugin", s.Plugin).Msg(v.Warning)
 	}
-	p, err = e.opts.Runtime.Load(ctx, blob)
+	p, err := e.opts.Runtime.Load(ctx, blob)
 	if err != nil {
 		return nil, fmt.Errorf("engine %q: plugin %s: %w", e.opts.Name, s.Plugin, err)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if cur := e.plugins[s.SHA256]; cur != nil {
-		_ = p.Close(ctx)
-		return cur, nil
-	}
-	e.plugins[s.SHA256] = p
 	return p, nil
 }

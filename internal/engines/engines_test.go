@@ -298,7 +298,7 @@ func TestLongRunningLease(t *testing.T) {
 	}
 	var first *Engine
 	var token uint64
-	wait.For(t, 10*time.Second, "one engine holds the lease", func() bool {
+	wait.For(t, 30*time.Second, "one engine holds the lease", func() bool {
 		h := holders()
 		if len(h) > 1 {
 			t.Fatal("two engines hold the lease")
@@ -313,7 +313,7 @@ func TestLongRunningLease(t *testing.T) {
 		return false
 	})
 	// The execution's writes reach the server's context.
-	wait.For(t, 10*time.Second, "the execution writes ticks", func() bool {
+	wait.For(t, 30*time.Second, "the execution writes ticks", func() bool {
 		v, _, _ := f.be.svc.IntegrationContext(t.Context(), sp.Info)
 		n, _ := v["ticks"].(float64)
 		return n >= 3
@@ -357,5 +357,59 @@ func TestRemove(t *testing.T) {
 	}
 	if st := f.hub.Engines(); len(st) != 0 {
 		t.Fatalf("engines after removal: %+v", st)
+	}
+}
+
+// lockedBuffer collects log output from several goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestConcurrentFirstCallsCompileOnce: many first calls of a plugin on an
+// engine wait for one compilation instead of each compiling it.
+func TestConcurrentFirstCallsCompileOnce(t *testing.T) {
+	f := newFixture(t)
+	var logs lockedBuffer
+	rt, err := host.NewRuntime(context.Background(), host.Config{CacheDir: t.TempDir(), Logger: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Close(context.Background()) })
+	_, seed, err := f.hub.Enroll(t.Context(), "once", "dmz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := Connect(t.Context(), EngineOptions{URL: f.hub.ClientURL(), Name: "once", Group: "dmz", Seed: seed, Runtime: rt, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close(context.Background()) })
+	sp := f.spec(t, "i1", "dmz")
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := f.hub.Execute(t.Context(), "dmz", sp, "echo", json.RawMessage(`{}`)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := strings.Count(logs.String(), "plugin loaded"); n != 1 {
+		t.Fatalf("%d plugin loads for 6 concurrent first calls, want 1:\n%s", n, logs.String())
 	}
 }
