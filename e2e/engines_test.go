@@ -241,6 +241,21 @@ func TestEngines(t *testing.T) {
 		}
 	}
 
+	// fetch-incidents runs on an engine; the server keeps the incidents and
+	// the last run, so successive fetches continue where the last one
+	// stopped, whichever engine ran it.
+	for i := 1; i <= 3; i++ {
+		var sum struct {
+			Result struct {
+				Created []string `json:"created"`
+			} `json:"result"`
+		}
+		s.call(http.MethodPost, "/instances/probe/fetch", nil, &sum)
+		if len(sum.Result.Created) != 1 || s.incident(sum.Result.Created[0]).Name != fmt.Sprintf("fetched %d", i) {
+			t.Fatalf("fetch %d: %+v", i, sum)
+		}
+	}
+
 	// A group with no engine fails fast, naming the group.
 	s.call(http.MethodPost, "/instances", map[string]any{"name": "lonely", "plugin": "engineprobe", "enabled": true,
 		"settings": map[string]any{"engine_group": "nowhere"}}, &map[string]any{})

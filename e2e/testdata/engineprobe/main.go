@@ -1,5 +1,6 @@
 // Command engineprobe is the engines e2e's plugin. Its commands reach the
-// server's host functions from an engine (bump), and its long-running
+// server's host functions from an engine (bump), fetch-incidents numbers
+// its incidents from the last run the server keeps, and its long-running
 // execution writes {run, ticks} to the integration context every 100 ms with
 // the context version: run is a per-execution id, so the test sees which
 // execution wrote, and a second copy running at once would lose the
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/connhost/connhost/abi"
 	sdk "github.com/connhost/connhost/sdk-guest"
 )
 
@@ -19,6 +21,10 @@ func main() {}
 func init() { sdk.Register(connector) }
 
 var connector = sdk.Connector{
+	FetchIncidents: func(_ context.Context, _ *sdk.Host, lastRun map[string]any) ([]abi.Incident, map[string]any, error) {
+		n, _ := lastRun["n"].(float64)
+		return []abi.Incident{{Name: fmt.Sprintf("fetched %d", int(n)+1)}}, map[string]any{"n": n + 1}, nil
+	},
 	Commands: map[string]sdk.CommandFunc{
 		"echo": func(_ context.Context, _ *sdk.Host, args sdk.Args) (any, error) {
 			return args.Raw(), nil
