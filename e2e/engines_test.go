@@ -110,6 +110,33 @@ func enroll(t *testing.T, s *server, name, group string) string {
 	return path
 }
 
+// enrollCLI enrolls an engine with `connhost engine enroll`, checking
+// that it refuses to overwrite a file and wants the API key from the
+// environment.
+func enrollCLI(t *testing.T, s *server, name, group string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name+".creds")
+	enroll := func(env []string, args ...string) (int, string) {
+		cmd := exec.Command(binary, append([]string{"engine", "enroll", "--server", s.url, "--name", name, "--group", group}, args...)...)
+		cmd.Env = append(serverEnv(), env...)
+		out, _ := cmd.CombinedOutput()
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	if code, out := enroll(nil, "-o", path); code != 2 || !strings.Contains(out, "CONNHOST_API_KEY") {
+		t.Fatalf("enroll without a key: %d %s", code, out)
+	}
+	if code, out := enroll([]string{"CONNHOST_API_KEY=" + s.key}, "-o", path); code != 0 || !strings.Contains(out, "enrolled in group "+group) {
+		t.Fatalf("enroll: %d %s", code, out)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file: %v %v", fi, err)
+	}
+	if code, out := enroll([]string{"CONNHOST_API_KEY=" + s.key}, "-o", path); code != 2 || !strings.Contains(out, "exists") {
+		t.Fatalf("enroll over an existing file: %d %s", code, out)
+	}
+	return path
+}
+
 // startEngine runs `connhost engine run --creds creds` and waits until it is
 // connected; a refused engine's error is returned with its output.
 func startEngine(t *testing.T, name, creds string) (*engineProc, error) {
@@ -194,7 +221,7 @@ func TestEngines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e2, err := startEngine(t, "e2", enroll(t, s, "e2", "dmz"))
+	e2, err := startEngine(t, "e2", enrollCLI(t, s, "e2", "dmz"))
 	if err != nil {
 		t.Fatal(err)
 	}
