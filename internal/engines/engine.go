@@ -70,6 +70,7 @@ type Engine struct {
 
 // runner is an instance's sandbox pool on the engine, for one spec.
 type runner struct {
+	name string // the instance's
 	hash string
 	inst *host.Instance
 }
@@ -216,7 +217,7 @@ func (e *Engine) beat() {
 	b := Beat{Name: e.opts.Name, Group: e.opts.Group, Version: e.opts.Version, Capacity: e.opts.Capacity,
 		InFlight: int(e.inflight.Load())}
 	for _, r := range e.instances {
-		b.Instances = append(b.Instances, r.inst.Plugin().Label())
+		b.Instances = append(b.Instances, r.name+" ("+r.inst.Plugin().Label()+")")
 	}
 	for id := range e.lr {
 		b.LongRunning = append(b.LongRunning, id)
@@ -341,7 +342,7 @@ func (e *Engine) runnerFor(ctx context.Context, s Spec) (*runner, error) {
 		return cur, nil
 	}
 	old := e.instances[s.Info.ID]
-	r = &runner{hash: h, inst: inst}
+	r = &runner{name: s.Info.Name, hash: h, inst: inst}
 	e.instances[s.Info.ID] = r
 	e.mu.Unlock()
 	if old != nil {

@@ -145,6 +145,10 @@ func TestExecuteOnEngine(t *testing.T) {
 	if st := f.hub.Engines(); len(st) != 1 || st[0].Calls != 3 || st[0].Name != "e1" {
 		t.Fatalf("engines %+v", st)
 	}
+	wait.For(t, 5*time.Second, "the heartbeat lists the instance", func() bool {
+		st := f.hub.Engines()
+		return len(st) == 1 && st[0].Connected && len(st[0].Instances) == 1 && st[0].Instances[0] == "inst-i1 (engineprobe@1.0.0)"
+	})
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(f.hub.Collector())
 	if n, err := testutil.GatherAndCount(reg, "connhost_engine_calls_total"); err != nil || n != 1 {

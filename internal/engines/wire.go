@@ -178,6 +178,8 @@ type Beat struct {
 	Version   string   `json:"version"`
 	Capacity  int      `json:"capacity"`
 	InFlight  int      `json:"callsInFlight"`
+	// Instances are the instances the engine holds sandboxes of, as
+	// "name (plugin@version)".
 	Instances []string `json:"instances"`
 	// LongRunning are the instances whose lease the engine holds.
 	LongRunning []string `json:"longRunning"`

@@ -43,8 +43,8 @@ type Engine struct {
 	Capacity int `json:"capacity"`
 	// CallsInFlight are the commands the engine is running.
 	CallsInFlight int `json:"callsInFlight"`
-	// Instances are the plugin versions (name@version) of the instances
-	// whose sandboxes the engine holds.
+	// Instances are the instances whose sandboxes the engine holds, as
+	// "name (plugin@version)".
 	Instances []string `json:"instances"`
 	// LongRunning are the ids of the instances whose long-running
 	// execution the engine runs, holding their lease.

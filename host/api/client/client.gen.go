@@ -601,7 +601,7 @@ type Engine struct {
 	Failures       int        `json:"failures"`
 	Group          string     `json:"group"`
 
-	// Instances Instances are the plugin versions (name@version) of the instances whose sandboxes the engine holds.
+	// Instances Instances are the instances whose sandboxes the engine holds, as "name (plugin@version)".
 	Instances []string `json:"instances"`
 
 	// LastHeartbeat LastHeartbeat is when the engine last reported.
@@ -1457,7 +1457,7 @@ type ClientInterface interface {
 
 	// ListEngines List the enrolled engines
 	//
-	// Every enrolled engine by group then name, with what its last heartbeat reported: version, capacity, calls in flight, the plugin versions it holds sandboxes of, the long-running instances whose lease it holds, and whether it is connected (a heartbeat within the last 5 s). enabled is false, with no engines, when the server runs without engines (engines.enable); see docs/engines.md.
+	// Every enrolled engine by group then name, with what its last heartbeat reported: version, capacity, calls in flight, the instances it holds sandboxes of (with their plugin versions), the long-running instances whose lease it holds, and whether it is connected (a heartbeat within the last 5 s). enabled is false, with no engines, when the server runs without engines (engines.enable); see docs/engines.md.
 	//
 	// Corresponds with GET /api/v1/engines (the `ListEngines` operationId).
 	ListEngines(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2045,7 +2045,7 @@ func (c *Client) RevokeAPIKey(ctx context.Context, id string, reqEditors ...Requ
 
 // ListEngines List the enrolled engines
 //
-// Every enrolled engine by group then name, with what its last heartbeat reported: version, capacity, calls in flight, the plugin versions it holds sandboxes of, the long-running instances whose lease it holds, and whether it is connected (a heartbeat within the last 5 s). enabled is false, with no engines, when the server runs without engines (engines.enable); see docs/engines.md.
+// Every enrolled engine by group then name, with what its last heartbeat reported: version, capacity, calls in flight, the instances it holds sandboxes of (with their plugin versions), the long-running instances whose lease it holds, and whether it is connected (a heartbeat within the last 5 s). enabled is false, with no engines, when the server runs without engines (engines.enable); see docs/engines.md.
 //
 // Corresponds with GET /api/v1/engines (the `ListEngines` operationId).
 func (c *Client) ListEngines(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6224,7 +6224,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListEnginesWithResponse List the enrolled engines
 	//
-	// Every enrolled engine by group then name, with what its last heartbeat reported: version, capacity, calls in flight, the plugin versions it holds sandboxes of, the long-running instances whose lease it holds, and whether it is connected (a heartbeat within the last 5 s). enabled is false, with no engines, when the server runs without engines (engines.enable); see docs/engines.md.
+	// Every enrolled engine by group then name, with what its last heartbeat reported: version, capacity, calls in flight, the instances it holds sandboxes of (with their plugin versions), the long-running instances whose lease it holds, and whether it is connected (a heartbeat within the last 5 s). enabled is false, with no engines, when the server runs without engines (engines.enable); see docs/engines.md.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -13482,7 +13482,7 @@ func (c *ClientWithResponses) RevokeAPIKeyWithResponse(ctx context.Context, id s
 
 // ListEnginesWithResponse List the enrolled engines
 //
-// Every enrolled engine by group then name, with what its last heartbeat reported: version, capacity, calls in flight, the plugin versions it holds sandboxes of, the long-running instances whose lease it holds, and whether it is connected (a heartbeat within the last 5 s). enabled is false, with no engines, when the server runs without engines (engines.enable); see docs/engines.md.
+// Every enrolled engine by group then name, with what its last heartbeat reported: version, capacity, calls in flight, the instances it holds sandboxes of (with their plugin versions), the long-running instances whose lease it holds, and whether it is connected (a heartbeat within the last 5 s). enabled is false, with no engines, when the server runs without engines (engines.enable); see docs/engines.md.
 //
 // Returns a wrapper object for the known response body format(s).
 //
