@@ -173,11 +173,11 @@ type hostCall struct {
 
 // Beat is an engine's heartbeat: what it is and does.
 type Beat struct {
-	Name      string   `json:"name"`
-	Group     string   `json:"group"`
-	Version   string   `json:"version"`
-	Capacity  int      `json:"capacity"`
-	InFlight  int      `json:"callsInFlight"`
+	Name     string `json:"name"`
+	Group    string `json:"group"`
+	Version  string `json:"version"`
+	Capacity int    `json:"capacity"`
+	InFlight int    `json:"callsInFlight"`
 	// Instances are the instances the engine holds sandboxes of, as
 	// "name (plugin@version)".
 	Instances []string `json:"instances"`
