@@ -44,7 +44,14 @@ type EngineOptions struct {
 	Logger zerolog.Logger
 	// LeaseTTL must equal the server's (DefaultLeaseTTL).
 	LeaseTTL time.Duration
+	// IdleTimeout closes an instance's sandbox pool unused for that long,
+	// so instances moved to another group or deleted do not hold memory
+	// (and their params) on the engine; default DefaultIdleTimeout.
+	IdleTimeout time.Duration
 }
+
+// DefaultIdleTimeout is EngineOptions.IdleTimeout's default.
+const DefaultIdleTimeout = 10 * time.Minute
 
 // Engine is a connected engine.
 type Engine struct {
@@ -73,6 +80,7 @@ type runner struct {
 	name string // the instance's
 	hash string
 	inst *host.Instance
+	used atomic.Int64 // unix nanoseconds of the last call
 }
 
 // ErrRefused is returned when the server does not accept the engine's
@@ -89,6 +97,9 @@ func Connect(ctx context.Context, opts EngineOptions) (*Engine, error) {
 	}
 	if opts.LeaseTTL <= 0 {
 		opts.LeaseTTL = DefaultLeaseTTL
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
 	}
 	if opts.Policy == nil {
 		opts.Policy = signing.NewPolicy(nil, false)
@@ -158,8 +169,9 @@ func (e *Engine) open(ctx context.Context) error {
 	if err := e.nc.LastError(); err != nil {
 		return fmt.Errorf("engine %q: %w", e.opts.Name, err)
 	}
-	e.done.Add(2)
+	e.done.Add(3)
 	go e.every(e.beat)
+	go e.every(e.evict)
 	go e.every(e.keepLeases)
 	return nil
 }
@@ -208,6 +220,25 @@ func (e *Engine) every(fn func()) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// evict closes the sandbox pools unused for IdleTimeout; calls in flight
+// on one finish first (Close drains).
+func (e *Engine) evict() {
+	cutoff := time.Now().Add(-e.opts.IdleTimeout).UnixNano()
+	e.mu.Lock()
+	var idle []*runner
+	for id, r := range e.instances {
+		if r.used.Load() < cutoff {
+			idle = append(idle, r)
+			delete(e.instances, id)
+		}
+	}
+	e.mu.Unlock()
+	for _, r := range idle {
+		e.log.Info().Str("instance", r.name).Str("plugin", r.inst.Plugin().Label()).Msg("idle instance closed on engine")
+		_ = r.inst.Close(context.Background())
 	}
 }
 
@@ -327,10 +358,13 @@ func (e *Engine) runnerFor(ctx context.Context, s Spec) (*runner, error) {
 	h := specHash(s)
 	e.mu.Lock()
 	r := e.instances[s.Info.ID]
-	e.mu.Unlock()
 	if r != nil && r.hash == h {
+		// Marked used under the lock, so evict does not close it now.
+		r.used.Store(time.Now().UnixNano())
+		e.mu.Unlock()
 		return r, nil
 	}
+	e.mu.Unlock()
 	inst, err := e.newInstance(ctx, s, s.Limits, 0)
 	if err != nil {
 		return nil, err
@@ -343,6 +377,7 @@ func (e *Engine) runnerFor(ctx context.Context, s Spec) (*runner, error) {
 	}
 	old := e.instances[s.Info.ID]
 	r = &runner{name: s.Info.Name, hash: h, inst: inst}
+	r.used.Store(time.Now().UnixNano())
 	e.instances[s.Info.ID] = r
 	e.mu.Unlock()
 	if old != nil {

@@ -417,3 +417,32 @@ func TestConcurrentFirstCallsCompileOnce(t *testing.T) {
 		t.Fatalf("%d plugin loads for 6 concurrent first calls, want 1:\n%s", n, logs.String())
 	}
 }
+
+// TestIdleEviction: an instance's pool unused for IdleTimeout leaves the
+// engine (its params with it) and comes back on the next call.
+func TestIdleEviction(t *testing.T) {
+	f := newFixture(t)
+	_, seed, err := f.hub.Enroll(t.Context(), "idle", "dmz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := Connect(t.Context(), EngineOptions{URL: f.hub.ClientURL(), Name: "idle", Group: "dmz", Seed: seed, Runtime: f.rt,
+		Logger: zerolog.Nop(), IdleTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close(context.Background()) })
+	sp := f.spec(t, "i1", "dmz")
+	held := func() int {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return len(e.instances)
+	}
+	if _, err := f.hub.Execute(t.Context(), "dmz", sp, "echo", json.RawMessage(`{}`)); err != nil || held() != 1 {
+		t.Fatalf("first call: %v, %d pools", err, held())
+	}
+	wait.For(t, 5*time.Second, "the idle pool closed", func() bool { return held() == 0 })
+	if _, err := f.hub.Execute(t.Context(), "dmz", sp, "echo", json.RawMessage(`{}`)); err != nil || held() != 1 {
+		t.Fatalf("call after eviction: %v, %d pools", err, held())
+	}
+}
