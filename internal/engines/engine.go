@@ -223,8 +223,8 @@ func (e *Engine) every(fn func()) {
 	}
 }
 
-// evict closes the sandbox pools unused for IdleTimeout; calls in flight
-// on one finish first (Close drains).
+// evict closes the sandbox pools unused for IdleTimeout (no call has
+// started on them for that long).
 func (e *Engine) evict() {
 	cutoff := time.Now().Add(-e.opts.IdleTimeout).UnixNano()
 	e.mu.Lock()
