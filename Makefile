@@ -64,7 +64,7 @@ test: build plugins
 # detector (it needs cgo, so a C compiler). -short skips the tests that are
 # slow and exercise no concurrency; each says so where it checks
 # testing.Short().
-RACE_PKGS := ./host ./internal/mirror ./internal/supervisor ./internal/service ./internal/store
+RACE_PKGS := ./host ./internal/mirror ./internal/supervisor ./internal/service ./internal/store ./internal/engines
 test-race:
 	@.ci/deps gcc
 	CGO_ENABLED=1 $(GO) test -race -short $(RACE_PKGS)

@@ -99,6 +99,7 @@ func newRoot(a *app) *cobra.Command {
 		bundleCommand(a),
 		runCommand(a),
 		serveCommand(a),
+		engineCommand(a),
 		apikeyCommand(a),
 		versionCommand(a),
 		completionCommand(a),

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,6 +20,7 @@ import (
 	"github.com/connhost/connhost/internal/api"
 	"github.com/connhost/connhost/internal/config"
 	"github.com/connhost/connhost/internal/console"
+	"github.com/connhost/connhost/internal/engines"
 	"github.com/connhost/connhost/internal/mirror"
 	"github.com/connhost/connhost/internal/secrets"
 	"github.com/connhost/connhost/internal/service"
@@ -37,6 +40,8 @@ type dataDir struct {
 	st  *store.Store
 	rt  *host.Runtime
 	svc *service.Service
+	// hub is the engines' NATS server, when engines.enable is set.
+	hub *engines.Hub
 }
 
 // storeConfig is a validated configuration for opening the data directory.
@@ -124,14 +129,64 @@ func (sc *storeConfig) open(ctx context.Context, mode openMode) (*dataDir, error
 		_ = st.Close()
 		return nil, fmt.Errorf("starting runtime: %w", err)
 	}
-	svc, err := service.New(ctx, service.Options{Store: st, Runtime: rt, Secrets: box, Logger: log, Limits: hostLimits(cfg.Limits), Idle: mode.idle, StartInBackground: mode.background,
-		Policy: sc.policy, WatchDir: cfg.Plugins.WatchDir, LongRunning: longRunningOptions(cfg.LongRunning)})
+	opts := service.Options{Store: st, Runtime: rt, Secrets: box, Logger: log, Limits: hostLimits(cfg.Limits), Idle: mode.idle, StartInBackground: mode.background,
+		Policy: sc.policy, WatchDir: cfg.Plugins.WatchDir, LongRunning: longRunningOptions(cfg.LongRunning)}
+	var hub *engines.Hub
+	if cfg.Engines.Enable && !mode.idle {
+		if hub, err = startHub(ctx, cfg.Engines, log); err != nil {
+			_ = rt.Close(ctx)
+			_ = st.Close()
+			return nil, err
+		}
+		opts.Engines = hub
+	}
+	svc, err := service.New(ctx, opts)
 	if err != nil {
+		if hub != nil {
+			hub.Close()
+		}
 		_ = rt.Close(ctx)
 		_ = st.Close()
 		return nil, err
 	}
-	return &dataDir{cfg: cfg, log: log, st: st, rt: rt, svc: svc}, nil
+	if hub != nil {
+		hub.Attach(svc)
+	}
+	return &dataDir{cfg: cfg, log: log, st: st, rt: rt, svc: svc, hub: hub}, nil
+}
+
+// startHub starts the engines' embedded NATS server, or connects to the
+// external cluster of engines.nats_url (engines.*).
+func startHub(ctx context.Context, cfg config.Engines, log zerolog.Logger) (*engines.Hub, error) {
+	if cfg.NATSURL != "" {
+		seed, err := os.ReadFile(cfg.NATSSeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("engines.nats_seed_file: %w", err)
+		}
+		hub, err := engines.StartHub(ctx, engines.HubOptions{URL: cfg.NATSURL, Seed: bytes.TrimSpace(seed), Replicas: cfg.Replicas, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		log.Info().Str("url", cfg.NATSURL).Int("replicas", cfg.Replicas).Msg("engines: connected to the external NATS cluster")
+		return hub, nil
+	}
+	var tc *tls.Config
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("engines.tls_cert: %w", err)
+		}
+		tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if err := os.MkdirAll(cfg.StoreDir, 0o700); err != nil {
+		return nil, fmt.Errorf("engines.store_dir %s: %w", cfg.StoreDir, err)
+	}
+	hub, err := engines.StartHub(ctx, engines.HubOptions{Listen: cfg.Listen, StoreDir: cfg.StoreDir, TLS: tc, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	log.Info().Str("url", hub.ClientURL()).Bool("tls", tc != nil).Msg("engines: NATS server listening")
+	return hub, nil
 }
 
 // longRunningOptions passes the configured limits of HTTP requests into
@@ -146,7 +201,11 @@ func longRunningOptions(l config.LongRunning) service.LongRunningOptions {
 // close stops the service (waiting for in-flight commands until ctx ends),
 // then closes the runtime and the store.
 func (d *dataDir) close(ctx context.Context) error {
-	return errors.Join(d.svc.Close(ctx), d.rt.Close(ctx), d.st.Close())
+	err := d.svc.Close(ctx)
+	if d.hub != nil {
+		d.hub.Close()
+	}
+	return errors.Join(err, d.rt.Close(ctx), d.st.Close())
 }
 
 // lookupEnv finds name in environ.
@@ -205,6 +264,9 @@ func runServe(ctx context.Context, a *app, fs *pflag.FlagSet) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	reg := api.NewRegistry()
+	if d.hub != nil {
+		reg.MustRegister(d.hub.Collector())
+	}
 	engine := mirror.New(mirror.Options{
 		Store: d.st, Instances: d.svc.Mirroring, Logger: log, MirrorEnabled: cfg.Mirror.JobEnable,
 		MirrorInterval: cfg.MirrorInterval(), Concurrency: cfg.Mirror.Concurrency, Metrics: reg,
@@ -229,6 +291,7 @@ func runServe(ctx context.Context, a *app, fs *pflag.FlagSet) error {
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout, ReadTimeout: cfg.Server.ReadTimeout, IdleTimeout: cfg.Server.IdleTimeout,
 		MaxInFlightPerClient: cfg.Server.MaxInFlightPerClient, TrustedProxies: cfg.TrustedProxyPrefixes(),
 		Console: con,
+		Engines: engineHub(d.hub),
 	})
 	hs := srv.HTTPServer()
 	url := "http://" + ln.Addr().String()
@@ -252,6 +315,14 @@ func runServe(ctx context.Context, a *app, fs *pflag.FlagSet) error {
 	}
 	log.Info().Msg("server stopped")
 	return nil
+}
+
+// engineHub is the hub as the API sees it: nil when engines are off.
+func engineHub(h *engines.Hub) api.EngineHub {
+	if h == nil {
+		return nil
+	}
+	return h
 }
 
 // printBanner writes the URL and, on first start, the API key to stdout:

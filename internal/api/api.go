@@ -67,6 +67,8 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// Console, if set, is mounted beside the API (internal/console).
 	Console Console
+	// Engines, when set, serves /engines and adds the engines to /readyz.
+	Engines EngineHub
 }
 
 // Console is a user interface served by the same echo server as the API.
@@ -213,6 +215,7 @@ func (s *Server) routes() {
 	if s.opts.Console != nil {
 		s.opts.Console.Mount(s.echo, func(keyID string) (time.Duration, bool) { return s.limits.allow(keyID, time.Now()) })
 	}
+	s.mountEngines()
 }
 
 func (s *Server) livez(c echo.Context) error {
@@ -229,8 +232,16 @@ func (s *Server) readyz(c echo.Context) error {
 				"the service is starting: %d of %d instances still starting", left, total)
 		}
 		return apiErr(http.StatusServiceUnavailable, apitypes.CodeNotReady, "the service is starting or shutting down")
+	case s.opts.Engines != nil && !s.opts.Engines.Ready():
+		return apiErr(http.StatusServiceUnavailable, apitypes.CodeNotReady, "the engines' NATS server is not running")
 	}
-	return c.JSON(http.StatusOK, apitypes.Status{Status: "ready"})
+	st := apitypes.Status{Status: "ready"}
+	if s.opts.Engines != nil {
+		for _, e := range s.opts.Engines.Engines() {
+			st.Engines = append(st.Engines, apitypes.EngineReady{Name: e.Name, Group: e.Group, Connected: e.Connected})
+		}
+	}
+	return c.JSON(http.StatusOK, st)
 }
 
 func (s *Server) serveMetrics(c echo.Context) error {

@@ -56,7 +56,8 @@ func settingsOut(s store.Settings) apitypes.Settings {
 		MirrorDirection: s.MirrorDirection, CloseIncident: s.CloseIncident, CloseOut: s.CloseOut,
 		CommentTag: s.CommentTag, WorkNotesTag: s.WorkNotesTag, FileTag: s.FileTag,
 		IncidentsFetchQuery: s.IncidentsFetchQuery, Egress: s.Egress, MemoryMiB: s.MemoryMiB,
-		CallTimeoutSeconds: s.CallTimeoutSeconds, LongRunning: s.LongRunning, ExternalHTTP: s.ExternalHTTP}
+		CallTimeoutSeconds: s.CallTimeoutSeconds, LongRunning: s.LongRunning, ExternalHTTP: s.ExternalHTTP,
+		EngineGroup: s.EngineGroup}
 }
 
 func settingsIn(s apitypes.Settings) store.Settings {
@@ -64,7 +65,8 @@ func settingsIn(s apitypes.Settings) store.Settings {
 		MirrorDirection: s.MirrorDirection, CloseIncident: s.CloseIncident, CloseOut: s.CloseOut,
 		CommentTag: s.CommentTag, WorkNotesTag: s.WorkNotesTag, FileTag: s.FileTag,
 		IncidentsFetchQuery: s.IncidentsFetchQuery, Egress: s.Egress, MemoryMiB: s.MemoryMiB,
-		CallTimeoutSeconds: s.CallTimeoutSeconds, LongRunning: s.LongRunning, ExternalHTTP: s.ExternalHTTP}
+		CallTimeoutSeconds: s.CallTimeoutSeconds, LongRunning: s.LongRunning, ExternalHTTP: s.ExternalHTTP,
+		EngineGroup: s.EngineGroup}
 }
 
 func healthOut(h store.ModuleHealth) apitypes.ModuleHealth {

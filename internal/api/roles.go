@@ -100,9 +100,12 @@ var routeAccess = map[string]access{
 	"GET " + Prefix + "/users":     reader,
 	"GET " + Prefix + "/users/:id": reader,
 
-	"GET " + Prefix + "/apikeys":        admin,
-	"POST " + Prefix + "/apikeys":       admin,
-	"DELETE " + Prefix + "/apikeys/:id": admin,
+	"GET " + Prefix + "/apikeys":          admin,
+	"POST " + Prefix + "/apikeys":         admin,
+	"DELETE " + Prefix + "/apikeys/:id":   admin,
+	"GET " + Prefix + "/engines":          reader,
+	"POST " + Prefix + "/engines":         admin,
+	"DELETE " + Prefix + "/engines/:name": admin,
 
 	// The console (internal/console, docs/console.md) is open here because
 	// it authenticates with a session cookie, not a bearer key: its own

@@ -22,10 +22,12 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -84,6 +86,34 @@ type Config struct {
 	Plugins Plugins `koanf:"plugins"`
 	// Egress configures which addresses plugins' HTTP requests may reach.
 	Egress Egress `koanf:"egress"`
+	// Engines configures the embedded NATS server engines connect to.
+	Engines Engines `koanf:"engines"`
+}
+
+// Engines configures remote engines (docs/engines.md): when enabled,
+// `connhost serve` embeds a NATS server with JetStream that engines
+// connect to, outbound from their network. Params travel to engines in
+// clear inside the connection, so anything but a loopback listener needs
+// TLS.
+type Engines struct {
+	// Enable starts the embedded NATS server; default false.
+	Enable bool `koanf:"enable" default:"false" help:"embed a NATS server with JetStream in serve, for connhost engine processes to connect to (docs/engines.md)"`
+	// Listen is where engines connect; default 127.0.0.1:4222.
+	Listen string `koanf:"listen" default:"127.0.0.1:4222" help:"host:port of the embedded NATS server; anything but a loopback address needs engines.tls_cert and engines.tls_key"`
+	// StoreDir holds JetStream's files; default <data_dir>/engines.
+	StoreDir string `koanf:"store_dir" default:"" help:"JetStream directory (enrolled engines' public keys, plugin files by hash); empty means data_dir/engines"`
+	// TLSCert and TLSKey are the PEM certificate and key of the NATS
+	// listener; default none (loopback only).
+	TLSCert string `koanf:"tls_cert" default:"" help:"PEM certificate file of the embedded NATS server's TLS listener"`
+	TLSKey  string `koanf:"tls_key" default:"" help:"PEM private key file of engines.tls_cert"`
+	// NATSURL, when set, is an external NATS JetStream cluster used instead
+	// of the embedded server; default "" (embedded).
+	NATSURL string `koanf:"nats_url" default:"" help:"external NATS JetStream cluster (comma-separated nats:// or tls:// URLs) used instead of the embedded server; its operator issues the engines' credentials (docs/engines.md); empty embeds the server"`
+	// NATSSeedFile is the NKey seed of the server's user on the external
+	// cluster; default none.
+	NATSSeedFile string `koanf:"nats_seed_file" default:"" help:"file with the NKey seed (SU...) of the connhost server's user on engines.nats_url"`
+	// Replicas of the JetStream buckets on the external cluster; default 1.
+	Replicas int `koanf:"replicas" default:"1" help:"replicas of the engines' JetStream buckets on engines.nats_url (1-5; 3 survives the loss of a node)"`
 }
 
 // Egress configures the address checks of http_request (abi/SPEC.md §4):
@@ -481,6 +511,7 @@ func (c *Config) problems() []problem {
 	if c.Server.ShutdownTimeout < 0 {
 		bad("server.shutdown_timeout", "%v: want a duration ≥ 0", c.Server.ShutdownTimeout)
 	}
+	out = append(out, c.Engines.problems()...)
 	if c.LongRunning.HTTPMaxBodyBytes < 1024 || c.LongRunning.HTTPMaxBodyBytes > 1<<30 {
 		bad("long_running.http_max_body_bytes", "%d: want 1024 to 1 GiB", c.LongRunning.HTTPMaxBodyBytes)
 	}
@@ -538,4 +569,46 @@ func within(path, dir string) bool {
 	}
 	rel, err := filepath.Rel(d, p)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// problems checks the engines options; with engines off only their form.
+func (e Engines) problems() []problem {
+	var out []problem
+	h, port, err := net.SplitHostPort(e.Listen)
+	if err != nil {
+		return append(out, problem{"engines.listen", fmt.Sprintf("%q: want host:port: %v", e.Listen, err)})
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		out = append(out, problem{"engines.listen", fmt.Sprintf("%q: want a port number 0-65535", e.Listen)})
+	}
+	if (e.TLSCert == "") != (e.TLSKey == "") {
+		out = append(out, problem{"engines.tls_cert", "engines.tls_cert and engines.tls_key go together"})
+	}
+	if e.Replicas < 1 || e.Replicas > 5 {
+		out = append(out, problem{"engines.replicas", fmt.Sprintf("%d: want 1-5", e.Replicas)})
+	}
+	if !e.Enable {
+		return out
+	}
+	if e.NATSURL != "" {
+		if e.NATSSeedFile == "" {
+			return append(out, problem{"engines.nats_seed_file", "required with engines.nats_url"})
+		}
+		raw, err := os.ReadFile(e.NATSSeedFile)
+		if err != nil {
+			return append(out, problem{"engines.nats_seed_file", err.Error()})
+		}
+		if !strings.HasPrefix(strings.TrimSpace(string(raw)), "SU") {
+			out = append(out, problem{"engines.nats_seed_file", fmt.Sprintf("%s holds no NKey user seed (SU...)", e.NATSSeedFile)})
+		}
+		return out
+	}
+	if e.TLSCert != "" && e.TLSKey != "" {
+		if _, err := tls.LoadX509KeyPair(e.TLSCert, e.TLSKey); err != nil {
+			out = append(out, problem{"engines.tls_cert", err.Error()})
+		}
+	} else if ip, err := netip.ParseAddr(h); h != "localhost" && (err != nil || !ip.IsLoopback()) {
+		out = append(out, problem{"engines.listen", fmt.Sprintf("%q is not a loopback address: instance params travel to engines, so set engines.tls_cert and engines.tls_key", e.Listen)})
+	}
+	return out
 }

@@ -62,6 +62,7 @@ func TestDefaults(t *testing.T) {
 		Metrics:     Metrics{Auth: MetricsAuthAuto},
 		Mirror:      Mirror{JobEnable: true, JobDelay: 1, Concurrency: 8},
 		Signing:     Signing{TrustedKeys: []string{}},
+		Engines:     Engines{Listen: "127.0.0.1:4222", StoreDir: filepath.Join("data", "engines"), Replicas: 1},
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", *c, want)
@@ -239,6 +240,20 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"server.max_in_flight_per_client", "want 1-100000"}},
 		{name: "bad trusted proxy", environ: []string{"CONNHOST_SERVER_TRUSTED_PROXIES=10.0.0.1,proxy.example,10.0.0.1/8"},
 			want: []string{"server.trusted_proxies", `"proxy.example"`, `"10.0.0.1/8"`, "host bits set: want 10.0.0.0/8"}},
+		{name: "engines on a public address without TLS", args: []string{"--engines-enable", "--engines-listen", "0.0.0.0:4222"},
+			want: []string{"engines.listen", "not a loopback address", "engines.tls_cert", "flag --engines-listen"}},
+		{name: "engines cert without key", environ: []string{"CONNHOST_ENGINES_TLS_CERT=/etc/cert.pem"},
+			want: []string{"engines.tls_cert", "go together"}},
+		{name: "engines unreadable cert", args: []string{"--engines-enable", "--engines-tls-cert", "/nonexistent/c.pem", "--engines-tls-key", "/nonexistent/k.pem"},
+			want: []string{"engines.tls_cert", "/nonexistent/c.pem"}},
+		{name: "engines bad listen", environ: []string{"CONNHOST_ENGINES_LISTEN=4222"},
+			want: []string{"engines.listen", "host:port"}},
+		{name: "external cluster without a seed", args: []string{"--engines-enable", "--engines-nats-url", "nats://10.0.0.1:4222"},
+			want: []string{"engines.nats_seed_file", "required with engines.nats_url"}},
+		{name: "external cluster seed not a seed", args: []string{"--engines-enable", "--engines-nats-url", "nats://10.0.0.1:4222", "--engines-nats-seed-file", "config_test.go"},
+			want: []string{"engines.nats_seed_file", "no NKey user seed"}},
+		{name: "engines replicas", environ: []string{"CONNHOST_ENGINES_REPLICAS=7"},
+			want: []string{"engines.replicas", "want 1-5"}},
 		{name: "unknown file key", file: "log:\n  levle: debug\n",
 			want: []string{"unknown keys", "log.levle"}},
 		{name: "unknown env var", environ: []string{"CONNHOST_LOG_LEVLE=debug"},

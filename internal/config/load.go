@@ -207,6 +207,10 @@ func LoadWith(fs *pflag.FlagSet, environ []string, opts LoadOptions) (*Config, e
 		c.Secrets.KeyFile = filepath.Join(c.DataDir, "secret.key")
 		src["secrets.key_file"] = "derived from data_dir"
 	}
+	if c.Engines.StoreDir == "" {
+		c.Engines.StoreDir = filepath.Join(c.DataDir, "engines")
+		src["engines.store_dir"] = "derived from data_dir"
+	}
 	var errs []error
 	for _, p := range c.problems() {
 		errs = append(errs, fmt.Errorf("config: %s: %s (set by %s)", p.key, p.msg, src[p.key]))

@@ -226,7 +226,10 @@ func (cs *Commands) Test(ctx context.Context, name string) (err error) {
 	}
 	li, release := c.hold(rec.ID)
 	defer release()
-	inst, plugin := (*host.Instance)(nil), (*host.Plugin)(nil)
+	var (
+		inst   runner
+		plugin *host.Plugin
+	)
 	if li != nil {
 		inst, plugin = li.inst, li.plugin
 	} else {

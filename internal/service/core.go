@@ -41,6 +41,9 @@ type core struct {
 	sup *supervisor.Supervisor
 	// engine is the mirroring engine, once attached (Mirroring.SetEngine).
 	engine atomic.Pointer[mirror.Engine]
+	// remote runs the instances of engine groups; nil when engines are
+	// not enabled.
+	remote Remote
 	// observer is told of every command call (SetCommandObserver).
 	observer atomic.Pointer[CommandObserver]
 
@@ -71,7 +74,7 @@ type core struct {
 type liveInstance struct {
 	rec    store.Instance
 	plugin *host.Plugin
-	inst   *host.Instance
+	inst   runner
 	calls  sync.WaitGroup
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host"
+	"github.com/connhost/connhost/internal/engines"
 	"github.com/connhost/connhost/internal/store"
 )
 
@@ -75,6 +76,11 @@ func validateSettings(st store.Settings) error {
 	if st.CallTimeoutSeconds < 0 || st.CallTimeoutSeconds > maxCallTimeoutSeconds {
 		errs = append(errs, fmt.Errorf("settings.callTimeoutSeconds %d: want 0 (default) to %d", st.CallTimeoutSeconds, maxCallTimeoutSeconds))
 	}
+	if st.EngineGroup != "" {
+		if err := engines.ValidName("settings.engine_group", st.EngineGroup); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -126,7 +132,7 @@ func (is *Instances) Create(ctx context.Context, in InstanceInput) (InstanceView
 	if in.Settings != nil {
 		settings = *in.Settings
 	}
-	if err := validateSettings(settings); err != nil {
+	if err := errors.Join(validateSettings(settings), is.c.checkEngineGroup(settings)); err != nil {
 		return InstanceView{}, fmt.Errorf("instance %q: %w", in.Name, err)
 	}
 	if err := checkSettings(m, in.Name, params, &settings); err != nil {
@@ -206,7 +212,7 @@ func (is *Instances) Update(ctx context.Context, name string, in InstanceInput) 
 	if err != nil {
 		return InstanceView{}, fmt.Errorf("%w: instance %q of plugin %s: %w", ErrInvalid, name, m.Name, err)
 	}
-	if err := validateSettings(settings); err != nil {
+	if err := errors.Join(validateSettings(settings), is.c.checkEngineGroup(settings)); err != nil {
 		return InstanceView{}, fmt.Errorf("instance %q: %w", name, err)
 	}
 	if err := checkSettings(m, name, params, &settings); err != nil {

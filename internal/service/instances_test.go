@@ -39,6 +39,8 @@ func TestInstancesCreate(t *testing.T) {
 		{"egress beyond the manifest", service.InstanceInput{Name: "b", Plugin: "probe", Settings: &store.Settings{Egress: []string{"api.example.com", "evil.test"}}}, service.ErrInvalid},
 		{"egress on another port than the url param's", service.InstanceInput{Name: "b", Plugin: "probe", Params: map[string]any{"url": "https://x.test"},
 			Settings: &store.Settings{Egress: []string{"x.test:8443"}}}, service.ErrInvalid},
+		{"engine group without engines", service.InstanceInput{Name: "b", Plugin: "probe", Settings: &store.Settings{EngineGroup: "dmz"}}, service.ErrInvalid},
+		{"engine group not one token", service.InstanceInput{Name: "b", Plugin: "probe", Settings: &store.Settings{EngineGroup: "dmz.>"}}, service.ErrInvalid},
 		{"taken name", service.InstanceInput{Name: "taken", Plugin: "probe"}, service.ErrExists},
 		{"disabled", service.InstanceInput{Name: "off", Plugin: "probe", Params: map[string]any{"url": "https://x.test"}}, nil},
 		{"enabled, pinned", service.InstanceInput{Name: "on", Plugin: "probe", Version: ptr("1.0.0"), Enabled: ptr(true),

@@ -74,9 +74,9 @@ func (c *core) openParams(m *abi.Manifest, rec store.Instance) (map[string]any, 
 // value copied to another param or instance does not open.
 func secretAD(instance, param string) string { return "instance/" + instance + "/param/" + param }
 
-// sandbox creates the runtime instance of a stored instance, on the
-// version it runs. The caller owns it.
-func (c *core) sandbox(ctx context.Context, rec store.Instance) (*host.Instance, *host.Plugin, error) {
+// sandbox creates the runner of a stored instance, on the version it runs:
+// a sandbox pool here or its engine group. The caller owns it.
+func (c *core) sandbox(ctx context.Context, rec store.Instance) (runner, *host.Plugin, error) {
 	pv, err := c.resolvePlugin(ctx, rec.Plugin, rec.PinnedVersion)
 	if err != nil {
 		return nil, nil, err
@@ -85,7 +85,7 @@ func (c *core) sandbox(ctx context.Context, rec store.Instance) (*host.Instance,
 	if err != nil {
 		return nil, nil, err
 	}
-	inst, err := c.sandboxOf(ctx, rec, p, c.limitsFor(rec.Settings))
+	inst, err := c.runnerOf(ctx, rec, p, c.limitsFor(rec.Settings))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -180,7 +180,8 @@ func wantsLongRun(m *abi.Manifest, rec store.Instance) bool {
 // startLongRunning starts the supervised execution of a started instance,
 // when it wants one.
 func (c *core) startLongRunning(ctx context.Context, rec store.Instance, p *host.Plugin) error {
-	if !wantsLongRun(p.Manifest, rec) {
+	// An engine group runs its executions itself, under leases.
+	if !wantsLongRun(p.Manifest, rec) || rec.Settings.EngineGroup != "" {
 		return nil
 	}
 	info := abi.InstanceInfo{ID: rec.ID, Name: rec.Name, Brand: rec.Plugin}

@@ -55,6 +55,9 @@ type Options struct {
 	// Policy is the trust policy of Plugins.Install; nil admits unsigned
 	// plugins (with a warning) and trusts no key.
 	Policy *signing.Policy
+	// Engines, when set, runs the instances whose settings name an engine
+	// group; without it such instances do not start.
+	Engines Remote
 	// WatchDir, when set and not Idle, is watched for plugin files to
 	// install and swap in (plugins.watch_dir).
 	WatchDir string
@@ -85,7 +88,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	}
 	c := &core{
 		st: opts.Store, rt: opts.Runtime, box: opts.Secrets, log: opts.Logger,
-		limits: opts.Limits, now: opts.Now,
+		limits: opts.Limits, now: opts.Now, remote: opts.Engines,
 		plugins: map[string]*host.Plugin{}, live: map[string]*liveInstance{},
 		loading: map[string]*pluginLoad{}, started: make(chan struct{}), onStart: opts.onStart,
 	}

@@ -78,7 +78,7 @@ func (ps *Plugins) activate(ctx context.Context, pv store.PluginVersion, p *host
 // switchTarget is one instance to switch and its new, warm sandbox pool.
 type switchTarget struct {
 	rec  store.Instance
-	inst *host.Instance
+	inst runner
 }
 
 // prepare builds and warms a pool of p for each enabled target, running
@@ -90,7 +90,7 @@ func (ps *Plugins) prepare(ctx context.Context, targets []switchTarget, p *host.
 		if !t.rec.Enabled {
 			continue
 		}
-		inst, err := ps.c.sandboxOf(ctx, t.rec, p, ps.c.limitsFor(t.rec.Settings))
+		inst, err := ps.c.runnerOf(ctx, t.rec, p, ps.c.limitsFor(t.rec.Settings))
 		if err == nil {
 			t.inst = inst
 			err = inst.Warm(ctx, 1)

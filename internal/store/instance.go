@@ -47,6 +47,9 @@ type Settings struct {
 	// ExternalHTTP exposes a long-running HTTP instance outside the server
 	// (XSOAR instance.execute.external).
 	ExternalHTTP bool `json:"externalHTTP,omitempty"`
+	// EngineGroup runs the instance's commands on the engines of this
+	// group (XSOAR "Run on"); empty runs them on the server itself.
+	EngineGroup string `json:"engine_group,omitempty"`
 }
 
 // ModuleHealth is an instance's health as its connector last reported it.

@@ -59,4 +59,15 @@ type Error struct {
 type Status struct {
 	// Status is ok, ready or queued.
 	Status string `json:"status"`
+	// Engines, on /readyz of a server with engines enabled, are the
+	// enrolled engines and whether each is connected; an engine down does
+	// not make the server unready.
+	Engines []EngineReady `json:"engines,omitempty"`
+}
+
+// EngineReady is an engine in /readyz.
+type EngineReady struct {
+	Name      string `json:"name"`
+	Group     string `json:"group"`
+	Connected bool   `json:"connected"`
 }

@@ -62,6 +62,10 @@ type Settings struct {
 	LongRunning bool `json:"longRunning,omitempty"`
 	// ExternalHTTP exposes the instance at /instance/execute/{name}.
 	ExternalHTTP bool `json:"externalHTTP,omitempty"`
+	// EngineGroup runs the instance's commands on the engines of this
+	// group (docs/engines.md); empty runs them on the server. Refused
+	// when the server runs without engines.
+	EngineGroup string `json:"engine_group,omitempty" jsonschema:"maxLength=63,pattern=^([a-z0-9][a-z0-9_-]*)?$"`
 }
 
 // ModuleHealth is what an instance last reported about itself, or why it

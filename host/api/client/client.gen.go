@@ -645,6 +645,77 @@ type CycleReportMode string
 // CycleReportStoppedBy StoppedBy is the error kind that ended the cycle early.
 type CycleReportStoppedBy string
 
+// Engine Engine is an enrolled engine and what it last reported.
+type Engine struct {
+	// Calls Calls and Failures count the commands the engine answered since the server started.
+	Calls int `json:"calls"`
+
+	// CallsInFlight CallsInFlight are the commands the engine is running.
+	CallsInFlight int `json:"callsInFlight"`
+
+	// Capacity Capacity is how many commands the engine runs at once.
+	Capacity int `json:"capacity"`
+
+	// Connected Connected says a heartbeat arrived within the last few seconds.
+	Connected bool `json:"connected"`
+
+	// ConnectedSince ConnectedSince is when the engine's current connection began.
+	ConnectedSince *time.Time `json:"connectedSince,omitempty"`
+	Failures       int        `json:"failures"`
+	Group          string     `json:"group"`
+
+	// Instances Instances are the instances whose sandboxes the engine holds, as "name (plugin@version)".
+	Instances []string `json:"instances"`
+
+	// LastHeartbeat LastHeartbeat is when the engine last reported.
+	LastHeartbeat *time.Time `json:"lastHeartbeat,omitempty"`
+
+	// LongRunning LongRunning are the ids of the instances whose long-running execution the engine runs, holding their lease.
+	LongRunning []string `json:"longRunning"`
+	Name        string   `json:"name"`
+
+	// Version Version is the connhost version the engine runs.
+	Version *string `json:"version,omitempty"`
+}
+
+// EngineEnrollment EngineEnrollment is the answer of POST /engines: the engine's credentials, shown this once (the server keeps only the public key).
+type EngineEnrollment struct {
+	Group string `json:"group"`
+	Name  string `json:"name"`
+
+	// PublicKey PublicKey is the engine's NKey public key.
+	PublicKey string `json:"publicKey"`
+
+	// Seed Seed is the engine's NKey seed, its secret: pass it to connhost engine (--seed-file); it is not shown again.
+	Seed string `json:"seed"`
+
+	// Url URL is the server's NATS endpoint as the server sees it; engines in other networks use the address they reach it at.
+	Url string `json:"url"`
+}
+
+// EngineInput EngineInput is the body of POST /engines: enroll an engine.
+type EngineInput struct {
+	// Group Group is the load-balancing group the engine serves (instances name it in settings.engine_group); same form as Name.
+	Group string `json:"group"`
+
+	// Name Name is the engine's: a-z, 0-9, '_' or '-', up to 63, starting with a letter or digit.
+	Name string `json:"name"`
+}
+
+// EngineList EngineList is the list of enrolled engines, by group then name.
+type EngineList struct {
+	// Enabled Enabled is false when the server runs without engines (engines.enable).
+	Enabled bool     `json:"enabled"`
+	Engines []Engine `json:"engines"`
+}
+
+// EngineReady EngineReady is an engine in /readyz.
+type EngineReady struct {
+	Connected bool   `json:"connected"`
+	Group     string `json:"group"`
+	Name      string `json:"name"`
+}
+
 // Entry Entry is a war-room entry.
 type Entry struct {
 	// Contents Contents is text, or any JSON.
@@ -1100,6 +1171,9 @@ type Settings struct {
 	// Egress Egress narrows the hosts the plugin's manifest lets the instance reach: host, host:port or *.domain, each allowing only what the manifest's list also allows; an entry the manifest does not allow at all is refused (400). Unset keeps the manifest's list.
 	Egress *[]string `json:"egress,omitempty"`
 
+	// EngineGroup EngineGroup runs the instance's commands on the engines of this group (docs/engines.md); empty runs them on the server. Refused when the server runs without engines.
+	EngineGroup *string `json:"engine_group,omitempty"`
+
 	// ExternalHTTP ExternalHTTP exposes the instance at /instance/execute/{name}.
 	ExternalHTTP *bool `json:"externalHTTP,omitempty"`
 
@@ -1133,6 +1207,9 @@ type SettingsMirrorDirection string
 
 // Status Status is the body of the health endpoints and of accepted requests.
 type Status struct {
+	// Engines Engines, on /readyz of a server with engines enabled, are the enrolled engines and whether each is connected; an engine down does not make the server unready.
+	Engines *[]EngineReady `json:"engines,omitempty"`
+
 	// Status Status is ok, ready or queued.
 	Status string `json:"status"`
 }
@@ -1317,6 +1394,9 @@ type RollbackPluginParams struct {
 // CreateAPIKeyJSONRequestBody defines body for CreateAPIKey for application/json ContentType.
 type CreateAPIKeyJSONRequestBody = APIKeyInput
 
+// EnrollEngineJSONRequestBody defines body for EnrollEngine for application/json ContentType.
+type EnrollEngineJSONRequestBody = EngineInput
+
 // CreateIncidentJSONRequestBody defines body for CreateIncident for application/json ContentType.
 type CreateIncidentJSONRequestBody = IncidentInput
 
@@ -1464,6 +1544,38 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /api/v1/apikeys/{id} (the `RevokeAPIKey` operationId).
 	RevokeAPIKey(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListEngines List the enrolled engines
+	//
+	// Every enrolled engine by group then name, with what its last heartbeat reported: version, capacity, calls in flight, the instances it holds sandboxes of (with their plugin versions), the long-running instances whose lease it holds, and whether it is connected (a heartbeat within the last 5 s). enabled is false, with no engines, when the server runs without engines (engines.enable); see docs/engines.md.
+	//
+	// Corresponds with GET /api/v1/engines (the `ListEngines` operationId).
+	ListEngines(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EnrollEngineWithBody Enroll an engine
+	//
+	// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine enroll writes it to a credentials file for connhost engine run --creds) and may then serve only its own group's commands and host functions.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/engines (the `EnrollEngine` operationId).
+	EnrollEngineWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EnrollEngine Enroll an engine
+	//
+	// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine enroll writes it to a credentials file for connhost engine run --creds) and may then serve only its own group's commands and host functions.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/engines (the `EnrollEngine` operationId).
+	EnrollEngine(ctx context.Context, body EnrollEngineJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RemoveEngine Remove an engine
+	//
+	// Revokes an engine: its NKey is refused from now on and its open connections are closed at once, so a lost or compromised engine stops serving its group. Instances of the group keep their setting; their calls go to the group's other engines, or fail with kind unavailable when none is left.
+	//
+	// Corresponds with DELETE /api/v1/engines/{name} (the `RemoveEngine` operationId).
+	RemoveEngine(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListIncidents Search incidents
 	//
@@ -2011,6 +2123,78 @@ func (c *Client) CreateAPIKey(ctx context.Context, body CreateAPIKeyJSONRequestB
 // Corresponds with DELETE /api/v1/apikeys/{id} (the `RevokeAPIKey` operationId).
 func (c *Client) RevokeAPIKey(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRevokeAPIKeyRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListEngines List the enrolled engines
+//
+// Every enrolled engine by group then name, with what its last heartbeat reported: version, capacity, calls in flight, the instances it holds sandboxes of (with their plugin versions), the long-running instances whose lease it holds, and whether it is connected (a heartbeat within the last 5 s). enabled is false, with no engines, when the server runs without engines (engines.enable); see docs/engines.md.
+//
+// Corresponds with GET /api/v1/engines (the `ListEngines` operationId).
+func (c *Client) ListEngines(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListEnginesRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EnrollEngineWithBody Enroll an engine
+//
+// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine enroll writes it to a credentials file for connhost engine run --creds) and may then serve only its own group's commands and host functions.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/engines (the `EnrollEngine` operationId).
+func (c *Client) EnrollEngineWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEnrollEngineRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EnrollEngine Enroll an engine
+//
+// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine enroll writes it to a credentials file for connhost engine run --creds) and may then serve only its own group's commands and host functions.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/engines (the `EnrollEngine` operationId).
+func (c *Client) EnrollEngine(ctx context.Context, body EnrollEngineJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEnrollEngineRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RemoveEngine Remove an engine
+//
+// Revokes an engine: its NKey is refused from now on and its open connections are closed at once, so a lost or compromised engine stops serving its group. Instances of the group keep their setting; their calls go to the group's other engines, or fail with kind unavailable when none is left.
+//
+// Corresponds with DELETE /api/v1/engines/{name} (the `RemoveEngine` operationId).
+func (c *Client) RemoveEngine(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRemoveEngineRequest(c.Server, name)
 	if err != nil {
 		return nil, err
 	}
@@ -3338,6 +3522,107 @@ func NewRevokeAPIKeyRequest(server string, id string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/api/v1/apikeys/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListEnginesRequest constructs an http.Request for the ListEngines method
+func NewListEnginesRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/engines")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewEnrollEngineRequest calls the generic EnrollEngine builder with application/json body
+func NewEnrollEngineRequest(server string, body EnrollEngineJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewEnrollEngineRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewEnrollEngineRequestWithBody constructs an http.Request for the EnrollEngine method, with any body, and a specified content type
+func NewEnrollEngineRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/engines")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRemoveEngineRequest constructs an http.Request for the RemoveEngine method
+func NewRemoveEngineRequest(server string, name string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/engines/%s", pathParam0)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -6027,6 +6312,42 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /api/v1/apikeys/{id} (the `RevokeAPIKey` operationId).
 	RevokeAPIKeyWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevokeAPIKeyResponse, error)
 
+	// ListEnginesWithResponse List the enrolled engines
+	//
+	// Every enrolled engine by group then name, with what its last heartbeat reported: version, capacity, calls in flight, the instances it holds sandboxes of (with their plugin versions), the long-running instances whose lease it holds, and whether it is connected (a heartbeat within the last 5 s). enabled is false, with no engines, when the server runs without engines (engines.enable); see docs/engines.md.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/engines (the `ListEngines` operationId).
+	ListEnginesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListEnginesResponse, error)
+
+	// EnrollEngineWithBodyWithResponse Enroll an engine
+	//
+	// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine enroll writes it to a credentials file for connhost engine run --creds) and may then serve only its own group's commands and host functions.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/engines (the `EnrollEngine` operationId).
+	EnrollEngineWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*EnrollEngineResponse, error)
+
+	// EnrollEngineWithResponse Enroll an engine
+	//
+	// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine enroll writes it to a credentials file for connhost engine run --creds) and may then serve only its own group's commands and host functions.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/engines (the `EnrollEngine` operationId).
+	EnrollEngineWithResponse(ctx context.Context, body EnrollEngineJSONRequestBody, reqEditors ...RequestEditorFn) (*EnrollEngineResponse, error)
+
+	// RemoveEngineWithResponse Remove an engine
+	//
+	// Revokes an engine: its NKey is refused from now on and its open connections are closed at once, so a lost or compromised engine stops serving its group. Instances of the group keep their setting; their calls go to the group's other engines, or fail with kind unavailable when none is left.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/v1/engines/{name} (the `RemoveEngine` operationId).
+	RemoveEngineWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*RemoveEngineResponse, error)
+
 	// ListIncidentsWithResponse Search incidents
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -6885,6 +7206,290 @@ func (r RevokeAPIKeyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RevokeAPIKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListEnginesResponse429Headers the declared response headers of an HTTP 429 response for ListEngines
+type ListEnginesResponse429Headers struct {
+	RetryAfter *int
+}
+
+// ListEnginesResponse503Headers the declared response headers of an HTTP 503 response for ListEngines
+type ListEnginesResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ListEnginesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EngineList
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListEnginesResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListEnginesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListEnginesResponse) GetJSON200() *EngineList {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListEnginesResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListEnginesResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListEnginesResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListEnginesResponse) GetJSON429() *Error {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListEnginesResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListEnginesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListEnginesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListEnginesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListEnginesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// EnrollEngineResponse429Headers the declared response headers of an HTTP 429 response for EnrollEngine
+type EnrollEngineResponse429Headers struct {
+	RetryAfter *int
+}
+
+// EnrollEngineResponse503Headers the declared response headers of an HTTP 503 response for EnrollEngine
+type EnrollEngineResponse503Headers struct {
+	RetryAfter *int
+}
+
+type EnrollEngineResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *EngineEnrollment
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *EnrollEngineResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *EnrollEngineResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r EnrollEngineResponse) GetJSON201() *EngineEnrollment {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r EnrollEngineResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r EnrollEngineResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r EnrollEngineResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r EnrollEngineResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r EnrollEngineResponse) GetJSON429() *Error {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r EnrollEngineResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r EnrollEngineResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r EnrollEngineResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r EnrollEngineResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r EnrollEngineResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RemoveEngineResponse429Headers the declared response headers of an HTTP 429 response for RemoveEngine
+type RemoveEngineResponse429Headers struct {
+	RetryAfter *int
+}
+
+// RemoveEngineResponse503Headers the declared response headers of an HTTP 503 response for RemoveEngine
+type RemoveEngineResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RemoveEngineResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RemoveEngineResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RemoveEngineResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RemoveEngineResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RemoveEngineResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RemoveEngineResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RemoveEngineResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r RemoveEngineResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RemoveEngineResponse) GetJSON429() *Error {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RemoveEngineResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RemoveEngineResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RemoveEngineResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RemoveEngineResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RemoveEngineResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -12965,6 +13570,66 @@ func (c *ClientWithResponses) RevokeAPIKeyWithResponse(ctx context.Context, id s
 	return ParseRevokeAPIKeyResponse(rsp)
 }
 
+// ListEnginesWithResponse List the enrolled engines
+//
+// Every enrolled engine by group then name, with what its last heartbeat reported: version, capacity, calls in flight, the instances it holds sandboxes of (with their plugin versions), the long-running instances whose lease it holds, and whether it is connected (a heartbeat within the last 5 s). enabled is false, with no engines, when the server runs without engines (engines.enable); see docs/engines.md.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/engines (the `ListEngines` operationId).
+func (c *ClientWithResponses) ListEnginesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListEnginesResponse, error) {
+	rsp, err := c.ListEngines(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListEnginesResponse(rsp)
+}
+
+// EnrollEngineWithBodyWithResponse Enroll an engine
+//
+// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine enroll writes it to a credentials file for connhost engine run --creds) and may then serve only its own group's commands and host functions.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/engines (the `EnrollEngine` operationId).
+func (c *ClientWithResponses) EnrollEngineWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*EnrollEngineResponse, error) {
+	rsp, err := c.EnrollEngineWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEnrollEngineResponse(rsp)
+}
+
+// EnrollEngineWithResponse Enroll an engine
+//
+// Creates the credentials of a new engine of a group: an NKey pair whose seed is answered in clear, the only time it is shown (the server keeps only the public key). The engine connects with it (connhost engine enroll writes it to a credentials file for connhost engine run --creds) and may then serve only its own group's commands and host functions.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/engines (the `EnrollEngine` operationId).
+func (c *ClientWithResponses) EnrollEngineWithResponse(ctx context.Context, body EnrollEngineJSONRequestBody, reqEditors ...RequestEditorFn) (*EnrollEngineResponse, error) {
+	rsp, err := c.EnrollEngine(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEnrollEngineResponse(rsp)
+}
+
+// RemoveEngineWithResponse Remove an engine
+//
+// Revokes an engine: its NKey is refused from now on and its open connections are closed at once, so a lost or compromised engine stops serving its group. Instances of the group keep their setting; their calls go to the group's other engines, or fail with kind unavailable when none is left.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/v1/engines/{name} (the `RemoveEngine` operationId).
+func (c *ClientWithResponses) RemoveEngineWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*RemoveEngineResponse, error) {
+	rsp, err := c.RemoveEngine(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRemoveEngineResponse(rsp)
+}
+
 // ListIncidentsWithResponse Search incidents
 //
 // Returns a wrapper object for the known response body format(s).
@@ -14250,6 +14915,275 @@ func ParseRevokeAPIKeyResponse(rsp *http.Response) (*RevokeAPIKeyResponse, error
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers RevokeAPIKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListEnginesResponse parses an HTTP response from a ListEnginesWithResponse call
+func ParseListEnginesResponse(rsp *http.Response) (*ListEnginesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListEnginesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EngineList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListEnginesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListEnginesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseEnrollEngineResponse parses an HTTP response from a EnrollEngineWithResponse call
+func ParseEnrollEngineResponse(rsp *http.Response) (*EnrollEngineResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &EnrollEngineResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest EngineEnrollment
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers EnrollEngineResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers EnrollEngineResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRemoveEngineResponse parses an HTTP response from a RemoveEngineWithResponse call
+func ParseRemoveEngineResponse(rsp *http.Response) (*RemoveEngineResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RemoveEngineResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers RemoveEngineResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers RemoveEngineResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

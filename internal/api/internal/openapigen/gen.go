@@ -74,6 +74,11 @@ var components = []component{
 	{"APIKeyInput", apitypes.APIKeyInput{}},
 	{"APIKey", apitypes.APIKey{}},
 	{"APIKeyList", apitypes.APIKeyList{}},
+	{"EngineReady", apitypes.EngineReady{}},
+	{"EngineInput", apitypes.EngineInput{}},
+	{"EngineEnrollment", apitypes.EngineEnrollment{}},
+	{"Engine", apitypes.Engine{}},
+	{"EngineList", apitypes.EngineList{}},
 	{"APIKeyCreated", apitypes.APIKeyCreated{}},
 }
 
