@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,10 +30,15 @@ type ledger struct {
 	Created map[string]record `json:"created,omitempty"`
 }
 
-// record is a peer object this connector made, and when.
+// record is a peer object this connector made, and when. A post is
+// recorded before it is sent, with Remote empty and Sum set: until the
+// answer names the peer entry, get-remote-data knows it by its contents, so
+// an incoming cycle running while the post is in flight does not bring it
+// back.
 type record struct {
 	Remote string    `json:"remote"`
 	At     time.Time `json:"at"`
+	Sum    string    `json:"sum,omitempty"`
 }
 
 // ledgerKey is the integration context key of the ledger; other keys are
@@ -144,11 +151,22 @@ func (l ledger) createdRemote(id string) bool {
 }
 
 // postedRemote returns the set of peer entry ids this instance posted to
-// peer incident id.
-func (l ledger) postedRemote(id string) map[string]bool {
-	out := map[string]bool{}
+// peer incident id, and the contents sums of posts still in flight.
+func (l ledger) postedRemote(id string) (ids, inFlight map[string]bool) {
+	ids, inFlight = map[string]bool{}, map[string]bool{}
 	for _, r := range l.Posted[id] {
-		out[r.Remote] = true
+		if r.Remote != "" {
+			ids[r.Remote] = true
+		} else if r.Sum != "" {
+			inFlight[r.Sum] = true
+		}
 	}
-	return out
+	return ids, inFlight
+}
+
+// contentsSum identifies an entry's contents for the in-flight records.
+func contentsSum(contents any) string {
+	b, _ := json.Marshal(contents)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }

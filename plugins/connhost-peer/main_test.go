@@ -419,3 +419,51 @@ func TestGetMappingFields(t *testing.T) {
 		t.Fatalf("mapping = %v, %v", m, err)
 	}
 }
+
+// TestGetRemoteDataSkipsPostsInFlight: a post is recorded in the ledger
+// before it is sent, so an incoming cycle that sees the peer entry before
+// the answer naming it is recorded does not bring it back; and a post
+// recorded but never answered is sent again.
+func TestGetRemoteDataSkipsPostsInFlight(t *testing.T) {
+	p := newPeer(t)
+	ctx := context.Background()
+	inc := p.incident(t, service.IncidentInput{Name: ptr("a")})
+	h := p.host(t, nil)
+	lastSync := p.t0.Add(time.Second).Format(time.RFC3339Nano)
+	p.clock.set(p.t0.Add(time.Minute))
+	// The post of local entry L1 is in flight: recorded, then made on the
+	// peer, with the answer not yet recorded.
+	h.SetIntegrationContext(map[string]any{ledgerKey: map[string]any{"posted": map[string]any{
+		inc.ID: map[string]any{"L1": map[string]any{"at": p.t0, "sum": contentsSum("note from us")}}}}})
+	if _, err := p.svc.Incidents.AddEntry(ctx, inc.ID, service.EntryInput{Contents: "note from us", User: "(peer) ann"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.svc.Incidents.AddEntry(ctx, inc.ID, service.EntryInput{Contents: "their note", User: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := h.GetRemoteData(ctx, abi.GetRemoteDataArgs{RemoteIncidentID: inc.ID, LastUpdate: lastSync})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Entries) != 1 || r.Entries[0].Contents != "their note" {
+		t.Fatalf("entries = %+v, want only the peer's own note", r.Entries)
+	}
+	// L1 has no remote id: the update that carries it again posts it.
+	if _, err := h.UpdateRemoteSystem(ctx, abi.UpdateRemoteSystemArgs{RemoteIncidentID: inc.ID, Entries: []abi.ServerEntry{
+		{ID: "L1", Type: abi.EntryNote, Contents: "note from us", User: "ann"}}}); err != nil {
+		t.Fatal(err)
+	}
+	es, _, err := p.svc.Incidents.ListEntries(ctx, inc.ID, service.EntryQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range es {
+		if e.Contents == "note from us" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("the unanswered post was sent %d more times, want 1", n-1)
+	}
+}

@@ -40,11 +40,12 @@ func getRemoteData(ctx context.Context, h *sdk.Host, args abi.GetRemoteDataArgs)
 	if err != nil {
 		return res, err
 	}
-	ours := led.postedRemote(id)
+	ours, inFlight := led.postedRemote(id)
 	err = c.entries(ctx, id, func(e entry) bool {
 		// Inclusive: an entry made in the same instant as the last sync is
 		// delivered again rather than lost; its ID lets the host add it once.
-		if e.Created.Before(since) || strings.HasPrefix(e.Origin, originMirrorPrefix) || ours[e.ID] {
+		if e.Created.Before(since) || strings.HasPrefix(e.Origin, originMirrorPrefix) || ours[e.ID] ||
+			(len(inFlight) > 0 && inFlight[contentsSum(e.Contents)]) {
 			return true
 		}
 		res.Entries = append(res.Entries, abi.Entry{
@@ -278,7 +279,9 @@ func postEntries(ctx context.Context, h *sdk.Host, c *client, id string, entries
 		return err
 	}
 	for _, e := range entries {
-		if _, done := led.Posted[id][e.ID]; done && e.ID != "" {
+		// A record without a remote id is a post that may not have been
+		// made (the call failed or the process died): post it again.
+		if r, done := led.Posted[id][e.ID]; done && r.Remote != "" && e.ID != "" {
 			continue
 		}
 		if !hasContents(e.Contents) {
@@ -292,6 +295,25 @@ func postEntries(ctx context.Context, h *sdk.Host, c *client, id string, entries
 		if _, isText := e.Contents.(string); !isText && (e.Format == abi.FormatText || e.Format == "") {
 			in.Format = abi.FormatJSON
 		}
+		note := func(r record) error {
+			return updateLedger(ctx, h, func(l *ledger) bool {
+				if l.Posted == nil {
+					l.Posted = map[string]map[string]record{}
+				}
+				if l.Posted[id] == nil {
+					l.Posted[id] = map[string]record{}
+				}
+				l.Posted[id][e.ID] = r
+				return true
+			})
+		}
+		// Recorded before it is sent, so that no incoming cycle can see
+		// the post without knowing it is ours.
+		if e.ID != "" {
+			if err := note(record{At: now(), Sum: contentsSum(in.Contents)}); err != nil {
+				return fmt.Errorf("peer incident %s: entry %s: %w", id, e.ID, err)
+			}
+		}
 		posted, err := c.addEntry(ctx, id, in)
 		if err != nil {
 			return fmt.Errorf("peer incident %s: entry %s: %w", id, e.ID, err)
@@ -299,16 +321,7 @@ func postEntries(ctx context.Context, h *sdk.Host, c *client, id string, entries
 		if e.ID == "" {
 			continue
 		}
-		err = updateLedger(ctx, h, func(l *ledger) bool {
-			if l.Posted == nil {
-				l.Posted = map[string]map[string]record{}
-			}
-			if l.Posted[id] == nil {
-				l.Posted[id] = map[string]record{}
-			}
-			l.Posted[id][e.ID] = record{Remote: posted.ID, At: now()}
-			return true
-		})
+		err = note(record{Remote: posted.ID, At: now()})
 		if err != nil {
 			return fmt.Errorf("peer incident %s: entry %s posted as %s: %w", id, e.ID, posted.ID, err)
 		}
