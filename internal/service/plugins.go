@@ -120,10 +120,11 @@ func (ps *Plugins) Install(ctx context.Context, req InstallRequest) (InstallResu
 
 // InstallVerified installs and switches to a plugin file whose signature
 // the caller has already checked against a trust policy (bundle install
-// verifies every member before installing any). The downgrade check still
-// applies.
-func (ps *Plugins) InstallVerified(ctx context.Context, wasm []byte, by string) (PluginInfo, error) {
-	res, err := ps.install(ctx, InstallRequest{Wasm: wasm, By: by, signature: "bundle"})
+// verifies every member before installing any). sig is the file's
+// .minisig from the bundle (nil when unsigned), kept with the version for
+// engines. The downgrade check still applies.
+func (ps *Plugins) InstallVerified(ctx context.Context, wasm, sig []byte, by string) (PluginInfo, error) {
+	res, err := ps.install(ctx, InstallRequest{Wasm: wasm, Signature: sig, By: by, signature: "bundle"})
 	return res.PluginInfo, fromStore(err)
 }
 
@@ -213,6 +214,8 @@ func (ps *Plugins) storeVersion(ctx context.Context, p *host.Plugin, req Install
 	pv, err := st.PutPluginVersion(ctx, store.PluginVersion{
 		Name: m.Name, Version: m.Version, SHA256: p.SHA256, Manifest: raw,
 		InstalledAt: ps.c.now().UTC(), InstalledBy: req.By, Signature: req.signature, SignedBy: req.signedBy,
+		// Kept for engines, which verify the file with their own policy.
+		Minisig: req.Signature,
 	})
 	if err != nil {
 		return store.PluginVersion{}, false, err

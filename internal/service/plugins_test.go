@@ -135,10 +135,10 @@ func TestPluginsTrust(t *testing.T) {
 			}
 		})
 	}
-	if pi, err := e.svc.Plugins.InstallVerified(ctx, v2, "bundle"); err != nil || pi.Version != "2.0.0" || !pi.Current {
+	if pi, err := e.svc.Plugins.InstallVerified(ctx, v2, nil, "bundle"); err != nil || pi.Version != "2.0.0" || !pi.Current {
 		t.Fatalf("install verified: %+v, %v", pi, err)
 	}
-	if _, err := e.svc.Plugins.InstallVerified(ctx, echo(t, "1.5.0"), "bundle"); !errors.Is(err, service.ErrConflict) {
+	if _, err := e.svc.Plugins.InstallVerified(ctx, echo(t, "1.5.0"), nil, "bundle"); !errors.Is(err, service.ErrConflict) {
 		t.Errorf("verified downgrade: %v", err)
 	}
 	// Each version keeps how it passed the policy, for listings.

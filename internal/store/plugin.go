@@ -31,6 +31,11 @@ type PluginVersion struct {
 	// recorded.
 	Signature string `json:"signature,omitempty"`
 	SignedBy  string `json:"signedBy,omitempty"`
+	// Minisig is the detached minisign signature the file was installed
+	// with, kept so engines can verify the file with their own trust
+	// policy; nil for an unsigned file (and for versions installed before
+	// it was kept).
+	Minisig []byte `json:"minisig,omitempty"`
 }
 
 func blobKey(sha string) []byte { return key(pBlob, sha) }

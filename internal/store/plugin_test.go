@@ -152,3 +152,55 @@ func TestCompareSemver(t *testing.T) {
 		}
 	}
 }
+
+// TestPluginVersionMinisigSurvivesReopen: the detached signature kept with
+// a version is read back after the store is closed and reopened, and a
+// record written without one (as older connhost did) reads as unsigned.
+func TestPluginVersionMinisigSurvivesReopen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openAt(t, dir, Options{})
+	mod := []byte("\x00asm\x01\x00\x00\x00 signed module")
+	sig := []byte("untrusted comment: x\nRWQ...\ntrusted comment: y\nZZZ\n")
+	tests := []struct {
+		name, version string
+		minisig       []byte
+	}{
+		{"signed", "1.0.0", sig},
+		{"unsigned", "1.0.1", nil},
+	}
+	if err := s.PutPluginBlob(ctx, shaOf(mod), mod); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range tests {
+		if _, err := s.PutPluginVersion(ctx, PluginVersion{Name: "p", Version: tc.version, SHA256: shaOf(mod), Manifest: []byte(`{}`), Minisig: tc.minisig}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A record as an older connhost wrote it: no minisig field at all.
+	if err := s.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(pvKey("p", "0.9.0"), []byte(`{"name":"p","version":"0.9.0","sha256":"`+shaOf(mod)+`","signature":"signed"}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tests = append(tests, struct {
+		name, version string
+		minisig       []byte
+	}{"older record", "0.9.0", nil})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openAt(t, dir, Options{})
+	t.Cleanup(func() { _ = s.Close() })
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pv, err := s.GetPluginVersion(ctx, "p", tc.version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(pv.Minisig) != string(tc.minisig) || (tc.minisig == nil) != (pv.Minisig == nil) {
+				t.Fatalf("minisig after reopen = %q, want %q", pv.Minisig, tc.minisig)
+			}
+		})
+	}
+}
