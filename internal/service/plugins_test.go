@@ -94,7 +94,8 @@ func TestPluginsInstall(t *testing.T) {
 
 // TestPluginsTrust: with require_signed, only files signed by a trusted
 // key are installed; refusals are ErrUntrusted. InstallVerified skips the
-// policy (its caller verified) but not the downgrade check.
+// policy (its caller verified) but not the downgrade check. Each version
+// keeps the .minisig it came with, for engines to verify.
 func TestPluginsTrust(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: compiles several plugin versions and exercises no concurrency")
@@ -135,7 +136,8 @@ func TestPluginsTrust(t *testing.T) {
 			}
 		})
 	}
-	if pi, err := e.svc.Plugins.InstallVerified(ctx, v2, nil, "bundle"); err != nil || pi.Version != "2.0.0" || !pi.Current {
+	v2sig := sign(trusted, v2)
+	if pi, err := e.svc.Plugins.InstallVerified(ctx, v2, v2sig, "bundle"); err != nil || pi.Version != "2.0.0" || !pi.Current {
 		t.Fatalf("install verified: %+v, %v", pi, err)
 	}
 	if _, err := e.svc.Plugins.InstallVerified(ctx, echo(t, "1.5.0"), nil, "bundle"); !errors.Is(err, service.ErrConflict) {
@@ -150,6 +152,17 @@ func TestPluginsTrust(t *testing.T) {
 		vs[1].Version != "1.0.0" || vs[1].Signature != "signed" || vs[1].SignedBy != trusted.ID.String() {
 		t.Errorf("recorded signatures: %s %q %q, %s %q %q", vs[0].Version, vs[0].Signature, vs[0].SignedBy, vs[1].Version, vs[1].Signature, vs[1].SignedBy)
 	}
+	// The kept .minisig is the file's signature by the trusted key.
+	keyOnly := signing.NewPolicy([]signing.PublicKey{trusted.Public()}, true)
+	for version, wasm := range map[string][]byte{"1.0.0": v1, "2.0.0": v2} {
+		pv, err := e.st.GetPluginVersion(ctx, "goecho", version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := keyOnly.Verify(wasm, pv.Minisig); err != nil || !v.Signed {
+			t.Errorf("goecho@%s keeps minisig %q: %v", version, pv.Minisig, err)
+		}
+	}
 	t.Run("unsigned", func(t *testing.T) {
 		open := newEnv(t)
 		if _, err := open.svc.Plugins.Install(ctx, service.InstallRequest{Wasm: v1, By: "test"}); err != nil {
@@ -157,6 +170,9 @@ func TestPluginsTrust(t *testing.T) {
 		}
 		if ps, err := open.svc.Plugins.List(ctx); err != nil || len(ps) != 1 || ps[0].Signature != "unsigned" || ps[0].SignedBy != "" {
 			t.Errorf("an unsigned install lists as %+v, %v", ps, err)
+		}
+		if pv, err := open.st.GetPluginVersion(ctx, "goecho", "1.0.0"); err != nil || pv.Minisig != nil {
+			t.Errorf("an unsigned install keeps minisig %q, %v", pv.Minisig, err)
 		}
 	})
 }
