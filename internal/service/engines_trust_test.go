@@ -19,7 +19,8 @@ import (
 // with travels to engines, so an engine requiring signatures runs a signed
 // version of an instance in its group; after an unsigned version (admitted
 // by the server's lenient policy) replaces it, the engine refuses it with
-// kind denied naming the engine and the plugin.
+// kind denied naming the engine and the plugin. Installing that file again
+// with its .minisig adds the signature, and the engine runs it.
 func TestPluginsSignatureReachesEngine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: compiles two plugin versions and exercises no concurrency")
@@ -68,7 +69,8 @@ func TestPluginsSignatureReachesEngine(t *testing.T) {
 		t.Fatalf("signed plugin on the engine: %s", got)
 	}
 
-	if _, err := e.svc.Plugins.Install(ctx, service.InstallRequest{Wasm: echo(t, "2.0.0"), By: "test"}); err != nil {
+	v2 := echo(t, "2.0.0")
+	if _, err := e.svc.Plugins.Install(ctx, service.InstallRequest{Wasm: v2, By: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = e.svc.Commands.Execute(ctx, "remote", service.ExecuteRequest{Command: "version"})
@@ -79,5 +81,17 @@ func TestPluginsSignatureReachesEngine(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("refusal %q does not say %q", err, want)
 		}
+	}
+
+	sig2, err := signing.SignPlugin(key, v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.svc.Plugins.Install(ctx, service.InstallRequest{Wasm: v2, Signature: sig2, By: "test"})
+	if err != nil || res.Created || res.Signature != "signed" || res.SignedBy != key.ID.String() {
+		t.Fatalf("installing goecho@2.0.0 again, signed: %+v, %v", res, err)
+	}
+	if got := e.run("remote", "version", nil); got != `{"version":"2.0.0"}` {
+		t.Fatalf("goecho@2.0.0 signed afterwards, on the engine: %s", got)
 	}
 }

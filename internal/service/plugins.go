@@ -193,6 +193,9 @@ func (ps *Plugins) storeVersion(ctx context.Context, p *host.Plugin, req Install
 		return store.PluginVersion{}, false, err
 	}
 	if old.Version != "" {
+		if old.Minisig == nil && req.Signature != nil {
+			return ps.addSignature(ctx, old, req)
+		}
 		return old, false, nil
 	}
 	if len(installed) > 0 {
@@ -221,6 +224,23 @@ func (ps *Plugins) storeVersion(ctx context.Context, p *host.Plugin, req Install
 		return store.PluginVersion{}, false, err
 	}
 	return pv, true, nil
+}
+
+// addSignature keeps the signature a file installed before without one
+// came with this time, and publishes it to engines at once: the instances
+// running the version are not restarted, so nothing else would.
+func (ps *Plugins) addSignature(ctx context.Context, old store.PluginVersion, req InstallRequest) (store.PluginVersion, bool, error) {
+	pv, err := ps.c.st.AddPluginSignature(ctx, old.Name, old.Version, req.Signature, req.signature, req.signedBy)
+	if err != nil {
+		return store.PluginVersion{}, false, err
+	}
+	if ps.c.remote != nil {
+		if err := ps.c.remote.Publish(ctx, pv.SHA256, req.Wasm, pv.Minisig); err != nil {
+			return store.PluginVersion{}, false, fmt.Errorf("plugin %s@%s: %w", pv.Name, pv.Version, err)
+		}
+	}
+	ps.c.log.Info().Str("plugin", pv.Name+"@"+pv.Version).Str("by", req.By).Msg("signature added to an installed plugin version")
+	return pv, false, nil
 }
 
 // CheckDowngrade returns the refusal an install of version of plugin name

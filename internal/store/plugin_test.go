@@ -204,3 +204,46 @@ func TestPluginVersionMinisigSurvivesReopen(t *testing.T) {
 		})
 	}
 }
+
+// TestAddPluginSignature: a version without a signature gains one (with
+// its verdict); one that has a signature keeps it; an unknown version is
+// ErrNotFound.
+func TestAddPluginSignature(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, Options{})
+	mod := []byte("\x00asm\x01\x00\x00\x00 module")
+	if err := s.PutPluginBlob(ctx, shaOf(mod), mod); err != nil {
+		t.Fatal(err)
+	}
+	for v, sig := range map[string][]byte{"1.0.0": nil, "2.0.0": []byte("first")} {
+		if _, err := s.PutPluginVersion(ctx, PluginVersion{Name: "p", Version: v, SHA256: shaOf(mod), Signature: "unsigned", Minisig: sig}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name, version string
+		add           []byte
+		want          string
+		wantStatus    string
+		wantErr       error
+	}{
+		{"added to an unsigned version", "1.0.0", []byte("sig"), "sig", "signed", nil},
+		{"a kept signature stays", "2.0.0", []byte("second"), "first", "unsigned", nil},
+		{"unknown version", "3.0.0", []byte("sig"), "", "", ErrNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pv, err := s.AddPluginSignature(ctx, "p", tc.version, tc.add, "signed", "KEY")
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("AddPluginSignature: %v, want %v", err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			got, err := s.GetPluginVersion(ctx, "p", tc.version)
+			if err != nil || string(got.Minisig) != tc.want || got.Signature != tc.wantStatus || string(pv.Minisig) != tc.want {
+				t.Fatalf("stored %q %q (returned %q), %v; want %q %q", got.Minisig, got.Signature, pv.Minisig, err, tc.want, tc.wantStatus)
+			}
+		})
+	}
+}
