@@ -243,6 +243,18 @@ func (ps *Plugins) addSignature(ctx context.Context, old store.PluginVersion, re
 	return pv, false, nil
 }
 
+// keepSignature adds sig to installed version pv, which has none, once
+// the trust policy accepts it, without changing which version is current.
+func (ps *Plugins) keepSignature(ctx context.Context, pv store.PluginVersion, wasm, sig []byte, by string) error {
+	v, err := ps.policy.Verify(wasm, sig)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUntrusted, err)
+	}
+	req := InstallRequest{Wasm: wasm, Signature: sig, By: by, signature: "signed", signedBy: v.KeyID.String()}
+	_, _, err = ps.addSignature(ctx, pv, req)
+	return fromStore(err)
+}
+
 // CheckDowngrade returns the refusal an install of version of plugin name
 // would meet (ErrConflict wrapping signing.ErrDowngrade), or nil. Install
 // makes this check itself; bundle install calls it for every member before

@@ -433,3 +433,72 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	wait.For(t, time.Minute, what, cond)
 }
+
+// TestPluginsWatchDirKeepsSignature: a watched FILE.wasm.minisig is kept
+// with the version it signs; one that appears, while the server is down,
+// beside a file installed unsigned is added to that version at start
+// without making it current (it is older than the current one).
+func TestPluginsWatchDirKeepsSignature(t *testing.T) {
+	key, err := signing.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	v1, v2 := echo(t, "1.0.0"), echo(t, "2.0.0")
+	write := func(name string, data []byte) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sign := func(wasm []byte) []byte {
+		sig, err := signing.SignPlugin(key, wasm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sig
+	}
+	write("echo-1.wasm", v1)
+	e := newEnv(t, func(o *service.Options) {
+		o.WatchDir = dir
+		o.Policy = signing.NewPolicy([]signing.PublicKey{key.Public()}, false)
+	})
+	minisig := func(version string) []byte {
+		pv, err := e.st.GetPluginVersion(context.Background(), "goecho", version)
+		if err != nil {
+			return nil
+		}
+		return pv.Minisig
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", e.logs.String())
+		}
+	})
+	waitFor(t, "1.0.0 installed unsigned", func() bool {
+		_, err := e.st.GetPluginVersion(context.Background(), "goecho", "1.0.0")
+		return err == nil
+	})
+	if s := minisig("1.0.0"); s != nil {
+		t.Fatalf("unsigned 1.0.0 keeps minisig %q", s)
+	}
+	sig2 := sign(v2)
+	write("echo-2.wasm.minisig", sig2)
+	write("echo-2.wasm", v2)
+	waitFor(t, "2.0.0 installed with its signature and current", func() bool {
+		vs, err := e.svc.Plugins.Versions(context.Background(), "goecho")
+		return err == nil && vs[0].Version == "2.0.0" && vs[0].Current && string(minisig("2.0.0")) == string(sig2)
+	})
+
+	if err := e.svc.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sig1 := sign(v1)
+	write("echo-1.wasm.minisig", sig1)
+	e.open()
+	waitFor(t, "1.0.0's signature kept at start", func() bool { return string(minisig("1.0.0")) == string(sig1) })
+	vs, err := e.svc.Plugins.Versions(context.Background(), "goecho")
+	if err != nil || len(vs) != 2 || !vs[0].Current || vs[0].Version != "2.0.0" || vs[1].Signature != "signed" || vs[1].SignedBy != key.ID.String() {
+		t.Fatalf("versions after the signature was kept: %+v, %v", vs, err)
+	}
+}
