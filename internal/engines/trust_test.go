@@ -50,6 +50,9 @@ func TestEngineTrustPolicy(t *testing.T) {
 		{"signed by a key trusted for other names", &trusted, scoped("other-*"), signing.ErrNameNotAllowed.Error()},
 		{"untrusted signature, signatures optional", &stranger, signing.NewPolicy(nil, false), signing.ErrUnknownKey.Error()},
 	}
+	// One runtime for every engine: its compilation cache is warm after
+	// the first case.
+	rt := newFixture(t).rt
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			// A hub per case: the object store holds one signature per file.
@@ -66,7 +69,7 @@ func TestEngineTrustPolicy(t *testing.T) {
 				t.Fatal(err)
 			}
 			e, err := Connect(ctx, EngineOptions{URL: f.hub.ClientURL(), Name: "strict", Group: "dmz", Seed: seed,
-				Runtime: f.rt, Policy: tc.policy, Logger: zerolog.Nop()})
+				Runtime: rt, Policy: tc.policy, Logger: zerolog.Nop()})
 			if err != nil {
 				t.Fatal(err)
 			}
