@@ -228,18 +228,21 @@ func (ps *Plugins) storeVersion(ctx context.Context, p *host.Plugin, req Install
 
 // addSignature keeps the signature a file installed before without one
 // came with this time, and publishes it to engines at once: the instances
-// running the version are not restarted, so nothing else would.
+// running the version are not restarted, so nothing else would. The
+// signature is kept even when engines are unreachable (a warning): it is
+// published when an instance of the version next starts.
 func (ps *Plugins) addSignature(ctx context.Context, old store.PluginVersion, req InstallRequest) (store.PluginVersion, bool, error) {
 	pv, err := ps.c.st.AddPluginSignature(ctx, old.Name, old.Version, req.Signature, req.signature, req.signedBy)
 	if err != nil {
 		return store.PluginVersion{}, false, err
 	}
+	log := ps.c.log.With().Str("plugin", pv.Name+"@"+pv.Version).Str("by", req.By).Logger()
+	log.Info().Msg("signature added to an installed plugin version")
 	if ps.c.remote != nil {
 		if err := ps.c.remote.Publish(ctx, pv.SHA256, req.Wasm, pv.Minisig); err != nil {
-			return store.PluginVersion{}, false, fmt.Errorf("plugin %s@%s: %w", pv.Name, pv.Version, err)
+			log.Warn().Err(err).Msg("signature kept but not yet published to engines")
 		}
 	}
-	ps.c.log.Info().Str("plugin", pv.Name+"@"+pv.Version).Str("by", req.By).Msg("signature added to an installed plugin version")
 	return pv, false, nil
 }
 
