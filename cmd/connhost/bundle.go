@@ -141,7 +141,7 @@ func runBundleInstall(ctx context.Context, a *app, fs *pflag.FlagSet, file strin
 	by := "bundle " + filepath.Base(file)
 	// The bundle is read again, one plugin in memory at a time.
 	err = b.Each(func(p bundle.Plugin) error {
-		pi, err := d.svc.Plugins.InstallVerified(ctx, p.Wasm, by)
+		pi, err := d.svc.Plugins.InstallVerified(ctx, p.Wasm, p.SignatureBytes, by)
 		switch {
 		case errors.Is(err, service.ErrInvalid):
 			return withCode(exitIncompatible, fmt.Errorf("plugin %s@%s: %w", p.Name, p.Version, err))

@@ -14,6 +14,7 @@ import (
 	"github.com/connhost/connhost/host"
 	"github.com/connhost/connhost/internal/secrets"
 	"github.com/connhost/connhost/internal/service"
+	"github.com/connhost/connhost/internal/signing"
 	"github.com/connhost/connhost/internal/store"
 )
 
@@ -104,6 +105,11 @@ func TestBundleRoundTrip(t *testing.T) {
 	check(t, offline(t, args...), exitOK, []string{"installed echo@0.1.0"}, nil)
 
 	ctx := context.Background()
+	// Both installs (plugin install, bundle install) keep each plugin's
+	// .minisig with its version, for engines.
+	for _, dir := range []string{source, target} {
+		checkKeptSignatures(t, dir, key+".pub", len(plugins))
+	}
 	src := openService(t, source)
 	want, err := src.Plugins.List(ctx)
 	if err != nil {
@@ -133,6 +139,40 @@ func TestBundleRoundTrip(t *testing.T) {
 	res, err := dst.Commands.Execute(ctx, "echo-1", service.ExecuteRequest{Command: "echo", Args: map[string]any{"msg": "air-gapped"}})
 	if err != nil || !bytes.Contains(res.Result, []byte("air-gapped")) {
 		t.Fatalf("echo: %s %v", res.Result, err)
+	}
+}
+
+// checkKeptSignatures checks that each of the want plugins installed in
+// dataDir keeps a .minisig by the key in pubFile.
+func checkKeptSignatures(t *testing.T, dataDir, pubFile string, want int) {
+	t.Helper()
+	ctx := context.Background()
+	raw, err := os.ReadFile(pubFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := signing.ParsePublicKey(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := signing.NewPolicy([]signing.PublicKey{pub}, true)
+	st, err := store.Open(ctx, filepath.Join(dataDir, "db"), store.Options{GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = st.Close() }()
+	pvs, err := st.ListPlugins(ctx)
+	if err != nil || len(pvs) != want {
+		t.Fatalf("%s: %d plugins, want %d: %v", dataDir, len(pvs), want, err)
+	}
+	for _, pv := range pvs {
+		blob, err := st.GetPluginBlob(ctx, pv.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := policy.Verify(blob, pv.Minisig); err != nil {
+			t.Errorf("%s: plugin %s@%s keeps minisig %q: %v", dataDir, pv.Name, pv.Version, pv.Minisig, err)
+		}
 	}
 }
 

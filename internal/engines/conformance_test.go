@@ -28,7 +28,7 @@ func TestConformanceOnEngine(t *testing.T) {
 				t.Fatal(err)
 			}
 			sha := sha256Hex(wasm)
-			if err := f.hub.Publish(ctx, sha, wasm); err != nil {
+			if err := f.hub.Publish(ctx, sha, wasm, nil); err != nil {
 				t.Fatal(err)
 			}
 			f.be.mu.Lock()

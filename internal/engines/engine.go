@@ -445,7 +445,11 @@ func (e *Engine) plugin(ctx context.Context, s Spec) (*host.Plugin, error) {
 	}
 }
 
-// load fetches, checks and compiles a plugin file.
+// load fetches, checks and compiles a plugin file. The file must pass the
+// engine's own trust policy with the signature published beside it (none
+// published: unsigned), so an engine trusts only the keys its operator
+// gave it, whatever the server admitted; a refusal is KindDenied naming
+// the plugin, the engine and the policy's reason.
 func (e *Engine) load(ctx context.Context, s Spec) (*host.Plugin, error) {
 	blob, err := e.objs.GetBytes(ctx, s.SHA256)
 	if err != nil {
@@ -454,9 +458,18 @@ func (e *Engine) load(ctx context.Context, s Spec) (*host.Plugin, error) {
 	if got := sha256Hex(blob); got != s.SHA256 {
 		return nil, abi.Errorf(abi.KindDenied, "engine %q: plugin %s: file hash %s is not %s", e.opts.Name, s.Plugin, got, s.SHA256)
 	}
-	v, err := e.opts.Policy.Verify(blob, nil)
+	sig, err := e.objs.GetBytes(ctx, SigObject(s.SHA256))
+	switch {
+	case errors.Is(err, jetstream.ErrObjectNotFound):
+		sig = nil
+	case err != nil:
+		return nil, abi.Errorf(abi.KindUnavailable, "engine %q: plugin %s (sha256 %s): signature: %v", e.opts.Name, s.Plugin, s.SHA256, err)
+	}
+	v, err := e.opts.Policy.Verify(blob, sig)
 	if err != nil {
-		return nil, abi.Errorf(abi.KindDenied, "engine %q: %v", e.opts.Name, err)
+		e.log.Warn().Err(err).Str("plugin", s.Plugin).Str("instance", s.Info.Name).Msg("plugin refused by the engine's trust policy")
+		return nil, abi.Errorf(abi.KindDenied, "engine %q refused plugin %s (sha256 %s) of instance %q by its trust policy: %v",
+			e.opts.Name, s.Plugin, s.SHA256, s.Info.Name, err)
 	}
 	if v.Warning != "" {
 		e.log.Warn().Str("plugin", s.Plugin).Msg(v.Warning)

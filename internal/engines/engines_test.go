@@ -104,7 +104,7 @@ func (f *fixture) engine(t testing.TB, name, group string) *Engine {
 func (f *fixture) spec(t testing.TB, id, group string) Spec {
 	t.Helper()
 	sha := shaHex(f.wasm)
-	if err := f.hub.Publish(t.Context(), sha, f.wasm); err != nil {
+	if err := f.hub.Publish(t.Context(), sha, f.wasm, nil); err != nil {
 		t.Fatal(err)
 	}
 	f.be.mu.Lock()

@@ -122,7 +122,7 @@ type Hub struct {
 	mu        sync.Mutex
 	enrolled  map[string]Enrolled // by public key
 	status    map[string]*Status  // by engine name
-	published map[string]bool     // plugin hashes in the object store
+	published map[string]bool     // objects in the plugin store (files by hash, signatures)
 	lost      map[string]bool     // engines whose loss was logged
 	conns     map[string][]uint64 // client ids of each engine's connections
 	subs      []*nats.Subscription
@@ -492,24 +492,53 @@ func (h *Hub) Engines() []Status {
 // Ready reports whether the NATS server takes connections.
 func (h *Hub) Ready() bool { return (h.ns == nil || h.ns.Running()) && h.nc.IsConnected() }
 
-// Publish makes a plugin file available to engines, by its SHA-256.
-func (h *Hub) Publish(ctx context.Context, sha string, blob []byte) error {
+// Publish makes a plugin file available to engines, by its SHA-256, with
+// its detached minisign signature (nil when it has none) as the object
+// SigObject(sha): each engine verifies the file against its own trust
+// policy, so the signature travels with the file.
+func (h *Hub) Publish(ctx context.Context, sha string, blob, sig []byte) error {
+	if err := h.put(ctx, sha, blob, false); err != nil {
+		return fmt.Errorf("engines: publishing plugin %s: %w", sha, err)
+	}
+	if sig == nil {
+		return nil
+	}
+	if err := h.put(ctx, SigObject(sha), sig, true); err != nil {
+		return fmt.Errorf("engines: publishing the signature of plugin %s: %w", sha, err)
+	}
+	return nil
+}
+
+// put stores an object unless this hub stored it already. A plugin file
+// (named by its hash) is kept when the store holds it; a signature
+// replaces one that differs, so the store holds the installed one.
+func (h *Hub) put(ctx context.Context, name string, data []byte, replace bool) error {
 	h.mu.Lock()
-	done := h.published[sha]
+	done := h.published[name]
 	h.mu.Unlock()
 	if done {
 		return nil
 	}
-	if _, err := h.objs.GetInfo(ctx, sha); err != nil {
-		if _, err := h.objs.PutBytes(ctx, sha, blob); err != nil {
-			return fmt.Errorf("engines: publishing plugin %s: %w", sha, err)
+	var have []byte
+	if replace {
+		have, _ = h.objs.GetBytes(ctx, name)
+	} else if _, err := h.objs.GetInfo(ctx, name); err == nil {
+		have = data
+	}
+	if have == nil || string(have) != string(data) {
+		if _, err := h.objs.PutBytes(ctx, name, data); err != nil {
+			return err
 		}
 	}
 	h.mu.Lock()
-	h.published[sha] = true
+	h.published[name] = true
 	h.mu.Unlock()
 	return nil
 }
+
+// SigObject is the object-store name of the detached signature of the
+// plugin file with hash sha.
+func SigObject(sha string) string { return sha + ".minisig" }
 
 // Execute runs a command of an instance on an engine of group, load
 // balanced by the group's queue. No engine connected fails at once with

@@ -145,7 +145,13 @@ func toWire(err error) *wireError {
 	}
 	var ae *abi.Error
 	if errors.As(err, &ae) {
-		return &wireError{Kind: ae.Kind, Message: err.Error()}
+		// The kind travels apart: a bare *abi.Error's message is sent
+		// without it, so the caller's error does not say it twice.
+		msg := err.Error()
+		if err == error(ae) {
+			msg = ae.Message
+		}
+		return &wireError{Kind: ae.Kind, Message: msg}
 	}
 	return &wireError{Kind: abi.KindInternalError, Message: err.Error()}
 }

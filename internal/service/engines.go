@@ -14,8 +14,10 @@ import (
 // Remote runs the calls of instances assigned to an engine group
 // (settings.engine_group); *engines.Hub implements it.
 type Remote interface {
-	// Publish makes a plugin file available to engines by its SHA-256.
-	Publish(ctx context.Context, sha string, blob []byte) error
+	// Publish makes a plugin file available to engines by its SHA-256,
+	// with its detached signature (nil when unsigned) for the engines'
+	// own trust policies.
+	Publish(ctx context.Context, sha string, blob, sig []byte) error
 	// Execute runs a command on an engine of group.
 	Execute(ctx context.Context, group string, spec engines.Spec, command string, args json.RawMessage) (json.RawMessage, error)
 	// HandleHTTP passes a request to the engine running a long-running
@@ -55,7 +57,7 @@ func (c *core) runnerOf(ctx context.Context, rec store.Instance, p *host.Plugin,
 		return nil, err
 	}
 	r := &remoteRunner{c: c, group: rec.Settings.EngineGroup, spec: spec}
-	if err := r.publish(ctx); err != nil {
+	if err := r.publish(ctx, p.Manifest.Name, p.Manifest.Version); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -95,14 +97,21 @@ func (r *remoteRunner) HandleHTTP(ctx context.Context, req abi.HTTPRequest) (abi
 // Warm implements runner: the engines warm their own pools on first use.
 func (r *remoteRunner) Warm(context.Context, int) error { return nil }
 
-// publish makes the plugin file available to the engines before any call
-// needs it.
-func (r *remoteRunner) publish(ctx context.Context) error {
+// publish makes the plugin file, with the signature it was installed
+// with, available to the engines before any call needs it.
+func (r *remoteRunner) publish(ctx context.Context, name, version string) error {
 	blob, err := r.c.st.GetPluginBlob(ctx, r.spec.SHA256)
 	if err != nil {
 		return fmt.Errorf("instance %q plugin %s: %w", r.spec.Info.Name, r.spec.Plugin, fromStore(err))
 	}
-	return r.c.remote.Publish(ctx, r.spec.SHA256, blob)
+	pv, err := r.c.st.GetPluginVersion(ctx, name, version)
+	if err != nil {
+		return fmt.Errorf("instance %q plugin %s: %w", r.spec.Info.Name, r.spec.Plugin, fromStore(err))
+	}
+	if err := r.c.remote.Publish(ctx, r.spec.SHA256, blob, pv.Minisig); err != nil {
+		return fmt.Errorf("instance %q plugin %s: %w", r.spec.Info.Name, r.spec.Plugin, err)
+	}
+	return nil
 }
 
 // Stop implements runner: the engines stop what they run when the

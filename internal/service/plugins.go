@@ -120,10 +120,11 @@ func (ps *Plugins) Install(ctx context.Context, req InstallRequest) (InstallResu
 
 // InstallVerified installs and switches to a plugin file whose signature
 // the caller has already checked against a trust policy (bundle install
-// verifies every member before installing any). The downgrade check still
-// applies.
-func (ps *Plugins) InstallVerified(ctx context.Context, wasm []byte, by string) (PluginInfo, error) {
-	res, err := ps.install(ctx, InstallRequest{Wasm: wasm, By: by, signature: "bundle"})
+// verifies every member before installing any). sig is the file's
+// .minisig from the bundle (nil when unsigned), kept with the version for
+// engines. The downgrade check still applies.
+func (ps *Plugins) InstallVerified(ctx context.Context, wasm, sig []byte, by string) (PluginInfo, error) {
+	res, err := ps.install(ctx, InstallRequest{Wasm: wasm, Signature: sig, By: by, signature: "bundle"})
 	return res.PluginInfo, fromStore(err)
 }
 
@@ -192,6 +193,9 @@ func (ps *Plugins) storeVersion(ctx context.Context, p *host.Plugin, req Install
 		return store.PluginVersion{}, false, err
 	}
 	if old.Version != "" {
+		if old.Minisig == nil && req.Signature != nil {
+			return ps.addSignature(ctx, old, req)
+		}
 		return old, false, nil
 	}
 	if len(installed) > 0 {
@@ -213,11 +217,45 @@ func (ps *Plugins) storeVersion(ctx context.Context, p *host.Plugin, req Install
 	pv, err := st.PutPluginVersion(ctx, store.PluginVersion{
 		Name: m.Name, Version: m.Version, SHA256: p.SHA256, Manifest: raw,
 		InstalledAt: ps.c.now().UTC(), InstalledBy: req.By, Signature: req.signature, SignedBy: req.signedBy,
+		// Kept for engines, which verify the file with their own policy.
+		Minisig: req.Signature,
 	})
 	if err != nil {
 		return store.PluginVersion{}, false, err
 	}
 	return pv, true, nil
+}
+
+// addSignature keeps the signature a file installed before without one
+// came with this time, and publishes it to engines at once: the instances
+// running the version are not restarted, so nothing else would. The
+// signature is kept even when engines are unreachable (a warning): it is
+// published when an instance of the version next starts.
+func (ps *Plugins) addSignature(ctx context.Context, old store.PluginVersion, req InstallRequest) (store.PluginVersion, bool, error) {
+	pv, err := ps.c.st.AddPluginSignature(ctx, old.Name, old.Version, req.Signature, req.signature, req.signedBy)
+	if err != nil {
+		return store.PluginVersion{}, false, err
+	}
+	log := ps.c.log.With().Str("plugin", pv.Name+"@"+pv.Version).Str("by", req.By).Logger()
+	log.Info().Msg("signature added to an installed plugin version")
+	if ps.c.remote != nil {
+		if err := ps.c.remote.Publish(ctx, pv.SHA256, req.Wasm, pv.Minisig); err != nil {
+			log.Warn().Err(err).Msg("signature kept but not yet published to engines")
+		}
+	}
+	return pv, false, nil
+}
+
+// keepSignature adds sig to installed version pv, which has none, once
+// the trust policy accepts it, without changing which version is current.
+func (ps *Plugins) keepSignature(ctx context.Context, pv store.PluginVersion, wasm, sig []byte, by string) error {
+	v, err := ps.policy.Verify(wasm, sig)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUntrusted, err)
+	}
+	req := InstallRequest{Wasm: wasm, Signature: sig, By: by, signature: "signed", signedBy: v.KeyID.String()}
+	_, _, err = ps.addSignature(ctx, pv, req)
+	return fromStore(err)
 }
 
 // CheckDowngrade returns the refusal an install of version of plugin name

@@ -94,7 +94,8 @@ func TestPluginsInstall(t *testing.T) {
 
 // TestPluginsTrust: with require_signed, only files signed by a trusted
 // key are installed; refusals are ErrUntrusted. InstallVerified skips the
-// policy (its caller verified) but not the downgrade check.
+// policy (its caller verified) but not the downgrade check. Each version
+// keeps the .minisig it came with, for engines to verify.
 func TestPluginsTrust(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: compiles several plugin versions and exercises no concurrency")
@@ -135,10 +136,11 @@ func TestPluginsTrust(t *testing.T) {
 			}
 		})
 	}
-	if pi, err := e.svc.Plugins.InstallVerified(ctx, v2, "bundle"); err != nil || pi.Version != "2.0.0" || !pi.Current {
+	v2sig := sign(trusted, v2)
+	if pi, err := e.svc.Plugins.InstallVerified(ctx, v2, v2sig, "bundle"); err != nil || pi.Version != "2.0.0" || !pi.Current {
 		t.Fatalf("install verified: %+v, %v", pi, err)
 	}
-	if _, err := e.svc.Plugins.InstallVerified(ctx, echo(t, "1.5.0"), "bundle"); !errors.Is(err, service.ErrConflict) {
+	if _, err := e.svc.Plugins.InstallVerified(ctx, echo(t, "1.5.0"), nil, "bundle"); !errors.Is(err, service.ErrConflict) {
 		t.Errorf("verified downgrade: %v", err)
 	}
 	// Each version keeps how it passed the policy, for listings.
@@ -150,6 +152,17 @@ func TestPluginsTrust(t *testing.T) {
 		vs[1].Version != "1.0.0" || vs[1].Signature != "signed" || vs[1].SignedBy != trusted.ID.String() {
 		t.Errorf("recorded signatures: %s %q %q, %s %q %q", vs[0].Version, vs[0].Signature, vs[0].SignedBy, vs[1].Version, vs[1].Signature, vs[1].SignedBy)
 	}
+	// The kept .minisig is the file's signature by the trusted key.
+	keyOnly := signing.NewPolicy([]signing.PublicKey{trusted.Public()}, true)
+	for version, wasm := range map[string][]byte{"1.0.0": v1, "2.0.0": v2} {
+		pv, err := e.st.GetPluginVersion(ctx, "goecho", version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := keyOnly.Verify(wasm, pv.Minisig); err != nil || !v.Signed {
+			t.Errorf("goecho@%s keeps minisig %q: %v", version, pv.Minisig, err)
+		}
+	}
 	t.Run("unsigned", func(t *testing.T) {
 		open := newEnv(t)
 		if _, err := open.svc.Plugins.Install(ctx, service.InstallRequest{Wasm: v1, By: "test"}); err != nil {
@@ -157,6 +170,9 @@ func TestPluginsTrust(t *testing.T) {
 		}
 		if ps, err := open.svc.Plugins.List(ctx); err != nil || len(ps) != 1 || ps[0].Signature != "unsigned" || ps[0].SignedBy != "" {
 			t.Errorf("an unsigned install lists as %+v, %v", ps, err)
+		}
+		if pv, err := open.st.GetPluginVersion(ctx, "goecho", "1.0.0"); err != nil || pv.Minisig != nil {
+			t.Errorf("an unsigned install keeps minisig %q, %v", pv.Minisig, err)
 		}
 	})
 }
@@ -416,4 +432,73 @@ func TestPluginsWatchDir(t *testing.T) {
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	wait.For(t, time.Minute, what, cond)
+}
+
+// TestPluginsWatchDirKeepsSignature: a watched FILE.wasm.minisig is kept
+// with the version it signs; one that appears, while the server is down,
+// beside a file installed unsigned is added to that version at start
+// without making it current (it is older than the current one).
+func TestPluginsWatchDirKeepsSignature(t *testing.T) {
+	key, err := signing.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	v1, v2 := echo(t, "1.0.0"), echo(t, "2.0.0")
+	write := func(name string, data []byte) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sign := func(wasm []byte) []byte {
+		sig, err := signing.SignPlugin(key, wasm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sig
+	}
+	write("echo-1.wasm", v1)
+	e := newEnv(t, func(o *service.Options) {
+		o.WatchDir = dir
+		o.Policy = signing.NewPolicy([]signing.PublicKey{key.Public()}, false)
+	})
+	minisig := func(version string) []byte {
+		pv, err := e.st.GetPluginVersion(context.Background(), "goecho", version)
+		if err != nil {
+			return nil
+		}
+		return pv.Minisig
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", e.logs.String())
+		}
+	})
+	waitFor(t, "1.0.0 installed unsigned", func() bool {
+		_, err := e.st.GetPluginVersion(context.Background(), "goecho", "1.0.0")
+		return err == nil
+	})
+	if s := minisig("1.0.0"); s != nil {
+		t.Fatalf("unsigned 1.0.0 keeps minisig %q", s)
+	}
+	sig2 := sign(v2)
+	write("echo-2.wasm.minisig", sig2)
+	write("echo-2.wasm", v2)
+	waitFor(t, "2.0.0 installed with its signature and current", func() bool {
+		vs, err := e.svc.Plugins.Versions(context.Background(), "goecho")
+		return err == nil && vs[0].Version == "2.0.0" && vs[0].Current && string(minisig("2.0.0")) == string(sig2)
+	})
+
+	if err := e.svc.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sig1 := sign(v1)
+	write("echo-1.wasm.minisig", sig1)
+	e.open()
+	waitFor(t, "1.0.0's signature kept at start", func() bool { return string(minisig("1.0.0")) == string(sig1) })
+	vs, err := e.svc.Plugins.Versions(context.Background(), "goecho")
+	if err != nil || len(vs) != 2 || !vs[0].Current || vs[0].Version != "2.0.0" || vs[1].Signature != "signed" || vs[1].SignedBy != key.ID.String() {
+		t.Fatalf("versions after the signature was kept: %+v, %v", vs, err)
+	}
 }

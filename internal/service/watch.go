@@ -148,6 +148,12 @@ func (ps *Plugins) installWatched(ctx context.Context, file string, seen map[str
 	if initial {
 		if m, err := abi.ReadManifest(wasm); err == nil {
 			if pv, err := ps.c.st.GetPluginVersion(ctx, m.Name, m.Version); err == nil && pv.SHA256 == signing.SHA256Hex(wasm) {
+				if pv.Minisig == nil && sig != nil {
+					// The signature is kept without making the version current.
+					if err := ps.keepSignature(ctx, pv, wasm, sig, "watch:"+filepath.Base(file)); err != nil {
+						log.Error().Err(err).Msg("watched plugin signature not kept")
+					}
+				}
 				return
 			}
 		}

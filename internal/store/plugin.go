@@ -31,6 +31,11 @@ type PluginVersion struct {
 	// recorded.
 	Signature string `json:"signature,omitempty"`
 	SignedBy  string `json:"signedBy,omitempty"`
+	// Minisig is the detached minisign signature the file was installed
+	// with, kept so engines can verify the file with their own trust
+	// policy; nil for an unsigned file (and for versions installed before
+	// it was kept).
+	Minisig []byte `json:"minisig,omitempty"`
 }
 
 func blobKey(sha string) []byte { return key(pBlob, sha) }
@@ -131,6 +136,30 @@ func (s *Store) PutPluginVersion(ctx context.Context, pv PluginVersion) (PluginV
 	})
 	if err != nil {
 		return PluginVersion{}, fmt.Errorf("%s: %w", what, err)
+	}
+	return pv, nil
+}
+
+// AddPluginSignature keeps minisig (with the policy's verdict, signature
+// and signedBy) on an installed version that has none, as when a version
+// installed unsigned, or before signatures were kept, is installed again
+// with its .minisig: the file is unchanged, so the version stays
+// immutable. A version that has a signature keeps it; the stored version
+// is returned either way.
+func (s *Store) AddPluginSignature(ctx context.Context, name, version string, minisig []byte, signature, signedBy string) (PluginVersion, error) {
+	var pv PluginVersion
+	err := s.update(ctx, func(txn *badger.Txn) error {
+		if err := getJSON(txn, pvKey(name, version), &pv); err != nil {
+			return err
+		}
+		if pv.Minisig != nil || minisig == nil {
+			return nil
+		}
+		pv.Minisig, pv.Signature, pv.SignedBy = minisig, signature, signedBy
+		return setJSON(txn, pvKey(name, version), pv)
+	})
+	if err != nil {
+		return PluginVersion{}, fmt.Errorf("plugin %s version %s: keep signature: %w", name, version, err)
 	}
 	return pv, nil
 }

@@ -152,3 +152,98 @@ func TestCompareSemver(t *testing.T) {
 		}
 	}
 }
+
+// TestPluginVersionMinisigSurvivesReopen: the detached signature kept with
+// a version is read back after the store is closed and reopened, and a
+// record written without one (as older connhost did) reads as unsigned.
+func TestPluginVersionMinisigSurvivesReopen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openAt(t, dir, Options{})
+	mod := []byte("\x00asm\x01\x00\x00\x00 signed module")
+	sig := []byte("untrusted comment: x\nRWQ...\ntrusted comment: y\nZZZ\n")
+	tests := []struct {
+		name, version string
+		minisig       []byte
+	}{
+		{"signed", "1.0.0", sig},
+		{"unsigned", "1.0.1", nil},
+	}
+	if err := s.PutPluginBlob(ctx, shaOf(mod), mod); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range tests {
+		if _, err := s.PutPluginVersion(ctx, PluginVersion{Name: "p", Version: tc.version, SHA256: shaOf(mod), Manifest: []byte(`{}`), Minisig: tc.minisig}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A record as an older connhost wrote it: no minisig field at all.
+	if err := s.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(pvKey("p", "0.9.0"), []byte(`{"name":"p","version":"0.9.0","sha256":"`+shaOf(mod)+`","signature":"signed"}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tests = append(tests, struct {
+		name, version string
+		minisig       []byte
+	}{"older record", "0.9.0", nil})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openAt(t, dir, Options{})
+	t.Cleanup(func() { _ = s.Close() })
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pv, err := s.GetPluginVersion(ctx, "p", tc.version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(pv.Minisig) != string(tc.minisig) || (tc.minisig == nil) != (pv.Minisig == nil) {
+				t.Fatalf("minisig after reopen = %q, want %q", pv.Minisig, tc.minisig)
+			}
+		})
+	}
+}
+
+// TestAddPluginSignature: a version without a signature gains one (with
+// its verdict); one that has a signature keeps it; an unknown version is
+// ErrNotFound.
+func TestAddPluginSignature(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, Options{})
+	mod := []byte("\x00asm\x01\x00\x00\x00 module")
+	if err := s.PutPluginBlob(ctx, shaOf(mod), mod); err != nil {
+		t.Fatal(err)
+	}
+	for v, sig := range map[string][]byte{"1.0.0": nil, "2.0.0": []byte("first")} {
+		if _, err := s.PutPluginVersion(ctx, PluginVersion{Name: "p", Version: v, SHA256: shaOf(mod), Signature: "unsigned", Minisig: sig}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name, version string
+		add           []byte
+		want          string
+		wantStatus    string
+		wantErr       error
+	}{
+		{"added to an unsigned version", "1.0.0", []byte("sig"), "sig", "signed", nil},
+		{"a kept signature stays", "2.0.0", []byte("second"), "first", "unsigned", nil},
+		{"unknown version", "3.0.0", []byte("sig"), "", "", ErrNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pv, err := s.AddPluginSignature(ctx, "p", tc.version, tc.add, "signed", "KEY")
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("AddPluginSignature: %v, want %v", err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			got, err := s.GetPluginVersion(ctx, "p", tc.version)
+			if err != nil || string(got.Minisig) != tc.want || got.Signature != tc.wantStatus || string(pv.Minisig) != tc.want {
+				t.Fatalf("stored %q %q (returned %q), %v; want %q %q", got.Minisig, got.Signature, pv.Minisig, err, tc.want, tc.wantStatus)
+			}
+		})
+	}
+}
