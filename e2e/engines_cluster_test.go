@@ -102,15 +102,29 @@ func TestEnginesExternalCluster(t *testing.T) {
 	if code := s.call(http.MethodPost, "/engines", map[string]any{"name": "c3", "group": "dmz"}, nil); code != http.StatusConflict {
 		t.Fatalf("enroll on an external cluster: %d, want 409", code)
 	}
+	procs := map[string]*engineProc{}
 	for _, name := range []string{"c1", "c2"} {
 		creds := filepath.Join(dir, name+".creds")
 		raw, _ := json.Marshal(map[string]any{"name": name, "group": "dmz", "url": urls, "seed": string(seeds[name])})
 		if err := os.WriteFile(creds, raw, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := startEngine(t, name, creds); err != nil {
+		p, err := startEngine(t, name, creds)
+		if err != nil {
 			t.Fatal(err)
 		}
+		procs[name] = p
+	}
+	// An engine with a key the cluster does not know is refused.
+	kp, _ := nkeys.CreateUser()
+	impostorSeed, _ := kp.Seed()
+	impostor := filepath.Join(dir, "impostor.creds")
+	raw, _ := json.Marshal(map[string]any{"name": "c9", "group": "dmz", "url": urls, "seed": string(impostorSeed)})
+	if err := os.WriteFile(impostor, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := startEngine(t, "c9", impostor); err == nil {
+		t.Fatal("an engine with a key the cluster does not know was admitted")
 	}
 	wasm, err := wasmbuild.Build(t.Context(), wasmbuild.Source{Path: "e2e/testdata/engineprobe"})
 	if err != nil {
@@ -119,8 +133,9 @@ func TestEnginesExternalCluster(t *testing.T) {
 	s.call(http.MethodPost, "/plugins", wasm, &map[string]any{})
 	s.call(http.MethodPost, "/instances", map[string]any{"name": "probe", "plugin": "engineprobe", "enabled": true,
 		"settings": map[string]any{"engine_group": "dmz"}}, &map[string]any{})
+	var lr map[string]any
 	s.call(http.MethodPost, "/instances", map[string]any{"name": "lr", "plugin": "engineprobe", "enabled": true,
-		"settings": map[string]any{"engine_group": "dmz", "longRunning": true}}, &map[string]any{})
+		"settings": map[string]any{"engine_group": "dmz", "longRunning": true}}, &lr)
 	for i := range 30 {
 		if code, out := s.execute("probe", "echo", map[string]any{"i": i}); code != http.StatusOK {
 			t.Fatalf("echo %d: %d %v", i, code, out)
@@ -159,4 +174,10 @@ func TestEnginesExternalCluster(t *testing.T) {
 	if holders != 1 {
 		t.Fatalf("%d engines hold the long-running lease, want 1: %+v", holders, s.engines())
 	}
+
+	// As with the embedded server: the engine holding the long-running
+	// execution is SIGKILLed and the other takes over, then a hot swap
+	// under load fails no call, all on the two remaining NATS nodes.
+	failover(t, s, procs, lr["id"].(string))
+	hotSwapUnderLoad(t, s)
 }

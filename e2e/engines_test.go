@@ -292,25 +292,37 @@ func TestEngines(t *testing.T) {
 		t.Fatalf("no engine: %d %v after %v", code, out, time.Since(start))
 	}
 
-	// The long-running execution runs on one engine.
+	// The long-running execution runs on one engine, and moves to the other
+	// when its engine is killed.
 	var lr map[string]any
 	s.call(http.MethodPost, "/instances", map[string]any{"name": "lr", "plugin": "engineprobe", "enabled": true,
 		"settings": map[string]any{"engine_group": "dmz", "longRunning": true}}, &lr)
-	lrID := lr["id"].(string)
-	type ctxView struct {
+	failover(t, s, procs, lr["id"].(string))
+	hotSwapUnderLoad(t, s)
+}
+
+// runOf returns the run id and tick count the long-running execution of
+// instance lr (engineprobe) last wrote to its integration context.
+func runOf(s *server) (string, float64) {
+	var c struct {
 		Context map[string]any `json:"context"`
 		Version int64          `json:"version"`
 	}
-	runOf := func() (string, float64) {
-		var c ctxView
-		s.call(http.MethodGet, "/instances/lr/context", nil, &c)
-		r, _ := c.Context["run"].(string)
-		n, _ := c.Context["ticks"].(float64)
-		return r, n
-	}
+	s.call(http.MethodGet, "/instances/lr/context", nil, &c)
+	r, _ := c.Context["run"].(string)
+	n, _ := c.Context["ticks"].(float64)
+	return r, n
+}
+
+// failover waits for the long-running execution of instance lr (id lrID)
+// to run on an engine, SIGKILLs that engine, and checks that every later
+// call to instance probe succeeds and that another engine takes the
+// execution over within 10 s, the first run never writing again.
+func failover(t *testing.T, s *server, procs map[string]*engineProc, lrID string) {
+	t.Helper()
 	var holder string
 	wait.For(t, 15*time.Second, "long-running execution started on an engine", func() bool {
-		r, n := runOf()
+		r, n := runOf(s)
 		for name, e := range s.engines() {
 			for _, id := range e.LongRunning {
 				if id == lrID {
@@ -320,7 +332,7 @@ func TestEngines(t *testing.T) {
 		}
 		return r != "" && n >= 3 && holder != ""
 	})
-	first, _ := runOf()
+	first, _ := runOf(s)
 
 	// Calls go on while the holder is SIGKILLed: every call after the kill
 	// succeeds.
@@ -341,7 +353,7 @@ func TestEngines(t *testing.T) {
 	var took time.Duration
 	seen := []string{first}
 	wait.For(t, 15*time.Second, "long-running execution taken over", func() bool {
-		r, _ := runOf()
+		r, _ := runOf(s)
 		if r != seen[len(seen)-1] {
 			seen = append(seen, r)
 		}
@@ -356,13 +368,17 @@ func TestEngines(t *testing.T) {
 	}
 	for range 10 {
 		time.Sleep(100 * time.Millisecond)
-		if r, _ := runOf(); r != second {
+		if r, _ := runOf(s); r != second {
 			t.Fatalf("run %q wrote after %q took over (runs seen %v)", r, second, seen)
 		}
 	}
 	t.Logf("long-running failover from %s took %v", holder, took)
+}
 
-	// Hot swap under load: no call fails while 1.0.1 replaces 1.0.0.
+// hotSwapUnderLoad installs engineprobe 1.0.1 while four clients call
+// instance probe (on 1.0.0): no call may fail.
+func hotSwapUnderLoad(t *testing.T, s *server) {
+	t.Helper()
 	v2, err := wasmbuild.Build(context.Background(), wasmbuild.Source{Path: "e2e/testdata/engineprobe",
 		Edit: func(m *abi.Manifest) { m.Version = "1.0.1" }})
 	if err != nil {
