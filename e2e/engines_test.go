@@ -20,78 +20,26 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/internal/testenv"
 	"github.com/connhost/connhost/internal/testenv/wait"
 	"github.com/connhost/connhost/internal/testenv/wasmbuild"
 )
 
-// startEngineServer starts `connhost serve` with embedded NATS on a
-// loopback port.
+// startEngineServer starts `connhost serve` with engines enabled: embedded
+// NATS on a loopback port unless extra says otherwise.
 func startEngineServer(t *testing.T, extra ...string) *server {
 	t.Helper()
-	dir := t.TempDir()
-	s := &server{t: t, name: "server"}
 	if extra == nil {
 		extra = []string{"--engines-listen", "127.0.0.1:0"}
 	}
-	s.cmd = exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dir, "--log-format", "json",
-		"--api-rate-limit", "0", "--engines-enable"}, extra...)...)
-	s.cmd.Env = serverEnv()
-	s.cmd.Stderr = &s.logs
-	out, err := s.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		_ = s.cmd.Wait()
-		if t.Failed() {
-			t.Logf("server log:\n%s", s.logs.String())
-		}
-	})
-	sc := bufio.NewScanner(out)
-	for sc.Scan() && (s.url == "" || s.key == "") {
-		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, "connhost serving on "); ok {
-			s.url = strings.Fields(rest)[0]
-		}
-		if rest, ok := strings.CutPrefix(line, "API key (shown only once, store it now): "); ok {
-			s.key = strings.TrimSpace(rest)
-		}
-	}
-	go func() { _, _ = io.Copy(io.Discard, out) }()
-	if s.url == "" || s.key == "" {
-		t.Fatalf("server did not print its URL and key:\n%s", s.logs.String())
-	}
-	return s
+	return startServer(t, "server", append([]string{"--api-rate-limit", "0", "--engines-enable"}, extra...)...)
 }
 
 // engineProc is a `connhost engine` process.
 type engineProc struct {
 	name string
 	cmd  *exec.Cmd
-	logs *syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer safe for a process writing and the test
-// reading.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *testenv.LogBuffer
 }
 
 // enroll enrolls an engine through the API and writes its credentials file.
@@ -141,7 +89,7 @@ func enrollCLI(t *testing.T, s *server, name, group string) string {
 // connected; a refused engine's error is returned with its output.
 func startEngine(t *testing.T, name, creds string) (*engineProc, error) {
 	t.Helper()
-	e := &engineProc{name: name, logs: &syncBuffer{}}
+	e := &engineProc{name: name, logs: &testenv.LogBuffer{}}
 	e.cmd = exec.Command(binary, "engine", "run", "--creds", creds, "--cache-dir", t.TempDir(), "--log-format", "json")
 	e.cmd.Env = serverEnv()
 	e.cmd.Stderr = e.logs

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connhost/connhost/internal/testenv"
 	"github.com/connhost/connhost/internal/testenv/wait"
 	"github.com/connhost/connhost/internal/testenv/wasmbuild"
 )
@@ -89,15 +90,16 @@ type server struct {
 	url  string
 	key  string
 	cmd  *exec.Cmd
-	logs bytes.Buffer
+	logs testenv.LogBuffer
 }
 
-func startServer(t *testing.T, name string) *server {
+// startServer starts `connhost serve` on a loopback port with a data dir of
+// its own and the flags given, and reads its URL and API key.
+func startServer(t *testing.T, name string, flags ...string) *server {
 	t.Helper()
 	dir := t.TempDir()
 	s := &server{t: t, name: name}
-	s.cmd = exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", dir,
-		"--mirror-job-delay-advanced", "1", "--log-format", "json")
+	s.cmd = exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dir, "--log-format", "json"}, flags...)...)
 	s.cmd.Env = serverEnv()
 	s.cmd.Stderr = &s.logs
 	out, err := s.cmd.StdoutPipe()
@@ -253,8 +255,8 @@ func count(list []string, s string) int {
 // conventional params only (no settings), and the two stay in sync both
 // ways without loops or duplicates.
 func TestTwoTenantMirroring(t *testing.T) {
-	a := startServer(t, "tenant A")
-	b := startServer(t, "tenant B")
+	a := startServer(t, "tenant A", "--mirror-job-delay-advanced", "1")
+	b := startServer(t, "tenant B", "--mirror-job-delay-advanced", "1")
 
 	wasm, err := os.ReadFile(peerWasm)
 	if err != nil {
