@@ -14,13 +14,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"path"
-	"path/filepath"
 	"reflect"
 	"strings"
 
-	"github.com/connhost/connhost/abi"
 	"github.com/invopop/jsonschema"
+
+	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/internal/doccomments"
 )
 
 // BaseID prefixes the $id of every schema; the file name completes it.
@@ -80,9 +80,9 @@ const abiImportPath = "github.com/connhost/connhost/abi"
 // Generate renders every schema of Types, keyed by file name. abiDir is the
 // source directory of package abi; its doc comments become descriptions.
 func Generate(abiDir string) (map[string][]byte, error) {
-	comments, err := abiComments(abiDir)
+	comments, err := doccomments.Read(abiDir, abiImportPath)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("schema: %w", err)
 	}
 	out := make(map[string][]byte, len(Types))
 	for _, t := range Types {
@@ -101,32 +101,6 @@ func Generate(abiDir string) (map[string][]byte, error) {
 			return nil, fmt.Errorf("schema %s: %w", t.File, err)
 		}
 		out[t.File] = append(b, '\n')
-	}
-	return out, nil
-}
-
-// abiComments reads the doc comments of package abi. The library keys them by
-// the import path it derives from the walked directory, so walk an absolute
-// path under a placeholder base and re-key the entries of abiDir itself.
-func abiComments(abiDir string) (map[string]string, error) {
-	abs, err := filepath.Abs(abiDir)
-	if err != nil {
-		return nil, fmt.Errorf("schema: abi dir: %w", err)
-	}
-	var r jsonschema.Reflector
-	const base = "placeholder"
-	if err := r.AddGoComments(base, abs); err != nil {
-		return nil, fmt.Errorf("schema: reading comments of %s: %w", abs, err)
-	}
-	prefix := path.Join(base, filepath.ToSlash(abs)) + "."
-	out := map[string]string{}
-	for k, v := range r.CommentMap {
-		if rest, ok := strings.CutPrefix(k, prefix); ok {
-			out[abiImportPath+"."+rest] = v
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("schema: no doc comments found in %s", abs)
 	}
 	return out, nil
 }

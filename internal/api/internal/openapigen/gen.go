@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"path"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/connhost/connhost/abi"
 	"github.com/connhost/connhost/host/api/apitypes"
+	"github.com/connhost/connhost/internal/doccomments"
 )
 
 // component is one generated schema of components.schemas.
@@ -144,7 +143,7 @@ func generate(doc []byte, typesDir string) ([]byte, error) {
 // generateSchemas renders components.schemas: every component, in order,
 // then Manifest.
 func generateSchemas(typesDir string) (json.RawMessage, error) {
-	comments, err := typeComments(typesDir)
+	comments, err := doccomments.Read(typesDir, apitypesPath)
 	if err != nil {
 		return nil, err
 	}
@@ -242,31 +241,4 @@ func openAPIShape(s *jsonschema.Schema) {
 	if s.AdditionalProperties != nil && s.AdditionalProperties != jsonschema.FalseSchema && s.AdditionalProperties != jsonschema.TrueSchema {
 		openAPIShape(s.AdditionalProperties)
 	}
-}
-
-// typeComments reads the doc comments of apitypes, for descriptions. The
-// library keys them by the import path it derives from the walked
-// directory, so walk an absolute path under a placeholder base and re-key
-// the entries.
-func typeComments(dir string) (map[string]string, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("apitypes dir: %w", err)
-	}
-	var r jsonschema.Reflector
-	const base = "placeholder"
-	if err := r.AddGoComments(base, abs); err != nil {
-		return nil, fmt.Errorf("reading comments of %s: %w", abs, err)
-	}
-	prefix := path.Join(base, filepath.ToSlash(abs)) + "."
-	out := map[string]string{}
-	for k, v := range r.CommentMap {
-		if rest, ok := strings.CutPrefix(k, prefix); ok {
-			out[apitypesPath+"."+rest] = v
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no doc comments found in %s", abs)
-	}
-	return out, nil
 }
