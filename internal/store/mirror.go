@@ -146,23 +146,13 @@ func (s *Store) UpdateIncidents(ctx context.Context, ids []string, fn func(*Inci
 	err := s.update(ctx, func(txn *badger.Txn) error {
 		now := s.now().UTC()
 		for _, id := range ids {
-			var old, inc Incident
-			if err := getJSON(txn, incKey(id), &old); err != nil {
-				return fmt.Errorf("incident %s: %w", id, err)
-			}
-			_ = getJSON(txn, incKey(id), &inc)
-			if err := fn(&inc); err != nil {
-				return fmt.Errorf("incident %s: %w", id, err)
-			}
-			inc.ID, inc.Created, inc.Version = old.ID, old.Created, old.Version+1
-			if !sameBesidesSync(&old, &inc) {
-				inc.Modified = now
-			}
-			inc.normalize()
-			if err := inc.validate(); err != nil {
-				return err
-			}
-			if err := writeIncident(txn, &old, &inc); err != nil {
+			err := rewriteIncident(txn, id, now, func(inc *Incident) (bool, error) {
+				if err := fn(inc); err != nil {
+					return false, fmt.Errorf("incident %s: %w", id, err)
+				}
+				return false, nil
+			})
+			if err != nil {
 				return err
 			}
 		}
@@ -172,6 +162,31 @@ func (s *Store) UpdateIncidents(ctx context.Context, ids []string, fn func(*Inci
 		return fmt.Errorf("update incidents: %w", err)
 	}
 	return nil
+}
+
+// rewriteIncident reads incident id in txn, lets change modify it and
+// writes it back as the next version. Modified moves when change says the
+// incident was touched or more than the mirroring bookkeeping changed.
+// change's errors are returned as they are.
+func rewriteIncident(txn *badger.Txn, id string, now time.Time, change func(*Incident) (touched bool, err error)) error {
+	var old, inc Incident
+	if err := getJSON(txn, incKey(id), &old); err != nil {
+		return fmt.Errorf("incident %s: %w", id, err)
+	}
+	_ = getJSON(txn, incKey(id), &inc)
+	touched, err := change(&inc)
+	if err != nil {
+		return err
+	}
+	inc.ID, inc.Created, inc.Version = old.ID, old.Created, old.Version+1
+	if touched || !sameBesidesSync(&old, &inc) {
+		inc.Modified = now
+	}
+	inc.normalize()
+	if err := inc.validate(); err != nil {
+		return err
+	}
+	return writeIncident(txn, &old, &inc)
 }
 
 // ApplyMirrorUpdates applies incoming mirror updates to the incidents of
@@ -188,43 +203,33 @@ func (s *Store) ApplyMirrorUpdates(ctx context.Context, ids []string, fn func(*I
 		out = make(map[string][]Entry, len(ids))
 		now := s.now().UTC()
 		for _, id := range ids {
-			var old, inc Incident
-			if err := getJSON(txn, incKey(id), &old); err != nil {
-				return fmt.Errorf("incident %s: %w", id, err)
-			}
-			_ = getJSON(txn, incKey(id), &inc)
-			entries, err := fn(&inc)
-			if err != nil {
-				return fmt.Errorf("incident %s: %w", id, err)
-			}
-			added := false
-			for _, e := range entries {
-				e.IncidentID = id
-				e, err := s.putEntry(txn, e, now)
+			err := rewriteIncident(txn, id, now, func(inc *Incident) (bool, error) {
+				entries, err := fn(inc)
 				if err != nil {
-					return err
+					return false, fmt.Errorf("incident %s: %w", id, err)
 				}
-				out[id] = append(out[id], e)
-				if !e.New {
-					continue
-				}
-				added = true
-				if inc.mirrorsOut() && e.Origin != OriginMirrorPrefix+inc.DbotMirrorInstance {
-					if inc.MirrorOut == nil {
-						inc.MirrorOut = &MirrorOut{}
+				added := false
+				for _, e := range entries {
+					e.IncidentID = id
+					e, err := s.putEntry(txn, e, now)
+					if err != nil {
+						return false, err
 					}
-					inc.MirrorOut.Pending = true
+					out[id] = append(out[id], e)
+					if !e.New {
+						continue
+					}
+					added = true
+					if inc.mirrorsOut() && e.Origin != OriginMirrorPrefix+inc.DbotMirrorInstance {
+						if inc.MirrorOut == nil {
+							inc.MirrorOut = &MirrorOut{}
+						}
+						inc.MirrorOut.Pending = true
+					}
 				}
-			}
-			inc.ID, inc.Created, inc.Version = old.ID, old.Created, old.Version+1
-			if added || !sameBesidesSync(&old, &inc) {
-				inc.Modified = now
-			}
-			inc.normalize()
-			if err := inc.validate(); err != nil {
-				return err
-			}
-			if err := writeIncident(txn, &old, &inc); err != nil {
+				return added, nil
+			})
+			if err != nil {
 				return err
 			}
 		}
