@@ -133,19 +133,10 @@ func SameValue(param string, a, b any) bool {
 func normalize(param string, v any) (any, error) {
 	switch param {
 	case ParamIsFetch, ParamCloseIncident, ParamCloseOut:
-		switch x := v.(type) {
-		case nil:
+		if v == nil {
 			return false, nil
-		case bool:
-			return x, nil
-		case string:
-			b, err := strconv.ParseBool(x)
-			if err != nil {
-				return nil, fmt.Errorf("want true or false, got %q", x)
-			}
-			return b, nil
 		}
-		return nil, fmt.Errorf("want a bool, got %T", v)
+		return abi.Param{Type: abi.ParamBool}.Coerce(v)
 	case ParamFetchInterval:
 		switch x := v.(type) {
 		case nil:
