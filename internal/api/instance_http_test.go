@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strings"
@@ -310,24 +312,41 @@ func TestWebhookLoad(t *testing.T) {
 }
 
 func webhookLoad(t *testing.T, st func(*store.Options)) {
-	const total, clients, loadPool = 2000, 16, 16
+	const total, clients, loadPool = 5000, 16, 16
 	s := newIHServerStore(t, host.Limits{PoolSize: loadPool}, st)
 	s.instance("hook", "webhook", map[string]any{"credentials_identifier": "alice", "credentials_password": "s3cret"},
 		store.Settings{ExternalHTTP: true, LongRunning: true})
 	url := s.srv.URL + "/instance/execute/hook/"
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
-	// Warm the pool with GETs (405, no incident), as a server in steady
-	// state has it warm.
+	// Warm the pool with rounds of concurrent POSTs, as a server in steady
+	// state has it warm: one round's requests need not overlap enough to
+	// fill it.
+	const warmRounds = 20
 	var warm sync.WaitGroup
-	for range loadPool {
+	for c := range clients {
 		warm.Go(func() {
-			if resp, err := client.Get(url); err == nil {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
+			for i := range warmRounds {
+				req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(fmt.Sprintf(`{"name":"warm %d-%d"}`, c, i)))
+				req.SetBasicAuth("alice", "s3cret")
+				if resp, err := client.Do(req); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
 			}
 		})
 	}
 	warm.Wait()
+	if dir := os.Getenv("CONNHOST_LOAD_PROFILE"); dir != "" {
+		f, err := os.Create(filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".cpu"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	jobs := make(chan int)
 	lat := make([]time.Duration, total)
 	var errs sync.Map
@@ -361,8 +380,8 @@ func webhookLoad(t *testing.T, st func(*store.Options)) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	errs.Range(func(k, v any) bool { t.Errorf("request %v: %v", k, v); return false })
-	if n := len(s.incidents("hook")); n != total {
-		t.Errorf("incidents = %d, want %d", n, total)
+	if n := len(s.incidents("hook")); n != total+clients*warmRounds {
+		t.Errorf("incidents = %d, want %d", n, total+clients*warmRounds)
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	t.Logf("%d POSTs, %d clients: %.0f req/s, p50 %s, p99 %s", total, clients,

@@ -181,11 +181,11 @@ func (h hostServices) dmNewIncident(ctx context.Context, inst abi.InstanceInfo, 
 		}
 		a.Severity = f
 	}
-	rec, err := h.c.st.GetInstance(ctx, inst.ID)
+	rec, m, err := h.c.instanceOf(ctx, inst.ID)
 	if err != nil {
 		return "", typed(err)
 	}
-	incs, err := incidentsFromABI(rec, h.c.manifestFor(ctx, rec), []abi.Incident{a})
+	incs, err := incidentsFromABI(rec, m, []abi.Incident{a})
 	if err != nil {
 		return "", abi.Errorf(abi.KindBadRequest, "direct_message: %v", err)
 	}

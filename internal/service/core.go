@@ -51,6 +51,7 @@ type core struct {
 	plugins map[string]*host.Plugin  // compiled, by SHA-256
 	loading map[string]*pluginLoad   // being compiled, by SHA-256
 	live    map[string]*liveInstance // enabled instances, by id
+	names   map[string]string        // ids of live, by name
 
 	// opened is set when New returns; started is closed when the
 	// start-up starts of the enabled instances have all finished, and
@@ -110,6 +111,7 @@ func (c *core) drain(ctx context.Context) error {
 	c.mu.Lock()
 	live := c.live
 	c.live = map[string]*liveInstance{}
+	c.names = map[string]string{}
 	plugins := c.plugins
 	c.plugins = map[string]*host.Plugin{}
 	c.mu.Unlock()
@@ -137,6 +139,61 @@ func (c *core) hold(id string) (li *liveInstance, release func()) {
 	return li, li.calls.Done
 }
 
+// setLive makes li the live instance of its record and returns the one it
+// replaces, if any. Called with mu held.
+func (c *core) setLive(li *liveInstance) (old *liveInstance) {
+	old = c.live[li.rec.ID]
+	c.live[li.rec.ID] = li
+	c.names[li.rec.Name] = li.rec.ID
+	return old
+}
+
+// unsetLive removes the live instance with id and returns it, if any.
+// Called with mu held.
+func (c *core) unsetLive(id string) *liveInstance {
+	li := c.live[id]
+	if li == nil {
+		return nil
+	}
+	delete(c.live, id)
+	if c.names[li.rec.Name] == id {
+		delete(c.names, li.rec.Name)
+	}
+	return li
+}
+
+// holdNamed is hold for the live instance called name, without reading
+// the store: on the hot paths (webhooks, commands) the record a live
+// instance started with is current, since every change to an instance
+// restarts it (Instances.Update).
+func (c *core) holdNamed(name string) (li *liveInstance, release func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	li = c.live[c.names[name]]
+	if li == nil {
+		return nil, func() {}
+	}
+	li.calls.Add(1)
+	return li, li.calls.Done
+}
+
+// instanceOf returns the record and plugin manifest of the instance with
+// id: a live instance's own (see holdNamed), else the stored ones. The
+// manifest is nil when the stored plugin version cannot be read.
+func (c *core) instanceOf(ctx context.Context, id string) (store.Instance, *abi.Manifest, error) {
+	c.mu.Lock()
+	li := c.live[id]
+	c.mu.Unlock()
+	if li != nil {
+		return li.rec, li.plugin.Manifest, nil
+	}
+	rec, err := c.st.GetInstance(ctx, id)
+	if err != nil {
+		return store.Instance{}, nil, err
+	}
+	return rec, c.manifestFor(ctx, rec), nil
+}
+
 // holdStarted is hold for rec, but an enabled instance not live yet while
 // the start-up starts run is waited for (bounded by ctx): it may be among
 // them.
@@ -157,6 +214,9 @@ func (c *core) holdStarted(ctx context.Context, rec store.Instance) (*liveInstan
 // running returns the live instance called name, held until release is
 // called (see hold). A disabled instance is ErrConflict.
 func (c *core) running(ctx context.Context, name string) (li *liveInstance, release func(), err error) {
+	if li, release := c.holdNamed(name); li != nil {
+		return li, release, nil
+	}
 	rec, err := c.st.GetInstanceByName(ctx, name)
 	if err != nil {
 		return nil, nil, fmt.Errorf("instance %q: %w", name, fromStore(err))

@@ -86,11 +86,11 @@ func (h hostServices) AddEntry(ctx context.Context, inst abi.InstanceInfo, req a
 }
 
 func (h hostServices) CreateIncidents(ctx context.Context, inst abi.InstanceInfo, req abi.CreateIncidentsRequest) ([]string, error) {
-	rec, err := h.c.st.GetInstance(ctx, inst.ID)
+	rec, m, err := h.c.instanceOf(ctx, inst.ID)
 	if err != nil {
 		return nil, typed(err)
 	}
-	incs, err := incidentsFromABI(rec, h.c.manifestFor(ctx, rec), req.Incidents)
+	incs, err := incidentsFromABI(rec, m, req.Incidents)
 	if err != nil {
 		return nil, abi.Errorf(abi.KindBadRequest, "create_incidents: %v", err)
 	}

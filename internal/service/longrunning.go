@@ -167,17 +167,23 @@ func (lr *LongRunning) HandleHTTP(ctx context.Context, name string, req abi.HTTP
 		return abi.HTTPResponse{}, err
 	}
 	defer done()
-	rec, err := c.st.GetInstanceByName(ctx, name)
-	if err != nil || !rec.Settings.ExternalHTTP {
-		return abi.HTTPResponse{}, fmt.Errorf("instance %q: %w", name, ErrNotFound)
-	}
-	li, release, err := c.holdStarted(ctx, rec)
-	if err != nil {
-		return abi.HTTPResponse{}, err
+	li, release := c.holdNamed(name)
+	if li == nil {
+		rec, err := c.st.GetInstanceByName(ctx, name)
+		if err != nil || !rec.Settings.ExternalHTTP {
+			return abi.HTTPResponse{}, fmt.Errorf("instance %q: %w", name, ErrNotFound)
+		}
+		if li, release, err = c.holdStarted(ctx, rec); err != nil {
+			return abi.HTTPResponse{}, err
+		}
+		if li == nil {
+			return abi.HTTPResponse{}, fmt.Errorf("%w: instance %q is disabled", ErrConflict, name)
+		}
 	}
 	defer release()
-	if li == nil {
-		return abi.HTTPResponse{}, fmt.Errorf("%w: instance %q is disabled", ErrConflict, name)
+	rec := li.rec
+	if !rec.Settings.ExternalHTTP {
+		return abi.HTTPResponse{}, fmt.Errorf("instance %q: %w", name, ErrNotFound)
 	}
 	if !li.plugin.Manifest.LongRunningHTTP {
 		return abi.HTTPResponse{}, fmt.Errorf("instance %q: plugin %s does not serve HTTP: %w", name, li.plugin.Label(), ErrNotFound)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"slices"
 	"testing"
 
@@ -72,6 +73,63 @@ func TestLongRunningHTTP(t *testing.T) {
 	}
 	if n := e.svc.LongRunning.MaxBodyBytes(); n != 4096 {
 		t.Errorf("max body bytes %d, want the configured 4096", n)
+	}
+}
+
+// TestLongRunningHTTPFollowsChanges: a webhook finds its live instance by
+// name without reading the store, so every change to the instance must
+// reach that lookup at once: a new password, no longer exposed, disabled,
+// deleted, and created again under the same name.
+func TestLongRunningHTTPFollowsChanges(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.install(probe(t, "1.0.0"))
+	creds := func(pw string) map[string]any {
+		return map[string]any{service.ParamCredentialsIdentifier: "user", service.ParamCredentialsPassword: pw}
+	}
+	e.instance(service.InstanceInput{Name: "hook", Plugin: "probe", Enabled: ptr(true),
+		Settings: &store.Settings{ExternalHTTP: true}, Params: creds("old")})
+	call := func(pw string) error {
+		auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("user:"+pw))
+		_, err := e.svc.LongRunning.HandleHTTP(ctx, "hook", abi.HTTPRequest{Method: "POST", Path: "/",
+			Headers: map[string][]string{"Authorization": {auth}}}, nil)
+		return err
+	}
+	update := func(in service.InstanceInput) {
+		t.Helper()
+		if _, err := e.svc.Instances.Update(ctx, "hook", in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		name   string
+		change func()
+		pw     string
+		want   error
+	}{
+		{"as created", func() {}, "old", nil},
+		{"password changed: old one", func() { update(service.InstanceInput{Params: creds("new")}) }, "old", service.ErrUnauthenticated},
+		{"password changed: new one", func() {}, "new", nil},
+		{"no longer exposed", func() { update(service.InstanceInput{Settings: &store.Settings{}}) }, "new", service.ErrNotFound},
+		{"exposed again", func() { update(service.InstanceInput{Settings: &store.Settings{ExternalHTTP: true}}) }, "new", nil},
+		{"disabled", func() { update(service.InstanceInput{Enabled: ptr(false)}) }, "new", service.ErrConflict},
+		{"enabled", func() { update(service.InstanceInput{Enabled: ptr(true)}) }, "new", nil},
+		{"deleted", func() {
+			if err := e.svc.Instances.Delete(ctx, "hook"); err != nil {
+				t.Fatal(err)
+			}
+		}, "new", service.ErrNotFound},
+		{"created again", func() {
+			e.instance(service.InstanceInput{Name: "hook", Plugin: "probe", Enabled: ptr(true),
+				Settings: &store.Settings{ExternalHTTP: true}, Params: creds("third")})
+		}, "third", nil},
+		{"created again: earlier password", func() {}, "new", service.ErrUnauthenticated},
+	}
+	for _, st := range steps {
+		st.change()
+		if err := call(st.pw); (err == nil) != (st.want == nil) || (st.want != nil && !errors.Is(err, st.want)) {
+			t.Errorf("%s: err = %v, want %v", st.name, err, st.want)
+		}
 	}
 }
 

@@ -127,8 +127,7 @@ func (c *core) start(ctx context.Context, rec store.Instance, warm bool) error {
 		return fmt.Errorf("instance %q plugin %s: warm: %w", rec.Name, rec.Plugin, err)
 	}
 	c.mu.Lock()
-	old := c.live[rec.ID]
-	c.live[rec.ID] = &liveInstance{rec: rec, plugin: p, inst: inst}
+	old := c.setLive(&liveInstance{rec: rec, plugin: p, inst: inst})
 	c.mu.Unlock()
 	if old != nil {
 		c.retire(old)
@@ -155,8 +154,7 @@ func (c *core) startOrRecordWarm(ctx context.Context, rec store.Instance, warm b
 // stop drains and removes a running instance, if it runs.
 func (c *core) stop(ctx context.Context, id string) {
 	c.mu.Lock()
-	li := c.live[id]
-	delete(c.live, id)
+	li := c.unsetLive(id)
 	c.mu.Unlock()
 	if li == nil {
 		return

@@ -89,7 +89,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	c := &core{
 		st: opts.Store, rt: opts.Runtime, box: opts.Secrets, log: opts.Logger,
 		limits: opts.Limits, now: opts.Now, remote: opts.Engines,
-		plugins: map[string]*host.Plugin{}, live: map[string]*liveInstance{},
+		plugins: map[string]*host.Plugin{}, live: map[string]*liveInstance{}, names: map[string]string{},
 		loading: map[string]*pluginLoad{}, started: make(chan struct{}), onStart: opts.onStart,
 	}
 	if c.now == nil {

@@ -134,7 +134,7 @@ func (ps *Plugins) switchLive(ctx context.Context, targets []switchTarget, p *ho
 			_ = t.inst.Close(context.WithoutCancel(ctx))
 			continue
 		}
-		ps.c.live[t.rec.ID] = &liveInstance{rec: t.rec, plugin: p, inst: t.inst}
+		ps.c.setLive(&liveInstance{rec: t.rec, plugin: p, inst: t.inst})
 		retired = append(retired, old)
 		switched = append(switched, t.rec.Name)
 	}
