@@ -225,7 +225,7 @@ func (i *Instance) HandleHTTP(ctx context.Context, req abi.HTTPRequest) (abi.HTT
 	if !i.p.hasHTTP {
 		return abi.HTTPResponse{}, i.callErr(command, abi.Errorf(abi.KindIncompatible, "plugin does not export %s", abi.ExportHTTP))
 	}
-	body, err := json.Marshal(req)
+	body, err := req.AppendJSON(nil, false)
 	if err != nil {
 		return abi.HTTPResponse{}, i.callErr(command, abi.Errorf(abi.KindBadRequest, "encode request: %v", err))
 	}
@@ -237,7 +237,7 @@ func (i *Instance) HandleHTTP(ctx context.Context, req abi.HTTPRequest) (abi.HTT
 		return abi.HTTPResponse{}, i.callErr(command, e)
 	}
 	var resp abi.HTTPResponse
-	if err := json.Unmarshal(res, &resp); err != nil {
+	if err := resp.DecodeJSON(res); err != nil {
 		return abi.HTTPResponse{}, i.callErr(command, abi.Errorf(abi.KindABIViolation, "%s result is not an HTTPResponse: %v", abi.ExportHTTP, err))
 	}
 	return resp, nil

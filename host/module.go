@@ -15,6 +15,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/connhost/connhost/abi"
+	"github.com/connhost/connhost/abi/jsonwire"
 	"github.com/connhost/connhost/host/internal/memlimit"
 )
 
@@ -216,7 +217,7 @@ const resultPrefix = `{"result":`
 // Anything else goes through the strict abi.DecodeEnvelope.
 func decodeEnvelope(b []byte) (abi.Envelope, error) {
 	if len(b) > len(resultPrefix)+1 && string(b[:len(resultPrefix)]) == resultPrefix && b[len(b)-1] == '}' {
-		if v := b[len(resultPrefix) : len(b)-1]; json.Valid(v) {
+		if v := b[len(resultPrefix) : len(b)-1]; jsonwire.Valid(v) {
 			return abi.Envelope{Result: v}, nil
 		}
 	}
