@@ -2,6 +2,8 @@ package service_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -47,6 +49,13 @@ func TestPluginsInstall(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := e.svc.Plugins.Install(ctx, service.InstallRequest{Wasm: tc.wasm, By: "test"})
 			wantErr(t, err, tc.want)
+			// The file is written while it compiles: a refused one must
+			// not stay behind, an installed one must be there.
+			sum := sha256.Sum256(tc.wasm)
+			_, berr := e.st.GetPluginBlob(ctx, hex.EncodeToString(sum[:]))
+			if stored := berr == nil; stored != (err == nil) {
+				t.Errorf("install err %v, but the file is stored: %v (%v)", err, stored, berr)
+			}
 			if err != nil {
 				return
 			}
@@ -61,6 +70,12 @@ func TestPluginsInstall(t *testing.T) {
 	wantErr(t, err, service.ErrConflict)
 	if !errors.Is(err, signing.ErrDowngrade) || !strings.Contains(err.Error(), "offered version 1.0.0 is older than the current version 2.0.0") {
 		t.Errorf("reinstalling the older file: %v", err)
+	}
+	// The refused file is the installed 1.0.0's: dropping what a refused
+	// install wrote must leave a file a version uses.
+	sum := sha256.Sum256(echo(t, "1.0.0"))
+	if _, err := e.st.GetPluginBlob(ctx, hex.EncodeToString(sum[:])); err != nil {
+		t.Errorf("file of the installed 1.0.0 after its refused reinstall: %v", err)
 	}
 	if err := e.svc.Plugins.CheckDowngrade(ctx, "goecho", "1.0.0"); !errors.Is(err, signing.ErrDowngrade) {
 		t.Errorf("CheckDowngrade of the older version: %v", err)
