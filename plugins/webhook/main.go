@@ -252,7 +252,9 @@ func incident(h *sdk.Host, s settings, doc document, headers map[string][]string
 	default:
 		return abi.Incident{}, errors.New("raw_json: want a JSON object")
 	}
-	hd := make(map[string]string, len(headers))
+	// map[string]any, not map[string]string: jsonwire writes the former
+	// itself and hands other types to encoding/json's reflection.
+	hd := make(map[string]any, len(headers))
 	for k, v := range headers {
 		hd[k] = strings.Join(v, ", ")
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -142,5 +143,22 @@ func TestConfigureRejectsBadParams(t *testing.T) {
 	}
 	if err := sdktest.New(Connector(), map[string]any{ParamNameTemplate: "{{.a.b}}", ParamDedupFields: "a,b.c", ParamDedupWindow: "4h"}).Configure(context.Background()); err != nil {
 		t.Errorf("configure with good params: %v", err)
+	}
+}
+
+// BenchmarkServe is one webhook request natively, through the SDK and
+// sdktest: the guest-side share of the ingest load test
+// (internal/api TestWebhookLoad), without wasm.
+func BenchmarkServe(b *testing.B) {
+	h := sdktest.New(Connector(), map[string]any{"incident_type": "Webhook"})
+	for i := 0; b.Loop(); i++ {
+		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"name":"load `+strconv.Itoa(i)+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("User-Agent", "Go-http-client/1.1")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
 	}
 }
