@@ -2,8 +2,6 @@ package service
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -130,44 +128,18 @@ func (ps *Plugins) InstallVerified(ctx context.Context, wasm, sig []byte, by str
 	return res.PluginInfo, fromStore(err)
 }
 
-func (ps *Plugins) install(ctx context.Context, req InstallRequest) (res InstallResult, err error) {
+func (ps *Plugins) install(ctx context.Context, req InstallRequest) (InstallResult, error) {
 	c := ps.c
 	done, err := c.enter()
 	if err != nil {
 		return InstallResult{}, err
 	}
 	defer done()
-	// The file's synced write takes about as long as a load from the
-	// compilation cache (tens of ms for a 4 MB plugin), so it runs beside
-	// the load instead of after it. Blobs are content-addressed: one
-	// written for a file whose install then fails is dropped again unless
-	// a version uses it.
-	var sha string // set before blob is sent on
-	blob := make(chan error, 1)
-	go func() {
-		sum := sha256.Sum256(req.Wasm)
-		sha = hex.EncodeToString(sum[:])
-		blob <- c.st.PutPluginBlob(ctx, sha, req.Wasm)
-	}()
-	blobWritten := false
-	defer func() {
-		if err == nil || !blobWritten {
-			return
-		}
-		if derr := c.st.DropPluginBlob(context.WithoutCancel(ctx), sha); derr != nil {
-			c.log.Warn().Err(derr).Str("sha256", sha).Msg("could not drop the file of a failed install")
-		}
-	}()
 	// Compiling takes seconds for a large guest: it happens before the
 	// lifecycle lock, so calls and other changes go on meanwhile.
 	p, err := c.rt.Load(ctx, req.Wasm)
-	blobErr := <-blob
-	blobWritten = blobErr == nil
 	if err != nil {
 		return InstallResult{}, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if blobErr != nil {
-		return InstallResult{}, blobErr
 	}
 	p = c.keepPlugin(ctx, p)
 	m := p.Manifest
@@ -238,21 +210,16 @@ func (ps *Plugins) storeVersion(ctx context.Context, p *host.Plugin, req Install
 			return store.PluginVersion{}, false, err
 		}
 	}
+	if err := st.PutPluginBlob(ctx, p.SHA256, req.Wasm); err != nil {
+		return store.PluginVersion{}, false, err
+	}
 	raw, _ := json.Marshal(m)
-	rec := store.PluginVersion{
+	pv, err := st.PutPluginVersion(ctx, store.PluginVersion{
 		Name: m.Name, Version: m.Version, SHA256: p.SHA256, Manifest: raw,
 		InstalledAt: ps.c.now().UTC(), InstalledBy: req.By, Signature: req.signature, SignedBy: req.signedBy,
 		// Kept for engines, which verify the file with their own policy.
 		Minisig: req.Signature,
-	}
-	// install wrote the blob ahead; a concurrent failed install of the
-	// same file may have dropped it since (ErrNotFound): write it again.
-	pv, err := st.PutPluginVersion(ctx, rec)
-	if errors.Is(err, store.ErrNotFound) {
-		if err = st.PutPluginBlob(ctx, p.SHA256, req.Wasm); err == nil {
-			pv, err = st.PutPluginVersion(ctx, rec)
-		}
-	}
+	})
 	if err != nil {
 		return store.PluginVersion{}, false, err
 	}

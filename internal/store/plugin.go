@@ -226,41 +226,21 @@ func (s *Store) DeletePluginVersion(ctx context.Context, name, version string) e
 		if err := txn.Delete(pvBlobKey(pv.SHA256, name, version)); err != nil {
 			return err
 		}
-		// The check sees this transaction's delete above, so it finds only
-		// the other versions' references.
-		return dropUnusedBlob(txn, pv.SHA256)
+		// The iterator sees this transaction's delete above, so it finds
+		// only the other versions' references.
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: key(pIdxPVBlob, pv.SHA256, "/")})
+		it.Rewind()
+		used := it.Valid()
+		it.Close()
+		if used {
+			return nil
+		}
+		return txn.Delete(blobKey(pv.SHA256))
 	})
 	if err != nil {
 		return fmt.Errorf("delete plugin %s version %s: %w", name, version, err)
 	}
 	return nil
-}
-
-// DropPluginBlob removes the blob stored under sha unless a version uses
-// it: for a file written ahead of its install (see service Plugins.install)
-// whose install then failed.
-func (s *Store) DropPluginBlob(ctx context.Context, sha string) error {
-	sha, err := checkSHA(sha)
-	if err != nil {
-		return err
-	}
-	err = s.update(ctx, func(txn *badger.Txn) error { return dropUnusedBlob(txn, sha) })
-	if err != nil {
-		return fmt.Errorf("plugin blob %s: %w", sha, err)
-	}
-	return nil
-}
-
-// dropUnusedBlob deletes the blob sha unless a version references it.
-func dropUnusedBlob(txn *badger.Txn, sha string) error {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: key(pIdxPVBlob, sha, "/")})
-	it.Rewind()
-	used := it.Valid()
-	it.Close()
-	if used {
-		return nil
-	}
-	return txn.Delete(blobKey(sha))
 }
 
 // compareSemver orders versions by semver precedence, treating anything
