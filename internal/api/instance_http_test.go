@@ -294,9 +294,10 @@ func TestChatFlow(t *testing.T) {
 	}
 }
 
-// TestWebhookLoad posts 2,000 webhook requests from 16 clients and reports
+// TestWebhookLoad posts 15,000 webhook requests from 16 clients and reports
 // throughput and p99 latency, with store group commit on and off in the
-// same run. Run with CONNHOST_LOAD=1:
+// same run. Run with CONNHOST_LOAD=1; CONNHOST_LOAD_PROFILE=DIR also writes
+// a CPU profile of each load phase into DIR:
 //
 //	CONNHOST_LOAD=1 go test ./internal/api -run TestWebhookLoad -v
 func TestWebhookLoad(t *testing.T) {
