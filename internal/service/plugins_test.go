@@ -49,8 +49,7 @@ func TestPluginsInstall(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := e.svc.Plugins.Install(ctx, service.InstallRequest{Wasm: tc.wasm, By: "test"})
 			wantErr(t, err, tc.want)
-			// The file is written while it compiles: a refused one must
-			// not stay behind, an installed one must be there.
+			// A refused file is not stored; an installed one is.
 			sum := sha256.Sum256(tc.wasm)
 			_, berr := e.st.GetPluginBlob(ctx, hex.EncodeToString(sum[:]))
 			if stored := berr == nil; stored != (err == nil) {
@@ -71,8 +70,8 @@ func TestPluginsInstall(t *testing.T) {
 	if !errors.Is(err, signing.ErrDowngrade) || !strings.Contains(err.Error(), "offered version 1.0.0 is older than the current version 2.0.0") {
 		t.Errorf("reinstalling the older file: %v", err)
 	}
-	// The refused file is the installed 1.0.0's: dropping what a refused
-	// install wrote must leave a file a version uses.
+	// The refused file is the installed 1.0.0's: refusing it must not
+	// take away the file a version uses.
 	sum := sha256.Sum256(echo(t, "1.0.0"))
 	if _, err := e.st.GetPluginBlob(ctx, hex.EncodeToString(sum[:])); err != nil {
 		t.Errorf("file of the installed 1.0.0 after its refused reinstall: %v", err)
