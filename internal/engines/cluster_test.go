@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 	"github.com/rs/zerolog"
 
@@ -113,6 +114,15 @@ func TestExternalCluster(t *testing.T) {
 		return true
 	})
 	t.Cleanup(hub.Close)
+	// Plugin files are read from the stream's leader, not from any replica
+	// (see leaderReads): an engine told to run a version must find it.
+	js, err := jetstream.New(hub.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := js.Stream(ctx, PluginsStream); err != nil || st.CachedInfo().Config.AllowDirect {
+		t.Fatalf("plugins stream answers direct gets from any replica (%v)", err)
+	}
 	be := &backend{svc: host.NewMemServices(), groups: map[string]string{}}
 	hub.Attach(be)
 	f := &fixture{hub: hub, be: be}

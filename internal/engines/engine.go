@@ -60,11 +60,11 @@ type Engine struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	leases   jetstream.KeyValue
-	objs     jetstream.ObjectStore
 	slots    chan struct{}
 	inflight atomic.Int64
 
 	mu        sync.Mutex
+	objs      jetstream.ObjectStore   // the plugin files (getObject)
 	plugins   map[string]*host.Plugin // compiled, by SHA-256
 	loading   map[string]*loadCall    // compilations under way, by SHA-256
 	instances map[string]*runner      // by instance id
@@ -445,20 +445,73 @@ func (e *Engine) plugin(ctx context.Context, s Spec) (*host.Plugin, error) {
 	}
 }
 
+// objectRetry bounds how long getObject retries a read that failed
+// transiently.
+const objectRetry = 5 * time.Second
+
+// getObject reads an object of the plugin bucket. On a replicated cluster
+// a read right after the hub published the object can fail for a moment:
+// its chunks are read through a consumer that a lagging replica may serve,
+// or a second server publishing the same file replaces it while it is read
+// ("digests do not match"), and a plugin file the hub named may not be
+// visible yet (mustExist: "not found" is then transient too). Such reads
+// are retried with backoff for up to objectRetry; what is read is checked
+// against its SHA-256 by the caller either way.
+func (e *Engine) getObject(ctx context.Context, name string, mustExist bool) ([]byte, error) {
+	delay := 50 * time.Millisecond
+	deadline := time.Now().Add(objectRetry)
+	for {
+		b, err := e.readObject(ctx, name)
+		transient := errors.Is(err, jetstream.ErrDigestMismatch) || (mustExist && errors.Is(err, jetstream.ErrObjectNotFound))
+		if !transient || time.Now().Add(delay).After(deadline) {
+			return b, err
+		}
+		e.log.Debug().Err(err).Str("object", name).Dur("retry_in_ms", delay).Msg("plugin bucket read failed; retrying")
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+	}
+}
+
+// readObject reads an object once. A handle keeps the bucket's settings
+// it was bound with: once the hub has turned direct gets off
+// (Hub.leaderReads) after this engine bound it, nothing answers the
+// handle's reads, so the bucket is bound again and the read retried.
+func (e *Engine) readObject(ctx context.Context, name string) ([]byte, error) {
+	e.mu.Lock()
+	objs := e.objs
+	e.mu.Unlock()
+	b, err := objs.GetBytes(ctx, name)
+	if !errors.Is(err, nats.ErrNoResponders) {
+		return b, err
+	}
+	fresh, berr := e.js.ObjectStore(ctx, BucketPlugins)
+	if berr != nil {
+		return nil, errors.Join(err, berr)
+	}
+	e.mu.Lock()
+	e.objs = fresh
+	e.mu.Unlock()
+	return fresh.GetBytes(ctx, name)
+}
+
 // load fetches, checks and compiles a plugin file. The file must pass the
 // engine's own trust policy with the signature published beside it (none
 // published: unsigned), so an engine trusts only the keys its operator
 // gave it, whatever the server admitted; a refusal is KindDenied naming
 // the plugin, the engine and the policy's reason.
 func (e *Engine) load(ctx context.Context, s Spec) (*host.Plugin, error) {
-	blob, err := e.objs.GetBytes(ctx, s.SHA256)
+	blob, err := e.getObject(ctx, s.SHA256, true)
 	if err != nil {
 		return nil, abi.Errorf(abi.KindUnavailable, "engine %q: plugin %s (sha256 %s): %v", e.opts.Name, s.Plugin, s.SHA256, err)
 	}
 	if got := sha256Hex(blob); got != s.SHA256 {
 		return nil, abi.Errorf(abi.KindDenied, "engine %q: plugin %s: file hash %s is not %s", e.opts.Name, s.Plugin, got, s.SHA256)
 	}
-	sig, err := e.objs.GetBytes(ctx, SigObject(s.SHA256))
+	sig, err := e.getObject(ctx, SigObject(s.SHA256), false)
 	switch {
 	case errors.Is(err, jetstream.ErrObjectNotFound):
 		sig = nil

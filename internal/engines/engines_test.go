@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -158,6 +159,60 @@ func TestExecuteOnEngine(t *testing.T) {
 # TYPE connhost_engine_calls_total counter
 connhost_engine_calls_total{engine="e1",group="dmz"} 3
 `), "connhost_engine_calls_total"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEngineRebindsPlugins: the hub reads plugin files from the stream's
+// leader only (leaderReads). An engine that bound the bucket while direct
+// gets were still on (before a hub restart turned them off again) finds
+// nothing answering its reads; it binds the bucket again and loads the
+// plugin.
+func TestEngineRebindsPlugins(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	js, err := jetstream.New(f.hub.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setDirect := func(on bool) {
+		t.Helper()
+		st, err := js.Stream(ctx, PluginsStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := st.CachedInfo().Config
+		cfg.AllowDirect = on
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setDirect(true)
+	f.engine(t, "e1", "dmz")
+	setDirect(false)
+	if _, err := f.hub.Execute(ctx, "dmz", f.spec(t, "i1", "dmz"), "echo", json.RawMessage(`{}`)); err != nil {
+		t.Fatalf("engine bound with direct gets on: %v", err)
+	}
+}
+
+// TestEngineWaitsForPluginFile: a plugin file the hub names but that the
+// engine cannot read yet (on a replicated cluster, a replica behind the
+// hub's write) is read again until it appears, within objectRetry.
+func TestEngineWaitsForPluginFile(t *testing.T) {
+	f := newFixture(t)
+	f.engine(t, "e1", "dmz")
+	sp := f.spec(t, "i1", "dmz")
+	wasm := versionedProbe(t, f.wasm, "1.0.1")
+	late := Spec{Info: sp.Info, Plugin: "engineprobe@1.0.1", SHA256: shaHex(wasm)}.WithHash()
+	published := make(chan error, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		published <- f.hub.Publish(context.Background(), late.SHA256, wasm, nil)
+	}()
+	if _, err := f.hub.Execute(t.Context(), "dmz", late, "echo", json.RawMessage(`{}`)); err != nil {
+		t.Fatalf("plugin published 300 ms after the call: %v", err)
+	}
+	if err := <-published; err != nil {
 		t.Fatal(err)
 	}
 }
@@ -445,4 +500,19 @@ func TestIdleEviction(t *testing.T) {
 	if _, err := f.hub.Execute(t.Context(), "dmz", sp, "echo", json.RawMessage(`{}`)); err != nil || held() != 1 {
 		t.Fatalf("call after eviction: %v, %d pools", err, held())
 	}
+}
+
+// versionedProbe is wasm with its manifest's version set to version.
+func versionedProbe(t testing.TB, wasm []byte, version string) []byte {
+	t.Helper()
+	m, err := abi.ReadManifest(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Version = version
+	out, err := abi.EmbedManifest(wasm, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

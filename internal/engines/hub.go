@@ -248,7 +248,15 @@ func (h *Hub) connect(ctx context.Context) error {
 	if h.leases, err = h.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketLeases, Storage: jetstream.MemoryStorage, TTL: h.opts.LeaseTTL, Replicas: h.replicas()}); err != nil {
 		return fmt.Errorf("engines: bucket %s: %w", BucketLeases, err)
 	}
-	if h.objs, err = h.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: BucketPlugins, Storage: jetstream.FileStorage, Replicas: h.replicas()}); err != nil {
+	if _, err = h.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: BucketPlugins, Storage: jetstream.FileStorage, Replicas: h.replicas()}); err != nil {
+		return fmt.Errorf("engines: bucket %s: %w", BucketPlugins, err)
+	}
+	if err := h.leaderReads(ctx, PluginsStream); err != nil {
+		return fmt.Errorf("engines: bucket %s: %w", BucketPlugins, err)
+	}
+	// Bound after leaderReads: a handle keeps the stream's settings it was
+	// bound with, and direct gets have no one to answer them now.
+	if h.objs, err = h.js.ObjectStore(ctx, BucketPlugins); err != nil {
 		return fmt.Errorf("engines: bucket %s: %w", BucketPlugins, err)
 	}
 	if err := h.loadEnrolled(ctx); err != nil {
@@ -260,6 +268,33 @@ func (h *Hub) connect(ctx context.Context) error {
 	}
 	h.subs = append(h.subs, sub)
 	return nil
+}
+
+// PluginsStream is the JetStream stream behind the BucketPlugins object
+// store.
+const PluginsStream = "OBJ_" + BucketPlugins
+
+// leaderReads turns off direct gets on stream. An object store reads each
+// object's metadata with a direct get, which any replica may answer: on a
+// replicated cluster an engine could then miss a plugin file the hub has
+// just published and been told to run ("object not found"), or miss its
+// signature and take a signed file for an unsigned one. Without direct
+// gets the stream's leader answers, which has every acknowledged write.
+// Plugin files are read once per version and engine, so the read scaling
+// direct gets buy is not needed. Engines read the setting when they bind
+// the bucket (Connect); one bound before it changed reconnects to see it.
+func (h *Hub) leaderReads(ctx context.Context, stream string) error {
+	st, err := h.js.Stream(ctx, stream)
+	if err != nil {
+		return err
+	}
+	cfg := st.CachedInfo().Config
+	if !cfg.AllowDirect {
+		return nil
+	}
+	cfg.AllowDirect = false
+	_, err = h.js.UpdateStream(ctx, cfg)
+	return err
 }
 
 // replicas is the buckets' replication factor.
