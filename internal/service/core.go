@@ -131,6 +131,11 @@ func (c *core) drain(ctx context.Context) error {
 func (c *core) hold(id string) (li *liveInstance, release func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.holdLocked(id)
+}
+
+// holdLocked is hold, called with mu held.
+func (c *core) holdLocked(id string) (li *liveInstance, release func()) {
 	li = c.live[id]
 	if li == nil {
 		return nil, func() {}
@@ -169,12 +174,7 @@ func (c *core) unsetLive(id string) *liveInstance {
 func (c *core) holdNamed(name string) (li *liveInstance, release func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	li = c.live[c.names[name]]
-	if li == nil {
-		return nil, func() {}
-	}
-	li.calls.Add(1)
-	return li, li.calls.Done
+	return c.holdLocked(c.names[name])
 }
 
 // instanceOf returns the record and plugin manifest of the instance with
